@@ -1,0 +1,278 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"sort"
+
+	warden "github.com/warden-sh/warden"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// VerifyError names the first sequence number at which a log stops being
+// what its signed checkpoints commit to, and why.
+type VerifyError struct {
+	Seq    uint64
+	Reason string
+}
+
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("first bad sequence number %d: %s", e.Seq, e.Reason)
+}
+
+// CheckReceipt checks one receipt on its own: its body is canonical JSON,
+// RootHash is the BLAKE3 of the body, and LeafHash is the hash of its entry.
+// It returns the recomputed leaf hash. It is safe for concurrent use, so a
+// verifier may check receipts in parallel and feed them to Verifier.Add in
+// order.
+func CheckReceipt(r *warden.Receipt) ([]byte, error) {
+	fail := func(format string, args ...any) ([]byte, error) {
+		return nil, &VerifyError{Seq: r.Seq, Reason: fmt.Sprintf(format, args...)}
+	}
+	if r.SchemaVersion != warden.SchemaVersion {
+		return fail("schema_version %q is not %q", r.SchemaVersion, warden.SchemaVersion)
+	}
+	if !warden.ValidScroll(r.Scroll) {
+		return fail("unknown scroll %q", r.Scroll)
+	}
+	if got := BodyHash(r.Body); got != r.RootHash {
+		return fail("body does not match root_hash (body edited): computed %s, receipt says %s", got, r.RootHash)
+	}
+	canon, err := Canonical(r.Body)
+	if err != nil || !bytes.Equal(canon, r.Body) {
+		return fail("body is not RFC 8785 canonical JSON")
+	}
+	entry, err := EntryBytes(r)
+	if err != nil {
+		return fail("%v", err)
+	}
+	leaf := LeafHash(entry)
+	stored, err := hex.DecodeString(r.LeafHash)
+	if err != nil || !bytes.Equal(leaf, stored) {
+		return fail("%s", diagnoseLeaf(r, stored))
+	}
+	return leaf, nil
+}
+
+// diagnoseLeaf explains a leaf-hash mismatch: a receipt whose stored leaf
+// hash is right for a neighbouring seq was moved by an insertion or deletion.
+func diagnoseLeaf(r *warden.Receipt, stored []byte) string {
+	for _, d := range []int64{-1, 1} {
+		c := *r
+		c.Seq = uint64(int64(r.Seq) + d)
+		if entry, err := EntryBytes(&c); err == nil && bytes.Equal(LeafHash(entry), stored) {
+			return fmt.Sprintf("receipt was written as seq %d: receipts were inserted, deleted or renumbered before it", c.Seq)
+		}
+	}
+	return "fields do not match leaf_hash (type, scroll, tags, timestamp, seq or leaf_hash edited)"
+}
+
+type checkpointAt struct {
+	body *CheckpointBody
+}
+
+// Verifier rebuilds a log from its receipts in seq order and checks it
+// against signed checkpoints. Use AddCheckpoint for every checkpoint first,
+// then Add for every receipt in order, then Finish.
+type Verifier struct {
+	known       note.Verifiers
+	origin      string
+	checkpoints []checkpointAt
+	next        int // index into checkpoints of the next one to reach
+	tree        *Tree
+	scrolls     map[string]*Tree
+	err         *VerifyError
+	// AllowUnanchored accepts receipts after the newest checkpoint (a live
+	// log between checkpoints). By default they fail verification, since
+	// nothing signed vouches for them.
+	AllowUnanchored bool
+}
+
+// NewVerifier returns a verifier that trusts checkpoints signed by known for
+// origin (empty origin: take it from the first checkpoint).
+func NewVerifier(known note.Verifiers, origin string) *Verifier {
+	return &Verifier{known: known, origin: origin, tree: NewTree(), scrolls: map[string]*Tree{}}
+}
+
+// AddCheckpoint registers a signed checkpoint. A checkpoint that does not
+// verify fails verification; the sequence number named is the first one the
+// forged checkpoint claims to cover beyond the valid ones before it.
+func (v *Verifier) AddCheckpoint(msg []byte) error {
+	c, err := OpenCheckpoint(msg, v.known)
+	if err != nil {
+		size := claimedSize(msg)
+		v.fail(v.coveredBelow(size), fmt.Sprintf("checkpoint claiming size %d is forged or unreadable: %v", size, err))
+		return v.err
+	}
+	if v.origin == "" {
+		v.origin = c.Origin
+	}
+	if c.Origin != v.origin {
+		v.fail(v.coveredBelow(c.Size), fmt.Sprintf("checkpoint at size %d is for origin %q, not %q", c.Size, c.Origin, v.origin))
+		return v.err
+	}
+	i := sort.Search(len(v.checkpoints), func(i int) bool { return v.checkpoints[i].body.Size >= c.Size })
+	if i < len(v.checkpoints) && v.checkpoints[i].body.Size == c.Size {
+		if !bytes.Equal(v.checkpoints[i].body.Root, c.Root) {
+			v.fail(v.coveredBelow(c.Size), fmt.Sprintf("two signed checkpoints at size %d disagree on the root (split view)", c.Size))
+			return v.err
+		}
+		return nil
+	}
+	v.checkpoints = append(v.checkpoints, checkpointAt{})
+	copy(v.checkpoints[i+1:], v.checkpoints[i:])
+	v.checkpoints[i] = checkpointAt{body: c}
+	return nil
+}
+
+// coveredBelow returns the size of the largest registered checkpoint smaller
+// than size: everything before it is vouched for by another signature.
+func (v *Verifier) coveredBelow(size uint64) uint64 {
+	var best uint64
+	for _, c := range v.checkpoints {
+		if c.body.Size < size && c.body.Size > best {
+			best = c.body.Size
+		}
+	}
+	return best
+}
+
+func claimedSize(msg []byte) uint64 {
+	lines := bytes.SplitN(msg, []byte("\n"), 3)
+	if len(lines) < 2 {
+		return 0
+	}
+	var n uint64
+	fmt.Sscan(string(lines[1]), &n)
+	return n
+}
+
+func (v *Verifier) fail(seq uint64, reason string) {
+	if v.err == nil || seq < v.err.Seq {
+		v.err = &VerifyError{Seq: seq, Reason: reason}
+	}
+}
+
+// Add checks r (with CheckReceipt) and appends it.
+func (v *Verifier) Add(r *warden.Receipt) error {
+	leaf, err := CheckReceipt(r)
+	if err != nil {
+		if ve, ok := err.(*VerifyError); ok && v.err == nil {
+			if r.Seq != v.tree.Size() {
+				return v.AddChecked(r, nil)
+			}
+			v.err = ve
+		}
+		return v.err
+	}
+	return v.AddChecked(r, leaf)
+}
+
+// AddChecked appends a receipt already checked by CheckReceipt, whose
+// recomputed leaf hash is leaf. Receipts MUST arrive in seq order; the first
+// gap, repeat or reordering fails verification at the expected seq.
+func (v *Verifier) AddChecked(r *warden.Receipt, leaf []byte) error {
+	if v.err != nil {
+		return v.err
+	}
+	want := v.tree.Size()
+	switch {
+	case r.Seq > want:
+		v.fail(want, fmt.Sprintf("receipt %d is missing (next receipt present is %d): deleted or reordered", want, r.Seq))
+		return v.err
+	case r.Seq < want:
+		v.fail(want, fmt.Sprintf("receipt %d appears again or out of order where %d was expected", r.Seq, want))
+		return v.err
+	case leaf == nil:
+		_, err := CheckReceipt(r)
+		v.err = err.(*VerifyError)
+		return v.err
+	}
+	if err := v.tree.Append(leaf, nil); err != nil {
+		v.fail(want, err.Error())
+		return v.err
+	}
+	st := v.scrolls[r.Scroll]
+	if st == nil {
+		st = NewTree()
+		v.scrolls[r.Scroll] = st
+	}
+	if err := st.Append(leaf, nil); err != nil {
+		v.fail(want, err.Error())
+		return v.err
+	}
+	for v.next < len(v.checkpoints) && v.checkpoints[v.next].body.Size == v.tree.Size() {
+		v.checkAt(v.checkpoints[v.next].body)
+		v.next++
+		if v.err != nil {
+			return v.err
+		}
+	}
+	return nil
+}
+
+// checkAt compares the rebuilt tree with a checkpoint of the same size.
+func (v *Verifier) checkAt(c *CheckpointBody) {
+	from := v.coveredBelow(c.Size)
+	if root := v.tree.Root(); !bytes.Equal(root, c.Root) {
+		v.fail(from, fmt.Sprintf("Merkle root of receipts %d..%d is %s but the signed checkpoint at size %d says %s: a receipt in that range was rewritten with recomputed hashes",
+			from, c.Size-1, b64(root), c.Size, b64(c.Root)))
+		return
+	}
+	if len(c.Scrolls) != len(v.scrolls) {
+		v.fail(from, fmt.Sprintf("checkpoint at size %d names %d scrolls, the log has %d", c.Size, len(c.Scrolls), len(v.scrolls)))
+		return
+	}
+	for _, s := range c.Scrolls {
+		t := v.scrolls[s.Name]
+		if t == nil || t.Size() != s.Size || !bytes.Equal(t.Root(), s.Root) {
+			v.fail(from, fmt.Sprintf("scroll %q root differs from the signed checkpoint at size %d", s.Name, c.Size))
+			return
+		}
+	}
+}
+
+// Summary describes a log that verified.
+type Summary struct {
+	Count          uint64
+	Root           []byte
+	CheckpointSize uint64
+	Checkpoints    int
+	Scrolls        map[string]ScrollRoot
+}
+
+func (s *Summary) String() string {
+	return fmt.Sprintf("ok: %d receipts, root %s, latest checkpoint size %d (%d checkpoints verified)",
+		s.Count, b64(s.Root), s.CheckpointSize, s.Checkpoints)
+}
+
+// Finish ends verification: every checkpoint must have been reached (else the
+// log was truncated) and, unless AllowUnanchored, every receipt covered.
+func (v *Verifier) Finish() (*Summary, error) {
+	if v.err != nil {
+		return nil, v.err
+	}
+	n := v.tree.Size()
+	if v.next < len(v.checkpoints) {
+		c := v.checkpoints[v.next].body
+		v.fail(n, fmt.Sprintf("log ends at %d receipts but a signed checkpoint covers %d: truncated", n, c.Size))
+		return nil, v.err
+	}
+	var cpSize uint64
+	if len(v.checkpoints) > 0 {
+		cpSize = v.checkpoints[len(v.checkpoints)-1].body.Size
+	}
+	if n > cpSize && !v.AllowUnanchored {
+		v.fail(cpSize, fmt.Sprintf("receipts %d..%d are not covered by any signed checkpoint (appended after the last one, or forged)", cpSize, n-1))
+		return nil, v.err
+	}
+	s := &Summary{Count: n, Root: v.tree.Root(), CheckpointSize: cpSize, Checkpoints: len(v.checkpoints), Scrolls: map[string]ScrollRoot{}}
+	for name, t := range v.scrolls {
+		s.Scrolls[name] = ScrollRoot{Name: name, Size: t.Size(), Root: t.Root()}
+	}
+	return s, nil
+}
+
+func b64(h []byte) string { return base64.StdEncoding.EncodeToString(h) }

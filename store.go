@@ -1,0 +1,99 @@
+package warden
+
+import (
+	"context"
+	"time"
+)
+
+// Store is warden's storage. Every backend (SQLite, PostgreSQL) implements it
+// and passes the conformance suite in package storetest unchanged.
+//
+// Guarantees every implementation MUST give:
+//   - Update runs fn in ONE transaction: either every state change and every
+//     receipt fn made is committed, or none is. If fn returns an error,
+//     nothing it did is kept.
+//   - Update MUST NOT return nil until the transaction is durable (fsync'd).
+//     Concurrent Updates MAY share one commit (group commit) but MUST NOT
+//     skip the sync, and one Update's failure MUST NOT undo another's.
+//   - Receipts are append-only: the database itself rejects UPDATE and
+//     DELETE of receipts, Merkle nodes and checkpoints.
+//   - Receipt sequence numbers are dense (0, 1, 2, …) in commit order, and
+//     the Merkle tree and every scroll root cover exactly the committed log.
+type Store interface {
+	// Update runs fn in a read-write transaction. It returns fn's error
+	// unchanged, or an EINTERNAL error if the commit failed.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	// View runs fn in a read-only snapshot.
+	View(ctx context.Context, fn func(tx ReadTx) error) error
+	// Close stops accepting work, waits for pending Updates, and releases
+	// the database.
+	Close() error
+}
+
+// ReadTx is a consistent read-only view of the store.
+type ReadTx interface {
+	// Head returns the committed log's size, root and scroll roots.
+	Head() (*LogHead, error)
+	// Receipt returns the receipt with seq, or ENOTFOUND.
+	Receipt(seq uint64) (*Receipt, error)
+	// Receipts lists receipts matching f, in seq order (or reverse).
+	Receipts(f ReceiptFilter) ([]*Receipt, error)
+	// ScanReceipts calls fn for every receipt with seq ≥ from, in seq
+	// order, without holding them all in memory. It stops at fn's first error.
+	ScanReceipts(from uint64, fn func(*Receipt) error) error
+	// MerkleHashes returns the hashes of the given perfect-subtree nodes of
+	// the global tree; every node MUST lie inside the committed log.
+	MerkleHashes(ids []NodeID) ([][]byte, error)
+	// LatestCheckpoint returns the newest checkpoint, or ENOTFOUND.
+	LatestCheckpoint() (*Checkpoint, error)
+	// Checkpoints calls fn for every checkpoint in size order.
+	Checkpoints(fn func(*Checkpoint) error) error
+	// CredentialByTokenHash returns the credential whose token hashes to h,
+	// revoked or not, or ENOTFOUND.
+	CredentialByTokenHash(h string) (*Credential, error)
+	// Credential returns the credential named name, or ENOTFOUND.
+	Credential(name string) (*Credential, error)
+	// Credentials lists every credential by name.
+	Credentials() ([]*Credential, error)
+	// Meta returns the value stored under key, or ENOTFOUND.
+	Meta(key string) (string, error)
+}
+
+// Tx is a read-write transaction.
+type Tx interface {
+	ReadTx
+	// Append adds a receipt to the log and returns it with its Seq,
+	// RootHash and LeafHash set. EINVALID if the draft is malformed.
+	Append(d Draft) (*Receipt, error)
+	// PutCheckpoint stores a signed checkpoint. ECONFLICT if one with the
+	// same size exists; EINVALID if its size exceeds the log.
+	PutCheckpoint(c *Checkpoint) error
+	// CreateCredential stores c. ECONFLICT if the name is taken.
+	CreateCredential(c *Credential) error
+	// RevokeCredential marks the named credential revoked at c.RevokedAt.
+	// ENOTFOUND if unknown, ECONFLICT if already revoked.
+	RevokeCredential(name string, at time.Time) error
+	// SetMeta stores value under key.
+	SetMeta(key, value string) error
+}
+
+// NodeID names a node of the global Merkle tree: Level 0 are leaves, Index
+// counts from 0 within a level (the RFC 6962 / compact-range addressing).
+type NodeID struct {
+	Level uint
+	Index uint64
+}
+
+// LogHead is the state of the committed log.
+type LogHead struct {
+	Size     uint64
+	RootHash []byte // nil when Size is 0
+	// Scrolls maps each scroll with at least one receipt to its head.
+	Scrolls map[string]ScrollHead
+}
+
+// ScrollHead is the size and Merkle root of one scroll's receipts.
+type ScrollHead struct {
+	Size     uint64 `json:"size"`
+	RootHash []byte `json:"root_hash"`
+}
