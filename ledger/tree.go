@@ -160,3 +160,29 @@ func VerifyInclusion(index, size uint64, leafHash []byte, p [][]byte, root []byt
 func VerifyConsistency(size1, size2 uint64, p [][]byte, root1, root2 []byte) error {
 	return proof.VerifyConsistency(hasher, size1, size2, p, root1, root2)
 }
+
+// RootAt returns the root of the tree's first size leaves from the stored
+// perfect-subtree nodes covering [0, size), fetching at most 64 hashes.
+func RootAt(size uint64, fetch FetchFunc) ([]byte, error) {
+	if size == 0 {
+		return EmptyRoot(), nil
+	}
+	cids := compact.RangeNodes(0, size, nil)
+	ids := make([]warden.NodeID, len(cids))
+	for i, id := range cids {
+		ids[i] = warden.NodeID{Level: id.Level, Index: id.Index}
+	}
+	hashes, err := fetch(ids)
+	if err != nil {
+		return nil, fmt.Errorf("ledger.RootAt: %w", err)
+	}
+	r, err := factory.NewRange(0, size, hashes)
+	if err != nil {
+		return nil, fmt.Errorf("ledger.RootAt: %w", err)
+	}
+	root, err := r.GetRootHash(nil)
+	if err != nil {
+		return nil, fmt.Errorf("ledger.RootAt: %w", err)
+	}
+	return root, nil
+}

@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/warden-sh/warden/bench"
+)
+
+func (e *env) benchCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Measure warden on this machine"}
+	var o bench.LedgerOptions
+	ledgerCmd := &cobra.Command{
+		Use:   "ledger",
+		Short: "Durable receipts/s, single-writer latency, verify speed, inclusion proof latency",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			progress := e.stderr
+			res, err := bench.Ledger(e.ctx, o, progress)
+			if err != nil {
+				return err
+			}
+			return e.print(res, func(w io.Writer) {
+				fmt.Fprintf(w, "durable receipts/s (%d writers): %.0f   (target >= 20000)\n", res.Writers, res.ReceiptsPerSec)
+				fmt.Fprintf(w, "single-writer append p99:       %.3f ms (target <= 5 ms; p50 %.3f ms)\n", res.SerialP99Ms, res.SerialP50Ms)
+				fmt.Fprintf(w, "verify receipts/s:              %.0f   (target >= 200000; %d receipts)\n", res.VerifyPerSec, res.VerifiedReceipts)
+				fmt.Fprintf(w, "inclusion proof p99 (%d log):   %.3f ms (target <= 1 ms; p50 %.3f ms)\n", res.ProofLogSize, res.ProofP99Ms, res.ProofP50Ms)
+			})
+		},
+	}
+	fl := ledgerCmd.Flags()
+	fl.StringVar(&o.Dir, "dir", "", "scratch directory (default: a temporary one, removed afterwards)")
+	fl.IntVar(&o.Writers, "writers", 64, "concurrent writers")
+	fl.DurationVar(&o.Duration, "duration", 5*time.Second, "throughput run length")
+	fl.IntVar(&o.Serial, "serial", 2000, "appends in the single-writer latency run")
+	fl.Uint64Var(&o.ProofLog, "proof-log", 1_000_000, "log size for the inclusion proof run")
+	fl.IntVar(&o.ProofCount, "proofs", 2000, "inclusion proofs to time")
+	cmd.AddCommand(ledgerCmd)
+	return cmd
+}

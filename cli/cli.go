@@ -1,0 +1,195 @@
+// Package cli is the warden command line: every runbook step as a command,
+// with --json output. cmd/warden only calls Main; tests call Main too, so
+// the CLI is exercised exactly as an operator runs it.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/datadir"
+	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/sqlite"
+)
+
+// Version is the warden version, set at build time with -ldflags.
+var Version = "dev"
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the operation failed or was refused
+	ExitUsage   = 2 // bad flags or arguments
+	ExitVerify  = 3 // verification found tampering
+)
+
+// env carries what every command needs.
+type env struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	json   bool
+	data   string
+	url    string
+	token  string
+}
+
+// usageError marks errors in how warden was called.
+type usageError struct{ error }
+
+// verifyFailure marks a verification that found a bad log.
+type verifyFailure struct{ error }
+
+// Main runs warden with args and returns the process exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	root := e.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var vf verifyFailure
+	var ue usageError
+	switch {
+	case errors.As(err, &vf):
+		fmt.Fprintln(stderr, "warden: FAILED:", vf.Error())
+		return ExitVerify
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "warden:", ue.Error())
+		return ExitUsage
+	}
+	if e.json {
+		enc := json.NewEncoder(stdout)
+		_ = enc.Encode(map[string]string{"error": warden.ErrorMessage(err), "code": warden.ErrorCode(err)})
+	} else if code := warden.ErrorCode(err); code != warden.EINTERNAL {
+		fmt.Fprintf(stderr, "warden: %s (%s)\n", warden.ErrorMessage(err), code)
+	} else {
+		fmt.Fprintln(stderr, "warden:", err)
+	}
+	return ExitFailure
+}
+
+func (e *env) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "warden",
+		Short:         "Governance and incident-response control plane for autonomous AI agents",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.BoolVar(&e.json, "json", false, "print JSON instead of text")
+	pf.StringVar(&e.data, "data", envOr("WARDEN_DATA", "warden-data"), "data directory (env WARDEN_DATA)")
+	pf.StringVar(&e.url, "url", os.Getenv("WARDEN_URL"), "talk to a running server at this URL instead of the data directory (env WARDEN_URL)")
+	pf.StringVar(&e.token, "token", "", "bearer token for --url (default: env WARDEN_TOKEN)")
+	root.AddCommand(
+		e.initCmd(),
+		e.serveCmd(),
+		e.credentialCmd(),
+		e.exportCmd(),
+		e.verifyCmd(),
+		e.receiptsCmd(),
+		e.benchCmd(),
+		e.versionCmd(),
+	)
+	return root
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *env) bearer() string {
+	if e.token != "" {
+		return e.token
+	}
+	return os.Getenv("WARDEN_TOKEN")
+}
+
+// print writes v as JSON with --json, else calls text.
+func (e *env) print(v any, text func(w io.Writer)) error {
+	if e.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(e.stdout)
+	return nil
+}
+
+// local is an opened data directory with its store and engine, for commands
+// that work on the data directory directly.
+type local struct {
+	dir    *datadir.Dir
+	store  *sqlite.DB
+	engine *engine.Engine
+}
+
+func (l *local) Close() error { return l.store.Close() }
+
+// openLocal loads the data directory and opens its store.
+func (e *env) openLocal(logger *slog.Logger, opts ...func(*engine.Options)) (*local, error) {
+	dir, err := datadir.Load(e.data)
+	if err != nil {
+		return nil, err
+	}
+	return openDir(dir, logger, nil, opts...)
+}
+
+func openDir(dir *datadir.Dir, logger *slog.Logger, onCommit func(int, time.Duration), opts ...func(*engine.Options)) (*local, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	st, err := sqlite.Open(dir.DBPath(), sqlite.Options{Logger: logger, OnCommit: onCommit})
+	if err != nil {
+		return nil, err
+	}
+	o := engine.Options{Store: st, Logger: logger, Signer: dir.Signer, PublicKey: dir.PublicKey}
+	for _, f := range opts {
+		f(&o)
+	}
+	eng, err := engine.New(o)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &local{dir: dir, store: st, engine: eng}, nil
+}
+
+// cliPrincipal is the principal of a command run directly on the data
+// directory: whoever can read the private key files is the administrator.
+func cliPrincipal() *warden.Principal {
+	name := "cli"
+	if u := os.Getenv("USER"); u != "" {
+		name = "cli:" + u
+	}
+	return &warden.Principal{Name: name, Roles: []warden.Role{warden.RoleAdmin}}
+}
+
+func (e *env) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the warden version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.print(map[string]string{"version": Version}, func(w io.Writer) { fmt.Fprintln(w, "warden", Version) })
+		},
+	}
+}

@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+)
+
+func (e *env) credentialCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "credential",
+		Short: "Add, list and revoke bearer credentials (on the data directory, or through --url as admin)",
+	}
+	var spec engine.CredentialSpec
+	var roles []string
+	var classes string
+	add := &cobra.Command{
+		Use:   "add --name NAME --role ROLE [--role ROLE] [--source S --classes a,b]",
+		Short: "Create a credential and print its token once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, r := range roles {
+				for _, one := range strings.Split(r, ",") {
+					role, err := warden.ParseRole(strings.TrimSpace(one))
+					if err != nil {
+						return usageError{err}
+					}
+					spec.Roles = append(spec.Roles, role)
+				}
+			}
+			if classes != "" {
+				spec.Classes = strings.Split(classes, ",")
+			}
+			var c *engine.NewCredential
+			if e.url != "" {
+				c = new(engine.NewCredential)
+				if err := e.client().do("POST", "/api/v1/credentials", spec, c); err != nil {
+					return err
+				}
+			} else {
+				l, err := e.openLocal(nil)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				if c, err = l.engine.AddCredential(e.ctx, cliPrincipal(), spec); err != nil {
+					return err
+				}
+			}
+			return e.print(c, func(w io.Writer) {
+				fmt.Fprintf(w, "Credential %q (%s) created. Its token is shown ONCE:\n\n    %s\n\n", c.Name, joinRoles(c.Roles), c.Token)
+			})
+		},
+	}
+	add.Flags().StringVar(&spec.Name, "name", "", "principal name (required)")
+	add.Flags().StringArrayVar(&roles, "role", nil, "role: read, reporter, operator, recovery-admin, approver, forensic, admin (repeatable)")
+	add.Flags().StringVar(&spec.Source, "source", "", "reporter only: the source it reports for")
+	add.Flags().StringVar(&classes, "classes", "", "reporter only: comma-separated incident classes it may report (default all)")
+	_ = add.MarkFlagRequired("name")
+	_ = add.MarkFlagRequired("role")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List credentials (tokens are never shown)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var creds []*warden.Credential
+			if e.url != "" {
+				var out struct {
+					Credentials []*warden.Credential `json:"credentials"`
+				}
+				if err := e.client().do("GET", "/api/v1/credentials", nil, &out); err != nil {
+					return err
+				}
+				creds = out.Credentials
+			} else {
+				l, err := e.openLocal(nil)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				if creds, err = l.engine.Credentials(e.ctx, cliPrincipal()); err != nil {
+					return err
+				}
+			}
+			return e.print(creds, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tROLES\tSOURCE\tCLASSES\tCREATED\tREVOKED")
+				for _, c := range creds {
+					revoked := "-"
+					if c.RevokedAt != nil {
+						revoked = warden.FormatTime(*c.RevokedAt)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, joinRoles(c.Roles), dash(c.Source), dash(strings.Join(c.Classes, ",")), warden.FormatTime(c.CreatedAt), revoked)
+				}
+				tw.Flush()
+			})
+		},
+	}
+
+	revoke := &cobra.Command{
+		Use:   "revoke NAME",
+		Short: "Revoke a credential; its token stops working at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var c *warden.Credential
+			if e.url != "" {
+				c = new(warden.Credential)
+				if err := e.client().do("POST", "/api/v1/credentials/revoke", map[string]string{"name": args[0]}, c); err != nil {
+					return err
+				}
+			} else {
+				l, err := e.openLocal(nil)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				if c, err = l.engine.RevokeCredential(e.ctx, cliPrincipal(), args[0]); err != nil {
+					return err
+				}
+			}
+			return e.print(c, func(w io.Writer) { fmt.Fprintf(w, "Credential %q revoked.\n", c.Name) })
+		},
+	}
+	cmd.AddCommand(add, list, revoke)
+	return cmd
+}
+
+func joinRoles(rs []warden.Role) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ",")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

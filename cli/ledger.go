@@ -1,0 +1,296 @@
+package cli
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/datadir"
+	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/ledger"
+)
+
+func (e *env) exportCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "export", Short: "Export receipts for offline verification"}
+	var out string
+	receipts := &cobra.Command{
+		Use:   "receipts -o FILE",
+		Short: "Write every receipt as JSON Lines, after every signed checkpoint",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := e.openLocal(nil)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			w := io.Writer(e.stdout)
+			var f *os.File
+			if out != "" && out != "-" {
+				tmp := out + ".tmp"
+				if f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+					return err
+				}
+				w = f
+			}
+			if err := l.engine.Export(e.ctx, w, l.dir.Origin); err != nil {
+				if f != nil {
+					f.Close()
+					os.Remove(f.Name())
+				}
+				return err
+			}
+			if f != nil {
+				if err := f.Sync(); err != nil {
+					return err
+				}
+				if err := f.Close(); err != nil {
+					return err
+				}
+				if err := os.Rename(f.Name(), out); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "exported to %s\n", out)
+			}
+			return nil
+		},
+	}
+	receipts.Flags().StringVarP(&out, "output", "o", "", "output file (default stdout)")
+	cmd.AddCommand(receipts)
+	return cmd
+}
+
+func (e *env) verifyCmd() *cobra.Command {
+	var export, pubkey string
+	var allowUnanchored bool
+	cmd := &cobra.Command{
+		Use:   "verify (--data DIR | --export FILE) [--pubkey FILE]",
+		Short: "Re-hash every receipt, rebuild the Merkle tree and check every signed checkpoint",
+		Long: `Verify a receipt log, live in a data directory or from an export file.
+
+Every body is re-hashed, every leaf recomputed, the Merkle tree rebuilt, and
+every checkpoint's signature and root checked. On any edited, deleted,
+reordered, inserted or truncated receipt, or a forged checkpoint, it exits 3
+naming the FIRST bad sequence number. Exit 0 prints a one-line summary.
+
+Trust comes from the public key: give --pubkey a copy you keep elsewhere.
+Without it, --data uses DIR/ledger.pub and --export the key in the file,
+which an attacker who rewrote the data could also have replaced.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var keyText []byte
+			var err error
+			if pubkey != "" {
+				if keyText, err = os.ReadFile(pubkey); err != nil {
+					return usageError{err}
+				}
+			}
+			var sum *ledger.Summary
+			if export != "" {
+				sum, err = verifyExportFile(export, keyText, allowUnanchored, e.stderr)
+			} else {
+				if keyText == nil {
+					if keyText, err = os.ReadFile(filepath.Join(e.data, datadir.PubFile)); err != nil {
+						return usageError{fmt.Errorf("no public key: %w (pass --pubkey)", err)}
+					}
+				}
+				sum, err = e.verifyData(keyText, allowUnanchored)
+			}
+			if err != nil {
+				return err
+			}
+			return e.print(map[string]any{"ok": true, "count": sum.Count, "root": sum.Root, "checkpoint_size": sum.CheckpointSize, "checkpoints": sum.Checkpoints},
+				func(w io.Writer) { fmt.Fprintln(w, sum.String()) })
+		},
+	}
+	cmd.Flags().StringVar(&export, "export", "", "verify this export file instead of the data directory")
+	cmd.Flags().StringVar(&pubkey, "pubkey", "", "file with the trusted ledger public key (signed-note verifier key)")
+	cmd.Flags().BoolVar(&allowUnanchored, "allow-unanchored", false, "accept receipts newer than the last checkpoint (a live server between checkpoints)")
+	return cmd
+}
+
+func newVerifier(keyText []byte, allowUnanchored bool) (*ledger.Verifier, error) {
+	known, _, err := ledger.ParseVerifiers(keyText)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	v := ledger.NewVerifier(known, "")
+	v.AllowUnanchored = allowUnanchored
+	return v, nil
+}
+
+// verifyResult turns a verification error into a verifyFailure (exit 3).
+func verifyResult(sum *ledger.Summary, err error) (*ledger.Summary, error) {
+	var ve *ledger.VerifyError
+	if asVerifyError(err, &ve) {
+		return nil, verifyFailure{ve}
+	}
+	return sum, err
+}
+
+func (e *env) verifyData(keyText []byte, allowUnanchored bool) (*ledger.Summary, error) {
+	v, err := newVerifier(keyText, allowUnanchored)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := datadir.Load(e.data)
+	if err != nil {
+		return nil, err
+	}
+	l, err := openDir(dir, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	return verifyResult(engine.VerifyStore(e.ctx, l.store, v))
+}
+
+func verifyExportFile(name string, keyText []byte, allowUnanchored bool, stderr io.Writer) (*ledger.Summary, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	defer f.Close()
+	if keyText == nil {
+		// Trust the key inside the export only after saying so.
+		hdr, err := peekHeader(name)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintln(stderr, "warden: note: no --pubkey given; trusting the public key inside the export")
+		keyText = []byte(hdr.PublicKey)
+	}
+	v, err := newVerifier(keyText, allowUnanchored)
+	if err != nil {
+		return nil, err
+	}
+	sum, _, err := engine.VerifyExport(f, v)
+	return verifyResult(sum, err)
+}
+
+func (e *env) receiptsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "receipts", Short: "List and show receipts (data directory or --url)"}
+	var f warden.ReceiptFilter
+	var after int64 = -1
+	list := &cobra.Command{
+		Use:   "list [--scroll S] [--type T] [--tag T] [--after SEQ] [--limit N] [--desc]",
+		Short: "List receipts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if after >= 0 {
+				a := uint64(after)
+				f.After = &a
+			}
+			var list []*warden.Receipt
+			if e.url != "" {
+				q := url.Values{}
+				for k, v := range map[string]string{"scroll": f.Scroll, "type": f.Type, "tag": f.Tag} {
+					if v != "" {
+						q.Set(k, v)
+					}
+				}
+				if f.After != nil {
+					q.Set("after", strconv.FormatUint(*f.After, 10))
+				}
+				if f.Limit > 0 {
+					q.Set("limit", strconv.Itoa(f.Limit))
+				}
+				if f.Descending {
+					q.Set("order", "desc")
+				}
+				var out struct {
+					Receipts []*warden.Receipt `json:"receipts"`
+				}
+				if err := e.client().do("GET", "/api/v1/receipts?"+q.Encode(), nil, &out); err != nil {
+					return err
+				}
+				list = out.Receipts
+			} else {
+				l, err := e.openLocal(nil)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				if list, err = l.engine.Receipts(e.ctx, f); err != nil {
+					return err
+				}
+			}
+			return e.print(list, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SEQ\tTIMESTAMP\tSCROLL\tTYPE\tTAGS\tROOT_HASH")
+				for _, r := range list {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Timestamp, r.Scroll, r.Type, strings.Join(r.Tags, ","), r.RootHash)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	list.Flags().StringVar(&f.Scroll, "scroll", "", "only this scroll")
+	list.Flags().StringVar(&f.Type, "type", "", "only this receipt type")
+	list.Flags().StringVar(&f.Tag, "tag", "", "only receipts with this tag")
+	list.Flags().Int64Var(&after, "after", -1, "only receipts after this sequence number")
+	list.Flags().IntVar(&f.Limit, "limit", 0, "page size (default 100, max 1000)")
+	list.Flags().BoolVar(&f.Descending, "desc", false, "newest first")
+
+	show := &cobra.Command{
+		Use:   "show SEQ",
+		Short: "Show one receipt with its inclusion proof against the latest checkpoint",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seq, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil {
+				return usageError{fmt.Errorf("SEQ must be a non-negative integer, not %q", args[0])}
+			}
+			var rp *engine.ReceiptProof
+			if e.url != "" {
+				rp = new(engine.ReceiptProof)
+				if err := e.client().do("GET", "/api/v1/receipts/"+args[0], nil, rp); err != nil {
+					return err
+				}
+			} else {
+				l, err := e.openLocal(nil)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				if rp, err = l.engine.Receipt(e.ctx, seq); err != nil {
+					return err
+				}
+			}
+			return e.print(rp, func(w io.Writer) {
+				r := rp.Receipt
+				fmt.Fprintf(w, "seq:        %d\ntype:       %s\nscroll:     %s\ntimestamp:  %s\ntags:       %s\nroot_hash:  %s\nleaf_hash:  %s\nbody:       %s\n",
+					r.Seq, r.Type, r.Scroll, r.Timestamp, strings.Join(r.Tags, ","), r.RootHash, r.LeafHash, r.Body)
+				if rp.Proof == nil {
+					fmt.Fprintln(w, "proof:      not yet anchored (newer than the latest checkpoint)")
+					return
+				}
+				fmt.Fprintf(w, "proof:      leaf %d of %d, %d hashes\n", rp.Proof.LeafIndex, rp.Proof.TreeSize, len(rp.Proof.Hashes))
+				for _, h := range rp.Proof.Hashes {
+					fmt.Fprintf(w, "            %s\n", base64.StdEncoding.EncodeToString(h))
+				}
+				fmt.Fprintf(w, "checkpoint:\n%s", indent(rp.Proof.Checkpoint))
+			})
+		},
+	}
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func indent(s string) string {
+	lines := strings.SplitAfter(s, "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		if l != "" {
+			b.WriteString("    " + l)
+		}
+	}
+	return b.String()
+}

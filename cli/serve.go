@@ -1,0 +1,241 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/warden-sh/warden/datadir"
+	"github.com/warden-sh/warden/engine"
+	wardenhttp "github.com/warden-sh/warden/http"
+)
+
+// AdminName is the name of the credential `warden init` creates.
+const AdminName = "admin"
+
+func (e *env) initCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Create a data directory: database, ledger signing key, HMAC key and an admin credential",
+		Long: `Create the data directory (0700) with the SQLite database, an ed25519 ledger
+signing key and an HMAC key (0600), and an admin credential whose token is
+printed exactly once and stored only as a hash.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := datadir.Init(e.data)
+			if err != nil {
+				return usageError{err}
+			}
+			l, err := openDir(dir, nil, nil)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			cred, err := l.engine.Bootstrap(e.ctx, AdminName)
+			if err != nil {
+				return err
+			}
+			if _, err := l.engine.Checkpoint(e.ctx); err != nil {
+				return err
+			}
+			return e.printInit(dir, cred)
+		},
+	}
+}
+
+func (e *env) printInit(dir *datadir.Dir, cred *engine.NewCredential) error {
+	return e.print(map[string]string{"data": dir.Path, "origin": dir.Origin, "pubkey": dir.PublicKey, "admin": cred.Name, "token": cred.Token},
+		func(w io.Writer) {
+			fmt.Fprintf(w, "Initialised %s (log origin %s).\n", dir.Path, dir.Origin)
+			fmt.Fprintf(w, "Ledger public key (give it to verifiers): %s\n", dir.PublicKey)
+			fmt.Fprintf(w, "Admin credential %q — this token is shown ONCE and stored only as a hash:\n\n    %s\n\n", cred.Name, cred.Token)
+		})
+}
+
+type serveFlags struct {
+	addr      string
+	dev       bool
+	drill     bool
+	logLevel  string
+	readyFile string
+}
+
+func (e *env) serveCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the warden server (HTTP API, checkpointer)",
+		Long: `Run the warden server on the data directory, initialising it on first start.
+
+--dev is for local trials only: it refuses any non-loopback address, accepts
+unauthenticated requests as principal "dev" (admin), and records in a receipt
+that it runs in dev mode.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return e.serve(f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", envOr("WARDEN_ADDR", "127.0.0.1:8515"), "listen address (env WARDEN_ADDR)")
+	fl.BoolVar(&f.dev, "dev", false, "local trial mode: loopback only, unauthenticated requests act as principal dev")
+	fl.BoolVar(&f.drill, "drill", os.Getenv("DRILL_MODE") == "1", "drill mode: containment dry-run, DRILL/* tags (env DRILL_MODE=1)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.readyFile, "ready-file", "", "write the bound address to this file once serving (for tests and supervisors)")
+	return cmd
+}
+
+func (e *env) serve(f serveFlags) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	if f.dev {
+		if err := requireLoopback(f.addr); err != nil {
+			return usageError{err}
+		}
+	}
+	var dir *datadir.Dir
+	var err error
+	fresh := !datadir.Initialized(e.data)
+	if fresh {
+		dir, err = datadir.Init(e.data)
+	} else {
+		dir, err = datadir.Load(e.data)
+	}
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := engine.NewMetrics(reg)
+	l, err := openDir(dir, logger, func(ops int, d time.Duration) {
+		metrics.CommitBatchOps.Observe(float64(ops))
+		metrics.CommitBatchSeconds.Observe(d.Seconds())
+	}, func(o *engine.Options) {
+		o.Dev, o.Drill, o.Metrics = f.dev, f.drill, metrics
+	})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	eng := l.engine
+	if fresh {
+		cred, err := eng.Bootstrap(e.ctx, AdminName)
+		if err != nil {
+			return err
+		}
+		if err := e.printInit(dir, cred); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", f.addr, err)
+	}
+	addr := ln.Addr().String()
+	if f.dev {
+		logger.Warn("DEV MODE: unauthenticated requests act as principal \"dev\" with every role; never use this outside a local trial", "addr", addr)
+	}
+	if f.drill {
+		logger.Warn("DRILL MODE: containment and Phoenix operations are dry-run; receipts carry DRILL/* tags")
+	}
+	if _, err := eng.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr}); err != nil {
+		ln.Close()
+		return err
+	}
+
+	api := wardenhttp.NewServer(wardenhttp.Options{Engine: eng, Logger: logger, Registry: reg})
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("warden serving", "addr", addr, "origin", dir.Origin, "data", dir.Path, "version", Version)
+	if f.readyFile != "" {
+		if err := os.WriteFile(f.readyFile, []byte(addr+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+
+	// Checkpoint at least every second while the log changes.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(e.ctx))
+	bgDone := make(chan struct{})
+	go func() {
+		defer close(bgDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+				if err := eng.FlushAuthFailures(bg); err != nil {
+					logger.Error("flushing auth failure count", "err", err)
+				}
+				if _, err := eng.Checkpoint(bg); err != nil && bg.Err() == nil {
+					logger.Error("checkpoint", "err", err)
+				}
+			}
+		}
+	}()
+
+	select {
+	case <-e.ctx.Done():
+		logger.Info("shutting down")
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("server stopped", "err", err)
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Error("graceful shutdown", "err", err)
+	}
+	stopBG()
+	<-bgDone
+	final := context.WithoutCancel(e.ctx)
+	if err := eng.FlushAuthFailures(final); err != nil {
+		logger.Error("flushing auth failure count", "err", err)
+	}
+	cp, err := eng.Checkpoint(final)
+	if err != nil {
+		return fmt.Errorf("final checkpoint: %w", err)
+	}
+	if cp != nil {
+		logger.Info("final checkpoint", "size", cp.Size)
+	}
+	return nil
+}
+
+// requireLoopback refuses any address that is not on the loopback
+// interface: --dev accepts unauthenticated requests.
+func requireLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %w", addr, err)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--dev refuses to listen on %q: dev mode accepts unauthenticated requests, so it binds only loopback (127.0.0.0/8 or ::1)", addr)
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+// Package datadir lays out and loads a warden data directory: the SQLite
+// database, the ledger signing key, its public key and the HMAC key.
+//
+//	DIR/            0700
+//	DIR/warden.db   SQLite database (WAL files beside it)
+//	DIR/ledger.key  ed25519 signed-note private key, 0600
+//	DIR/ledger.pub  signed-note public key, 0644: give it to verifiers
+//	DIR/hmac.key    32 random bytes, hex, 0600: forensic bundles, webhooks
+package datadir
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/warden-sh/warden/ledger"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// File names inside a data directory.
+const (
+	DBFile   = "warden.db"
+	KeyFile  = "ledger.key"
+	PubFile  = "ledger.pub"
+	HMACFile = "hmac.key"
+)
+
+// Dir is a loaded data directory.
+type Dir struct {
+	Path      string
+	Origin    string // the log's origin line and key name
+	Signer    note.Signer
+	PublicKey string // signed-note verifier key text
+	HMACKey   []byte
+}
+
+// DBPath returns the database file's path.
+func (d *Dir) DBPath() string { return filepath.Join(d.Path, DBFile) }
+
+// Initialized reports whether path holds an initialised data directory.
+func Initialized(path string) bool {
+	_, err := os.Stat(filepath.Join(path, KeyFile))
+	return err == nil
+}
+
+// Init creates the data directory (0700) with a fresh signing key and HMAC
+// key (0600). It refuses a directory that already holds a key, so keys are
+// never silently replaced. The database is created by the store on open.
+func Init(path string) (*Dir, error) {
+	if Initialized(path) {
+		return nil, fmt.Errorf("datadir.Init: %s is already initialised (it has %s)", path, KeyFile)
+	}
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("datadir.Init: %w", err)
+	}
+	if err := os.Chmod(path, 0o700); err != nil {
+		return nil, fmt.Errorf("datadir.Init: %w", err)
+	}
+	var id [6]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("datadir.Init: %w", err)
+	}
+	origin := "warden/" + hex.EncodeToString(id[:])
+	keys, err := ledger.GenerateKeys(origin)
+	if err != nil {
+		return nil, fmt.Errorf("datadir.Init: %w", err)
+	}
+	var hk [32]byte
+	if _, err := rand.Read(hk[:]); err != nil {
+		return nil, fmt.Errorf("datadir.Init: %w", err)
+	}
+	// The private key is written last: its presence marks the directory
+	// initialised, so a crash mid-init leaves a directory Init can redo.
+	for _, f := range []struct {
+		name string
+		data string
+		mode os.FileMode
+	}{
+		{HMACFile, hex.EncodeToString(hk[:]) + "\n", 0o600},
+		{PubFile, keys.Verifier + "\n", 0o644},
+		{KeyFile, keys.Signer + "\n", 0o600},
+	} {
+		if err := writeFileSync(filepath.Join(path, f.name), []byte(f.data), f.mode); err != nil {
+			return nil, fmt.Errorf("datadir.Init: %w", err)
+		}
+	}
+	return Load(path)
+}
+
+// Load reads an initialised data directory. It refuses private key files
+// readable by group or others.
+func Load(path string) (*Dir, error) {
+	if !Initialized(path) {
+		return nil, fmt.Errorf("datadir.Load: %s is not a warden data directory (run `warden init --data %s`)", path, path)
+	}
+	d := &Dir{Path: path}
+	skey, err := readSecret(filepath.Join(path, KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("datadir.Load: %w", err)
+	}
+	if d.Signer, err = note.NewSigner(skey); err != nil {
+		return nil, fmt.Errorf("datadir.Load: %s: %w", KeyFile, err)
+	}
+	d.Origin = d.Signer.Name()
+	pub, err := os.ReadFile(filepath.Join(path, PubFile))
+	if err != nil {
+		return nil, fmt.Errorf("datadir.Load: %w", err)
+	}
+	d.PublicKey = strings.TrimSpace(string(pub))
+	if _, err := note.NewVerifier(d.PublicKey); err != nil {
+		return nil, fmt.Errorf("datadir.Load: %s: %w", PubFile, err)
+	}
+	hk, err := readSecret(filepath.Join(path, HMACFile))
+	if err != nil {
+		return nil, fmt.Errorf("datadir.Load: %w", err)
+	}
+	if d.HMACKey, err = hex.DecodeString(hk); err != nil || len(d.HMACKey) < 32 {
+		return nil, fmt.Errorf("datadir.Load: %s is not 32+ bytes of hex", HMACFile)
+	}
+	return d, nil
+}
+
+func readSecret(name string) (string, error) {
+	st, err := os.Stat(name)
+	if err != nil {
+		return "", err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is readable by group or others (mode %v); chmod 600 it", name, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// writeFileSync writes a new file (never overwriting) and fsyncs it and its
+// directory, so keys survive a crash right after init.
+func writeFileSync(name string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by an interrupted init; the private key is absent, so
+		// nothing was ever signed with these.
+		if err = os.Remove(name); err == nil {
+			f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}

@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"sync"
+
+	warden "github.com/warden-sh/warden"
+	"golang.org/x/time/rate"
+)
+
+// TokenPrefix starts every warden bearer token, so a leaked one is easy to
+// recognise in logs and secret scanners.
+const TokenPrefix = "wdn_"
+
+// NewToken returns a fresh bearer token: TokenPrefix + 32 random bytes.
+func NewToken() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// HashToken returns the stored form of a token: hex SHA-256. Tokens carry
+// 256 bits of entropy, so a fast hash is enough.
+func HashToken(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// Authenticate returns the principal a bearer token belongs to. An empty
+// token in --dev mode is the dev principal (admin). EUNAUTHORIZED for a
+// missing, unknown or revoked token.
+func (e *Engine) Authenticate(ctx context.Context, token string) (*warden.Principal, error) {
+	if token == "" {
+		if e.dev {
+			return &warden.Principal{Name: warden.DevPrincipal, Roles: []warden.Role{warden.RoleAdmin}, Dev: true}, nil
+		}
+		return nil, warden.Errorf(warden.EUNAUTHORIZED, "Missing bearer credential: send Authorization: Bearer <token>.")
+	}
+	if !strings.HasPrefix(token, TokenPrefix) {
+		return nil, warden.Errorf(warden.EUNAUTHORIZED, "Unknown bearer credential.")
+	}
+	var c *warden.Credential
+	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+		c, err = tx.CredentialByTokenHash(HashToken(token))
+		return err
+	})
+	if warden.ErrorCode(err) == warden.ENOTFOUND {
+		return nil, warden.Errorf(warden.EUNAUTHORIZED, "Unknown bearer credential.")
+	} else if err != nil {
+		return nil, err
+	}
+	if c.RevokedAt != nil {
+		return nil, warden.Errorf(warden.EUNAUTHORIZED, "Credential %q was revoked at %s.", c.Name, warden.FormatTime(*c.RevokedAt))
+	}
+	return c.Principal(), nil
+}
+
+// Authorize returns EFORBIDDEN unless p holds one of roles (admin holds all).
+func Authorize(p *warden.Principal, action string, roles ...warden.Role) error {
+	if p.HasRole(roles...) {
+		return nil
+	}
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = string(r)
+	}
+	return warden.Errorf(warden.EFORBIDDEN, "Principal %q may not %s: it needs one of the roles %s.", p.Name, action, strings.Join(names, ", "))
+}
+
+// AuthFailure describes a refused request for its receipt.
+type AuthFailure struct {
+	Status    int    `json:"status"` // 401 or 403
+	Code      string `json:"code"`
+	Reason    string `json:"reason"`
+	Principal string `json:"principal,omitempty"` // known for 403
+	Method    string `json:"method"`
+	Path      string `json:"path"`
+	Remote    string `json:"remote"`
+	// Suppressed counts failures since the previous auth_failure receipt
+	// that were not receipted individually (rate limit).
+	Suppressed uint64 `json:"suppressed_since_previous"`
+}
+
+// authFailureLimiter bounds auth_failure receipts so a flood of bad
+// requests cannot fill the disk; what it drops it counts.
+type authFailureLimiter struct {
+	mu         sync.Mutex
+	lim        *rate.Limiter
+	now        warden.Clock
+	suppressed uint64
+}
+
+func (l *authFailureLimiter) init(r float64, burst int, now warden.Clock) {
+	if r <= 0 {
+		r = 20
+	}
+	if burst <= 0 {
+		burst = 100
+	}
+	l.lim = rate.NewLimiter(rate.Limit(r), burst)
+	l.now = now
+}
+
+// take reports whether a receipt may be written now and, if so, how many
+// failures were suppressed before it.
+func (l *authFailureLimiter) take() (bool, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.lim.AllowN(l.now(), 1) {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.suppressed = 0
+	return true, n
+}
+
+// restore gives back a count that could not be receipted.
+func (l *authFailureLimiter) restore(n uint64) {
+	l.mu.Lock()
+	l.suppressed += n
+	l.mu.Unlock()
+}
+
+// RecordAuthFailure writes an auth_failure receipt in the identity scroll,
+// unless the rate limit is exhausted, in which case the failure is counted
+// and the count rides on the next receipt. It never fails the request it
+// describes: errors are logged.
+func (e *Engine) RecordAuthFailure(ctx context.Context, f AuthFailure) {
+	if e.metrics != nil {
+		e.metrics.AuthFailures.WithLabelValues(strconv.Itoa(f.Status)).Inc()
+	}
+	ok, n := e.authFail.take()
+	if !ok {
+		if e.metrics != nil {
+			e.metrics.AuthSuppressed.Inc()
+		}
+		return
+	}
+	f.Suppressed = n
+	err := e.store.Update(ctx, func(tx warden.Tx) error {
+		_, err := tx.Append(e.draft(warden.ReceiptAuthFailure, warden.ScrollIdentity, f, "auth", f.Code))
+		return err
+	})
+	if err != nil {
+		e.authFail.restore(n)
+		e.log.Error("auth_failure receipt not written", "err", err)
+		return
+	}
+	e.countReceipt(warden.ScrollIdentity)
+}
+
+// FlushAuthFailures receipts the count of suppressed auth failures, if any,
+// so a flood that stops is still fully accounted for. Servers call it
+// periodically and at shutdown.
+func (e *Engine) FlushAuthFailures(ctx context.Context) error {
+	e.authFail.mu.Lock()
+	n := e.authFail.suppressed
+	e.authFail.suppressed = 0
+	e.authFail.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	body := map[string]any{"suppressed": n, "reason": "auth_failure receipts rate-limited; this receipt accounts for them"}
+	err := e.store.Update(ctx, func(tx warden.Tx) error {
+		_, err := tx.Append(e.draft(ReceiptAuthFailuresSuppressed, warden.ScrollIdentity, body, "auth"))
+		return err
+	})
+	if err != nil {
+		e.authFail.restore(n)
+		return err
+	}
+	return nil
+}
+
+// ReceiptAuthFailuresSuppressed accounts for auth failures not receipted one by one.
+const ReceiptAuthFailuresSuppressed = "auth_failures_suppressed"

@@ -1,0 +1,102 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	warden "github.com/warden-sh/warden"
+)
+
+// MaxBodyBytes bounds every JSON request body.
+const MaxBodyBytes = 64 << 10
+
+func asError(err error, target **warden.Error) bool { return errors.As(err, target) }
+
+// DecodeJSON decodes exactly one JSON object from data into v, strictly:
+// unknown fields, trailing data, and an empty body are errors (EINVALID).
+// It is the one decoder every JSON request body goes through.
+func DecodeJSON(data []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		switch {
+		case errors.Is(err, io.EOF):
+			return warden.Errorf(warden.EINVALID, "Request body is empty; send a JSON object.")
+		default:
+			return warden.Errorf(warden.EINVALID, "Request body is not valid JSON for this endpoint: %s.", cleanJSONError(err))
+		}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return warden.Errorf(warden.EINVALID, "Request body has data after the JSON object.")
+	}
+	return nil
+}
+
+func cleanJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be %s", te.Field, te.Type.String())
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// readJSON reads the request body (at most MaxBodyBytes) and decodes it.
+func readJSON(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return warden.Errorf(warden.EINVALID, "Content-Type must be application/json, not %q.", ct)
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return warden.Errorf(warden.EINVALID, "Request body could not be read.")
+	}
+	if len(data) > MaxBodyBytes {
+		return warden.Errorf(warden.ETOOLARGE, "Request body exceeds %d bytes.", MaxBodyBytes)
+	}
+	return DecodeJSON(data, v)
+}
+
+// query validates the query string against the allowed parameter names, so
+// a misspelt filter is an error rather than silently ignored.
+func query(r *http.Request, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, warden.Errorf(warden.EINVALID, "Query string is malformed.")
+	}
+	for k, vs := range q {
+		ok := false
+		for _, a := range allowed {
+			if k == a {
+				ok = true
+			}
+		}
+		if !ok {
+			if len(allowed) == 0 {
+				return nil, warden.Errorf(warden.EINVALID, "Unknown query parameter %q; this endpoint takes none.", k)
+			}
+			return nil, warden.Errorf(warden.EINVALID, "Unknown query parameter %q; allowed: %s.", k, strings.Join(allowed, ", "))
+		}
+		if len(vs) > 1 {
+			return nil, warden.Errorf(warden.EINVALID, "Query parameter %q is given more than once.", k)
+		}
+	}
+	return q, nil
+}
+
+// uintParam parses an optional unsigned integer parameter.
+func uintParam(q url.Values, name string) (*uint64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return nil, warden.Errorf(warden.EINVALID, "Query parameter %q must be a non-negative integer, not %q.", name, s)
+	}
+	return &n, nil
+}

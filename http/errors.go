@@ -1,0 +1,60 @@
+package http
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	warden "github.com/warden-sh/warden"
+)
+
+// codeStatus is the one table mapping warden error codes to HTTP statuses.
+var codeStatus = map[string]int{
+	warden.EINVALID:      http.StatusBadRequest,
+	warden.ENOTFOUND:     http.StatusNotFound,
+	warden.ECONFLICT:     http.StatusConflict,
+	warden.EUNAUTHORIZED: http.StatusUnauthorized,
+	warden.EFORBIDDEN:    http.StatusForbidden,
+	warden.EDENIED:       http.StatusForbidden,
+	warden.EINSUFFICIENT: http.StatusConflict,
+	warden.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	warden.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// StatusOf returns the HTTP status for err.
+func StatusOf(err error) int {
+	if s, ok := codeStatus[warden.ErrorCode(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError writes err as {"error": sentence, "code": code, ...data}.
+// Internal errors are logged in full and shown only as a generic sentence.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	code := warden.ErrorCode(err)
+	status := StatusOf(err)
+	if code == warden.EINTERNAL {
+		log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	body := map[string]any{}
+	var e *warden.Error
+	if asError(err, &e) {
+		for k, v := range e.Data {
+			body[k] = v
+		}
+	}
+	body["error"] = warden.ErrorMessage(err)
+	body["code"] = code
+	writeJSON(w, status, body)
+}
+
+// writeJSON writes v as JSON with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,262 @@
+// Package http is warden's HTTP JSON API: the seed 001 incident recorder
+// paths verbatim, the ledger API and the governance API. Handlers decode
+// strictly, authenticate, check the route's roles, call the engine and map
+// its errors through one table. Every refused request is receipted by the
+// engine as an auth_failure.
+package http
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+)
+
+// Server serves the API over an engine.
+type Server struct {
+	engine   *engine.Engine
+	log      *slog.Logger
+	registry *prometheus.Registry
+	mux      *http.ServeMux
+	routes   map[string]map[string]*route // pattern → method → route
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// handlerFunc is an API handler: it gets the authenticated principal (nil
+// on public routes) and returns an error for the error table to map.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p *warden.Principal) error
+
+type route struct {
+	pattern string
+	method  string
+	roles   []warden.Role // nil: public, no authentication
+	action  string        // "read receipts": used in 403 sentences
+	h       handlerFunc
+}
+
+// Options configure a Server.
+type Options struct {
+	Engine   *engine.Engine
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+}
+
+// NewServer builds the API's routes.
+func NewServer(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		engine:   o.Engine,
+		log:      o.Logger,
+		registry: o.Registry,
+		mux:      http.NewServeMux(),
+		routes:   map[string]map[string]*route{},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "warden_http_request_seconds", Help: "HTTP request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"route"}),
+	}
+	o.Registry.MustRegister(s.requests, s.latency)
+	s.registerRoutes()
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.log, warden.Errorf(warden.ENOTFOUND, "No such endpoint: %s %s.", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// Roles by kind of access. Admin holds every role implicitly.
+var (
+	public     []warden.Role
+	readers    = []warden.Role{warden.RoleRead, warden.RoleOperator, warden.RoleRecoveryAdmin, warden.RoleApprover, warden.RoleForensic}
+	adminsOnly = []warden.Role{warden.RoleAdmin}
+)
+
+func (s *Server) registerRoutes() {
+	s.handle("GET", "/health", public, "", s.handleHealth)
+	s.handle("GET", "/api/v1/pubkey", readers, "read the ledger public key", s.handlePubkey)
+	s.handle("GET", "/api/v1/receipts", readers, "read receipts", s.handleReceipts)
+	s.handle("GET", "/api/v1/receipts/{seq}", readers, "read receipts", s.handleReceipt)
+	s.handle("GET", "/api/v1/checkpoint", readers, "read checkpoints", s.handleCheckpoint)
+	s.handle("GET", "/api/v1/checkpoint/consistency", readers, "read checkpoints", s.handleConsistency)
+	s.handle("GET", "/api/v1/credentials", adminsOnly, "manage credentials", s.handleCredentials)
+	s.handle("POST", "/api/v1/credentials", adminsOnly, "manage credentials", s.handleAddCredential)
+	s.handle("POST", "/api/v1/credentials/revoke", adminsOnly, "manage credentials", s.handleRevokeCredential)
+}
+
+// handle registers a route. Routes sharing a pattern share one mux entry
+// that dispatches on method, so a wrong method gets a JSON 405.
+func (s *Server) handle(method, pattern string, roles []warden.Role, action string, h handlerFunc) {
+	rt := &route{pattern: pattern, method: method, roles: roles, action: action, h: h}
+	byMethod, ok := s.routes[pattern]
+	if !ok {
+		byMethod = map[string]*route{}
+		s.routes[pattern] = byMethod
+		s.mux.Handle(pattern, s.dispatch(pattern, byMethod))
+	}
+	byMethod[method] = rt
+}
+
+// Routes lists every registered route as "METHOD PATTERN", sorted; the auth
+// matrix test walks it so no route escapes testing.
+func (s *Server) Routes() []RouteInfo {
+	var out []RouteInfo
+	for _, byMethod := range s.routes {
+		for _, rt := range byMethod {
+			out = append(out, RouteInfo{Method: rt.method, Pattern: rt.pattern, Public: rt.roles == nil, Roles: rt.roles})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pattern != out[j].Pattern {
+			return out[i].Pattern < out[j].Pattern
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
+
+// RouteInfo describes a route for tests and documentation.
+type RouteInfo struct {
+	Method  string
+	Pattern string
+	Public  bool
+	Roles   []warden.Role
+}
+
+func (s *Server) dispatch(pattern string, byMethod map[string]*route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		var principal string
+		defer func() {
+			d := time.Since(start)
+			s.requests.WithLabelValues(pattern, r.Method, strconv.Itoa(sw.status)).Inc()
+			s.latency.WithLabelValues(pattern).Observe(d.Seconds())
+			level := slog.LevelDebug
+			if sw.status >= 500 {
+				level = slog.LevelError
+			} else if sw.status >= 400 {
+				level = slog.LevelInfo
+			}
+			s.log.Log(r.Context(), level, "http request", "method", r.Method, "route", pattern,
+				"status", sw.status, "duration", d, "principal", principal)
+		}()
+		rt, ok := byMethod[r.Method]
+		if !ok && r.Method == http.MethodHead {
+			rt, ok = byMethod[http.MethodGet]
+		}
+		if !ok {
+			methods := make([]string, 0, len(byMethod))
+			for m := range byMethod {
+				methods = append(methods, m)
+			}
+			sort.Strings(methods)
+			sw.Header().Set("Allow", strings.Join(methods, ", "))
+			writeJSON(sw, http.StatusMethodNotAllowed, map[string]string{
+				"error": "Method " + r.Method + " is not allowed on " + pattern + "; use " + strings.Join(methods, " or ") + ".",
+				"code":  "method_not_allowed",
+			})
+			return
+		}
+		var p *warden.Principal
+		if rt.roles != nil {
+			var err error
+			p, err = s.authenticate(r)
+			if err == nil {
+				principal = p.Name
+				err = engine.Authorize(p, rt.action, rt.roles...)
+			}
+			if err != nil {
+				s.refuse(sw, r, p, err)
+				return
+			}
+		}
+		if err := rt.h(sw, r, p); err != nil {
+			if c := warden.ErrorCode(err); c == warden.EFORBIDDEN || c == warden.EUNAUTHORIZED {
+				s.refuse(sw, r, p, err)
+				return
+			}
+			writeError(sw, r, s.log, err)
+		}
+	})
+}
+
+// authenticate resolves the request's bearer credential.
+func (s *Server) authenticate(r *http.Request) (*warden.Principal, error) {
+	h := r.Header.Get("Authorization")
+	token := ""
+	if h != "" {
+		scheme, rest, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
+			return nil, warden.Errorf(warden.EUNAUTHORIZED, "Authorization header must be \"Bearer <token>\".")
+		}
+		token = strings.TrimSpace(rest)
+	}
+	return s.engine.Authenticate(r.Context(), token)
+}
+
+// refuse answers 401/403 and receipts the refusal.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, p *warden.Principal, err error) {
+	status := StatusOf(err)
+	f := engine.AuthFailure{
+		Status: status,
+		Code:   warden.ErrorCode(err),
+		Reason: warden.ErrorMessage(err),
+		Method: r.Method,
+		Path:   r.URL.Path,
+		Remote: remoteHost(r),
+	}
+	if p != nil {
+		f.Principal = p.Name
+	}
+	// The receipt is written even if the client has gone away.
+	s.engine.RecordAuthFailure(context.WithoutCancel(r.Context()), f)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
+	}
+	writeError(w, r, s.log, err)
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	s.mux.ServeHTTP(w, r)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,154 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+)
+
+// querier runs SQL for a transaction. Every statement is prepared once per
+// connection and reused: the set of query texts is small and fixed.
+type querier interface {
+	query(q string, args ...any) (*sql.Rows, error)
+	queryRow(q string, args ...any) *row
+	exec(q string, args ...any) (sql.Result, error)
+}
+
+// stmtCache holds prepared statements by query text.
+type stmtCache struct {
+	prep func(ctx context.Context, query string) (*sql.Stmt, error)
+	mu   sync.Mutex
+	m    map[string]*sql.Stmt
+}
+
+func newStmtCache(prep func(ctx context.Context, query string) (*sql.Stmt, error)) *stmtCache {
+	return &stmtCache{prep: prep, m: make(map[string]*sql.Stmt)}
+}
+
+func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[q]; ok {
+		return s, nil
+	}
+	s, err := c.prep(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	c.m[q] = s
+	return s, nil
+}
+
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for q, s := range c.m {
+		errs = append(errs, s.Close())
+		delete(c.m, q)
+	}
+	return errors.Join(errs...)
+}
+
+// connQuerier runs statements on the writer's connection. It uses a context
+// that is never canceled: interrupting a statement inside the shared write
+// transaction could roll back every Update of the batch.
+type connQuerier struct {
+	cache *stmtCache
+}
+
+func (c *connQuerier) stmt(q string) (*sql.Stmt, error) {
+	return c.cache.get(context.Background(), q)
+}
+
+func (c *connQuerier) query(q string, args ...any) (*sql.Rows, error) {
+	s, err := c.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return s.Query(args...)
+}
+
+func (c *connQuerier) queryRow(q string, args ...any) *row {
+	rows, err := c.query(q, args...)
+	return &row{rows: rows, err: err}
+}
+
+func (c *connQuerier) exec(q string, args ...any) (sql.Result, error) {
+	s, err := c.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return s.Exec(args...)
+}
+
+// txQuerier runs statements in one read transaction of the read pool,
+// binding the pool's prepared statements to the transaction's connection.
+type txQuerier struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	cache *stmtCache
+	bound map[string]*sql.Stmt
+}
+
+func (t *txQuerier) stmt(q string) (*sql.Stmt, error) {
+	if s, ok := t.bound[q]; ok {
+		return s, nil
+	}
+	ps, err := t.cache.get(t.ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	s := t.tx.StmtContext(t.ctx, ps)
+	if t.bound == nil {
+		t.bound = make(map[string]*sql.Stmt)
+	}
+	t.bound[q] = s
+	return s, nil
+}
+
+func (t *txQuerier) query(q string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(t.ctx, args...)
+}
+
+func (t *txQuerier) queryRow(q string, args ...any) *row {
+	rows, err := t.query(q, args...)
+	return &row{rows: rows, err: err}
+}
+
+func (t *txQuerier) exec(q string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(t.ctx, args...)
+}
+
+// row is the first row of a query, like *sql.Row but buildable from any
+// querier: Scan returns sql.ErrNoRows when there is none.
+type row struct {
+	rows *sql.Rows
+	err  error
+}
+
+func (r *row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	return r.rows.Close()
+}
