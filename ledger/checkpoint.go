@@ -87,6 +87,12 @@ func ParseCheckpointText(text string) (*CheckpointBody, error) {
 }
 
 func decodeHash(s string) ([]byte, error) {
+	// The decoder skips CR and LF even in strict mode; requiring the exact
+	// length of an encoded hash makes the encoding canonical, so parsed text
+	// always re-serialises to itself.
+	if len(s) != base64.StdEncoding.EncodedLen(HashSize) {
+		return nil, fmt.Errorf("hash is %d base64 characters, want %d", len(s), base64.StdEncoding.EncodedLen(HashSize))
+	}
 	h, err := base64.StdEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("not base64: %w", err)
@@ -121,12 +127,20 @@ func OpenCheckpoint(msg []byte, known note.Verifiers) (*CheckpointBody, error) {
 	if err != nil {
 		return nil, err
 	}
+	signed := false
 	for _, s := range n.Sigs {
-		if s.Name == c.Origin {
-			return c, nil
+		// note.Open decodes signatures leniently: the two unused bits of
+		// the last base64 character may be set, giving one signature
+		// several spellings. Accept only the canonical one.
+		if _, err := base64.StdEncoding.Strict().DecodeString(s.Base64); err != nil {
+			return nil, fmt.Errorf("checkpoint signature by %q is not canonical base64", s.Name)
 		}
+		signed = signed || s.Name == c.Origin
 	}
-	return nil, fmt.Errorf("checkpoint for origin %q is signed only by other keys", c.Origin)
+	if !signed {
+		return nil, fmt.Errorf("checkpoint for origin %q is signed only by other keys", c.Origin)
+	}
+	return c, nil
 }
 
 // Keys is a ledger signing key pair in signed-note encoding.

@@ -176,7 +176,7 @@ func TestEntryBytesRejects(t *testing.T) {
 
 // MustCanonicalEntry returns Canonical of r's entry built as a generic map:
 // the definition EntryBytes must agree with.
-func MustCanonicalEntry(tb testing.TB, r *warden.Receipt) []byte {
+func MustCanonicalEntry(tb rapid.TB, r *warden.Receipt) []byte {
 	tb.Helper()
 	tags := r.Tags
 	if tags == nil {

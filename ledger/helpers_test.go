@@ -93,6 +93,7 @@ var testScrolls = []string{warden.ScrollIdentity, warden.ScrollTreasury, warden.
 // testLog is a log of sealed receipts over several scrolls, with signed
 // checkpoints at chosen sizes.
 type testLog struct {
+	keys        ledger.Keys
 	receipts    []*warden.Receipt
 	leaves      [][]byte
 	tree        *ledger.Tree
@@ -105,8 +106,8 @@ type testLog struct {
 // MustLog builds n receipts and signs a checkpoint at every size in cps.
 func MustLog(tb testing.TB, n int, cps ...int) *testLog {
 	tb.Helper()
-	_, signer, verifiers := MustKeys(tb, testOrigin)
-	l := &testLog{tree: ledger.NewTree(), signer: signer, verifiers: verifiers, bodies: map[uint64]*ledger.CheckpointBody{}}
+	keys, signer, verifiers := MustKeys(tb, testOrigin)
+	l := &testLog{keys: keys, tree: ledger.NewTree(), signer: signer, verifiers: verifiers, bodies: map[uint64]*ledger.CheckpointBody{}}
 	scrolls := map[string]*ledger.Tree{}
 	checkpoint := func() {
 		c := &ledger.CheckpointBody{Origin: testOrigin, Size: l.tree.Size(), Root: l.tree.Root()}

@@ -251,7 +251,7 @@ func TestInclusionCorruption(t *testing.T) {
 			mustFail("root of the previous tree", index, size, leaf, p, s.roots[size-1])
 		})
 	}
-	t.Logf("%d inclusion mutants, all rejected", mutants)
+	t.Logf("%d inclusion mutants tried", mutants)
 }
 
 // TestConsistencyCorruption does the same for consistency proofs.
@@ -298,9 +298,10 @@ func TestConsistencyCorruption(t *testing.T) {
 			if size2-1 >= size1 {
 				mustFail("size2-1", size1, size2-1, p, root1, s.roots[size2-1])
 			}
-			mustFail("sizes swapped", size2, size1, p, root2, root1)
-			if size1 != size2 {
+			if size1 != size2 { // equal trees are trivially consistent with themselves
+				mustFail("sizes swapped", size2, size1, p, root2, root1)
 				mustFail("roots swapped", size1, size2, p, root2, root1)
+				mustFail("both roots of another log", size1, size2, p, foreign.roots[size1], foreign.roots[size2])
 			}
 			mustFail("size2 max", size1, math.MaxUint64, p, root1, root2)
 			for name, r := range flips(root1) {
@@ -311,8 +312,7 @@ func TestConsistencyCorruption(t *testing.T) {
 			}
 			mustFail("root1 of another log", size1, size2, p, foreign.roots[size1], root2)
 			mustFail("root2 of another log", size1, size2, p, root1, foreign.roots[size2])
-			mustFail("both roots of another log", size1, size2, p, foreign.roots[size1], foreign.roots[size2])
 		})
 	}
-	t.Logf("%d consistency mutants, all rejected", mutants)
+	t.Logf("%d consistency mutants tried", mutants)
 }

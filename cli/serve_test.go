@@ -1,0 +1,140 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/cli"
+)
+
+func TestServeDevModeIsReceiptedAndShutsDownWithCheckpoint(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, data, "--dev")
+
+	var health map[string]any
+	if st := httpJSON(t, "GET", s.URL+"/health", "", nil, &health); st != 200 || health["status"] != "ok" {
+		t.Fatalf("health: %d %v", st, health)
+	}
+	for _, k := range []string{"open_incidents", "total_incidents"} {
+		if _, ok := health[k]; !ok {
+			t.Errorf("health lacks %q", k)
+		}
+	}
+	// Dev mode: no token needed, and the mode is in a receipt.
+	var list struct{ Receipts []*warden.Receipt }
+	if st := httpJSON(t, "GET", s.URL+"/api/v1/receipts?type=server_start", "", nil, &list); st != 200 || len(list.Receipts) != 1 {
+		t.Fatalf("server_start receipts: %d %d", st, len(list.Receipts))
+	}
+	var body struct{ Dev bool }
+	json.Unmarshal(list.Receipts[0].Body, &body)
+	if !body.Dev || !slices.Contains(list.Receipts[0].Tags, "dev-mode") {
+		t.Fatalf("server_start does not record dev mode: %s %v", list.Receipts[0].Body, list.Receipts[0].Tags)
+	}
+	if st := httpJSON(t, "GET", s.URL+"/metrics", "", nil, nil); st != 200 {
+		// /metrics is text; a JSON decode is not attempted with out=nil.
+		t.Fatalf("metrics: %d", st)
+	}
+	s.stop(t)
+
+	// The final checkpoint covers everything: strict verify passes.
+	code, out, errs := run(t, "verify", "--data", data)
+	if code != 0 || !strings.HasPrefix(out, "ok: ") {
+		t.Fatalf("verify after clean shutdown: %d %q %q", code, out, errs)
+	}
+}
+
+func TestServeDevRefusesNonLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", "[::]:0", "192.0.2.1:0", ":0"} {
+		code, _, errs := run(t, "serve", "--dev", "--data", filepath.Join(t.TempDir(), "d"), "--addr", addr)
+		if code != cli.ExitUsage || !strings.Contains(errs, "loopback") {
+			t.Errorf("--dev --addr %s: exit %d %q", addr, code, errs)
+		}
+	}
+}
+
+func TestServeWithoutDevRequiresToken(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	code, out, _ := run(t, "init", "--data", data, "--json")
+	if code != 0 {
+		t.Fatal(out)
+	}
+	var init struct{ Token string }
+	json.Unmarshal([]byte(out), &init)
+	s := startServer(t, data)
+	if st := httpJSON(t, "GET", s.URL+"/api/v1/receipts", "", nil, nil); st != 401 {
+		t.Fatalf("no token: %d", st)
+	}
+	if st := httpJSON(t, "GET", s.URL+"/api/v1/receipts", init.Token, nil, nil); st != 200 {
+		t.Fatalf("admin token: %d", st)
+	}
+	// Credentials through the API with the CLI's --url mode.
+	t.Setenv("WARDEN_TOKEN", init.Token)
+	code, out, errs := run(t, "credential", "add", "--url", s.URL, "--name", "agent-7", "--role", "reporter", "--source", "agent-7", "--json")
+	if code != 0 {
+		t.Fatalf("credential add --url: %d %s %s", code, out, errs)
+	}
+	code, out, _ = run(t, "credential", "list", "--url", s.URL, "--json")
+	if code != 0 || !strings.Contains(out, `"agent-7"`) {
+		t.Fatalf("credential list --url: %d %s", code, out)
+	}
+	code, _, _ = run(t, "credential", "revoke", "--url", s.URL, "agent-7")
+	if code != 0 {
+		t.Fatal("revoke failed")
+	}
+	code, _, errs = run(t, "credential", "revoke", "--url", s.URL, "agent-7")
+	if code != cli.ExitFailure || !strings.Contains(errs, "conflict") {
+		t.Fatalf("double revoke: %d %s", code, errs)
+	}
+}
+
+func TestInitTokenShownOnceAndStoredHashed(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	code, out, _ := run(t, "init", "--data", data, "--json")
+	if code != 0 {
+		t.Fatalf("init: %d %s", code, out)
+	}
+	var init struct{ Token, Pubkey string }
+	if err := json.Unmarshal([]byte(out), &init); err != nil || !strings.HasPrefix(init.Token, "wdn_") {
+		t.Fatalf("init output: %v %s", err, out)
+	}
+	st, err := os.Stat(data)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir mode %v", st.Mode().Perm())
+	}
+	for _, f := range []string{"ledger.key", "hmac.key"} {
+		st, err := os.Stat(filepath.Join(data, f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s mode %v %v", f, st.Mode().Perm(), err)
+		}
+	}
+	// The token appears nowhere on disk.
+	filepath.Walk(data, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			b, _ := os.ReadFile(p)
+			if strings.Contains(string(b), init.Token) {
+				t.Errorf("token found in %s", p)
+			}
+		}
+		return nil
+	})
+	if code, _, errs := run(t, "init", "--data", data); code == 0 {
+		t.Fatalf("second init succeeded: %s", errs)
+	}
+	code, out, _ = run(t, "credential", "list", "--data", data)
+	if code != 0 || !strings.Contains(out, "admin") {
+		t.Fatalf("list: %s", out)
+	}
+	code, out, _ = run(t, "receipts", "list", "--data", data, "--json")
+	if code != 0 || strings.Contains(out, init.Token) || !strings.Contains(out, "credential_added") {
+		t.Fatalf("receipts: %s", out)
+	}
+	code, out, _ = run(t, "receipts", "show", "0", "--data", data)
+	if code != 0 || !strings.Contains(out, "proof:") {
+		t.Fatalf("show: %s", out)
+	}
+}
