@@ -69,6 +69,7 @@ func (e *env) exportCmd() *cobra.Command {
 
 func (e *env) verifyCmd() *cobra.Command {
 	var export, pubkey string
+	var trusted []string
 	var allowUnanchored bool
 	cmd := &cobra.Command{
 		Use:   "verify (--data DIR | --export FILE) [--pubkey FILE]",
@@ -82,7 +83,9 @@ naming the FIRST bad sequence number. Exit 0 prints a one-line summary.
 
 Trust comes from the public key: give --pubkey a copy you keep elsewhere.
 Without it, --data uses DIR/ledger.pub and --export the key in the file,
-which an attacker who rewrote the data could also have replaced.`,
+which an attacker who rewrote the data could also have replaced. Give
+--checkpoint a signed checkpoint saved earlier (GET /api/v1/checkpoint?format=note)
+to also catch a log truncated together with its later checkpoints.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var keyText []byte
@@ -92,16 +95,24 @@ which an attacker who rewrote the data could also have replaced.`,
 					return usageError{err}
 				}
 			}
+			var extra [][]byte
+			for _, f := range trusted {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return usageError{err}
+				}
+				extra = append(extra, b)
+			}
 			var sum *ledger.Summary
 			if export != "" {
-				sum, err = verifyExportFile(export, keyText, allowUnanchored, e.stderr)
+				sum, err = verifyExportFile(export, keyText, allowUnanchored, extra, e.stderr)
 			} else {
 				if keyText == nil {
 					if keyText, err = os.ReadFile(filepath.Join(e.data, datadir.PubFile)); err != nil {
 						return usageError{fmt.Errorf("no public key: %w (pass --pubkey)", err)}
 					}
 				}
-				sum, err = e.verifyData(keyText, allowUnanchored)
+				sum, err = e.verifyData(keyText, allowUnanchored, extra)
 			}
 			if err != nil {
 				return err
@@ -112,17 +123,23 @@ which an attacker who rewrote the data could also have replaced.`,
 	}
 	cmd.Flags().StringVar(&export, "export", "", "verify this export file instead of the data directory")
 	cmd.Flags().StringVar(&pubkey, "pubkey", "", "file with the trusted ledger public key (signed-note verifier key)")
+	cmd.Flags().StringArrayVar(&trusted, "checkpoint", nil, "a signed checkpoint note saved earlier; the log must extend it (repeatable)")
 	cmd.Flags().BoolVar(&allowUnanchored, "allow-unanchored", false, "accept receipts newer than the last checkpoint (a live server between checkpoints)")
 	return cmd
 }
 
-func newVerifier(keyText []byte, allowUnanchored bool) (*ledger.Verifier, error) {
+func newVerifier(keyText []byte, allowUnanchored bool, trusted [][]byte) (*ledger.Verifier, error) {
 	known, _, err := ledger.ParseVerifiers(keyText)
 	if err != nil {
 		return nil, usageError{err}
 	}
 	v := ledger.NewVerifier(known, "")
 	v.AllowUnanchored = allowUnanchored
+	for _, c := range trusted {
+		if err := v.AddCheckpoint(c); err != nil {
+			return nil, verifyFailure{err}
+		}
+	}
 	return v, nil
 }
 
@@ -135,8 +152,8 @@ func verifyResult(sum *ledger.Summary, err error) (*ledger.Summary, error) {
 	return sum, err
 }
 
-func (e *env) verifyData(keyText []byte, allowUnanchored bool) (*ledger.Summary, error) {
-	v, err := newVerifier(keyText, allowUnanchored)
+func (e *env) verifyData(keyText []byte, allowUnanchored bool, trusted [][]byte) (*ledger.Summary, error) {
+	v, err := newVerifier(keyText, allowUnanchored, trusted)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +169,7 @@ func (e *env) verifyData(keyText []byte, allowUnanchored bool) (*ledger.Summary,
 	return verifyResult(engine.VerifyStore(e.ctx, l.store, v))
 }
 
-func verifyExportFile(name string, keyText []byte, allowUnanchored bool, stderr io.Writer) (*ledger.Summary, error) {
+func verifyExportFile(name string, keyText []byte, allowUnanchored bool, trusted [][]byte, stderr io.Writer) (*ledger.Summary, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, usageError{err}
@@ -167,7 +184,7 @@ func verifyExportFile(name string, keyText []byte, allowUnanchored bool, stderr 
 		fmt.Fprintln(stderr, "warden: note: no --pubkey given; trusting the public key inside the export")
 		keyText = []byte(hdr.PublicKey)
 	}
-	v, err := newVerifier(keyText, allowUnanchored)
+	v, err := newVerifier(keyText, allowUnanchored, trusted)
 	if err != nil {
 		return nil, err
 	}

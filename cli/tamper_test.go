@@ -208,8 +208,8 @@ func TestExportVerifyEditedExport(t *testing.T) {
 		mutate func([]string) []string
 		seq    uint64
 	}{
-		"reorder": {func(l []string) []string { l[3+2], l[3+4] = l[3+4], l[3+2]; return l }, 2},
-		"drop":    {func(l []string) []string { return append(l[:3+3], l[3+4:]...) }, 3},
+		"reorder":  {func(l []string) []string { l[3+2], l[3+4] = l[3+4], l[3+2]; return l }, 2},
+		"drop":     {func(l []string) []string { return append(l[:3+3], l[3+4:]...) }, 3},
 		"truncate": {func(l []string) []string { return l[:3+5] }, 5},
 		"duplicate": {func(l []string) []string {
 			return append(l[:3+2], append([]string{l[3+1]}, l[3+2:]...)...)
@@ -227,5 +227,35 @@ func TestExportVerifyEditedExport(t *testing.T) {
 				t.Fatalf("exit %d %q, want %q", code, errs, want)
 			}
 		})
+	}
+}
+
+// TestVerifyWithSavedCheckpointCatchesStrippedTail: an attacker who deletes
+// the tail AND every checkpoint covering it leaves a log that is consistent
+// on its own; a checkpoint saved earlier exposes it.
+func TestVerifyWithSavedCheckpointCatchesStrippedTail(t *testing.T) {
+	data := buildStoppedLog(t, 8)
+	code, out, _ := run(t, "receipts", "list", "--data", data, "--json")
+	if code != 0 {
+		t.Fatal(out)
+	}
+	saved := filepath.Join(t.TempDir(), "cp.note")
+	db, err := sql.Open("sqlite", filepath.Join(data, datadir.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var note string
+	if err := db.QueryRow(`SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1`).Scan(&note); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	os.WriteFile(saved, []byte(note), 0o644)
+	attack(t, data, `DELETE FROM receipts WHERE seq >= 5`, `DELETE FROM checkpoints WHERE size > 5`)
+	if code, _, errs := run(t, "verify", "--data", data); code != 0 {
+		t.Fatalf("without the saved checkpoint the stripped log should look consistent: %d %s", code, errs)
+	}
+	code, _, errs := run(t, "verify", "--data", data, "--checkpoint", saved)
+	if code != cli.ExitVerify || !strings.Contains(errs, "first bad sequence number 5:") {
+		t.Fatalf("with the saved checkpoint: %d %s", code, errs)
 	}
 }

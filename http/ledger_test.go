@@ -9,6 +9,7 @@ import (
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	wardenhttp "github.com/warden-sh/warden/http"
 	"github.com/warden-sh/warden/ledger"
 	"github.com/warden-sh/warden/wardentest"
 	"golang.org/x/mod/sumdb/note"
@@ -215,5 +216,24 @@ func TestMethodNotAllowedAndNotFoundAreJSON(t *testing.T) {
 	getJSON(t, base+"/api/v1/nothing", env.Admin, 404, &e)
 	if e.Code != warden.ENOTFOUND {
 		t.Fatalf("404 code %q", e.Code)
+	}
+}
+
+func TestStrictJSONKeys(t *testing.T) {
+	for name, body := range map[string]string{
+		"duplicate key":  `{"name":"x","name":"y","roles":["read"]}`,
+		"case-folded":    `{"NAME":"x","roles":["read"]}`,
+		"null":           `null`,
+		"array":          `[]`,
+		"nested unknown": `{"name":"x","roles":["read"],"classes":null,"source":"","zzz":0}`,
+	} {
+		var spec engine.CredentialSpec
+		if err := wardenhttp.DecodeJSON([]byte(body), &spec); warden.ErrorCode(err) != warden.EINVALID {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	var spec engine.CredentialSpec
+	if err := wardenhttp.DecodeJSON([]byte(` {"name":"x","roles":["read"]} `+"\n"), &spec); err != nil || spec.Name != "x" {
+		t.Fatalf("valid body refused: %v", err)
 	}
 }

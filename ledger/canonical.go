@@ -77,3 +77,312 @@ func appendString(b []byte, s string) ([]byte, bool) {
 // appendUint appends n as a JSON number. RFC 8785 numbers are IEEE doubles,
 // so n MUST be ≤ 2^53; sequence numbers never get near that.
 func appendUint(b []byte, n uint64) []byte { return strconv.AppendUint(b, n, 10) }
+
+// maxDepth is the nesting limit of the JCS implementation behind Canonical;
+// deeper documents are not canonicalisable, so not canonical.
+const maxDepth = 10000
+
+// isCanonical reports whether b is exactly Canonical's output for some JSON
+// document, that is, whether Canonical(b) succeeds and returns b. It is a
+// single pass that allocates only for non-integer numbers, so CheckReceipt
+// can afford it on every receipt; equivalence with Canonical is tested.
+func isCanonical(b []byte) bool {
+	n, ok := canonValue(b, 0, 0)
+	return ok && n == len(b)
+}
+
+// canonValue checks the canonical value starting at b[i] and returns the
+// index just past it.
+func canonValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch c := b[i]; {
+	case c == '{':
+		return canonObject(b, i, depth+1)
+	case c == '[':
+		return canonArray(b, i, depth+1)
+	case c == '"':
+		return canonString(b, i)
+	case c == 't':
+		return canonLiteral(b, i, "true")
+	case c == 'f':
+		return canonLiteral(b, i, "false")
+	case c == 'n':
+		return canonLiteral(b, i, "null")
+	case c == '-' || c >= '0' && c <= '9':
+		return canonNumber(b, i)
+	}
+	return i, false
+}
+
+func canonLiteral(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}
+
+func canonArray(b []byte, i, depth int) (int, bool) {
+	if depth > maxDepth {
+		return i, false
+	}
+	i++ // '['
+	if i < len(b) && b[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if i, ok = canonValue(b, i, depth); !ok || i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case ']':
+			return i + 1, true
+		case ',':
+			i++
+		default:
+			return i, false
+		}
+	}
+}
+
+func canonObject(b []byte, i, depth int) (int, bool) {
+	if depth > maxDepth {
+		return i, false
+	}
+	i++ // '{'
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	prevStart, prevEnd := -1, -1
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return i, false
+		}
+		start := i
+		var ok bool
+		if i, ok = canonString(b, i); !ok {
+			return i, false
+		}
+		// Keys must be strictly increasing in UTF-16 code unit order:
+		// sorted, and without duplicates.
+		if prevStart >= 0 && compareKeys(b[prevStart+1:prevEnd-1], b[start+1:i-1]) >= 0 {
+			return i, false
+		}
+		prevStart, prevEnd = start, i
+		if i >= len(b) || b[i] != ':' {
+			return i, false
+		}
+		if i, ok = canonValue(b, i+1, depth); !ok || i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case '}':
+			return i + 1, true
+		case ',':
+			i++
+		default:
+			return i, false
+		}
+	}
+}
+
+// canonString checks a canonical string: valid UTF-8, written literally
+// except '"', '\\' and control characters, which use the short escapes where
+// JSON has them and \u00xx (lowercase) otherwise.
+func canonString(b []byte, i int) (int, bool) {
+	i++ // opening quote
+	for i < len(b) {
+		c := b[i]
+		switch {
+		case c == '"':
+			return i + 1, true
+		case c == '\\':
+			if i+1 >= len(b) {
+				return i, false
+			}
+			switch b[i+1] {
+			case '"', '\\', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if len(b)-i < 6 || b[i+2] != '0' || b[i+3] != '0' {
+					return i, false
+				}
+				hi, lo := b[i+4], b[i+5]
+				if hi != '0' && hi != '1' || !isLowerHex(lo) {
+					return i, false
+				}
+				switch v := (hi-'0')<<4 | unhex(lo); v {
+				case '\b', '\t', '\n', '\f', '\r':
+					return i, false // has a short form
+				}
+				i += 6
+			default:
+				return i, false
+			}
+		case c < 0x20:
+			return i, false
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return i, false
+			}
+			i += size
+		}
+	}
+	return i, false
+}
+
+func isLowerHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'a' + 10
+}
+
+// compareKeys compares two canonical key bodies (between the quotes) by the
+// UTF-16 code units of their values, as RFC 8785 sorts them.
+func compareKeys(a, b []byte) int {
+	for len(a) > 0 && len(b) > 0 {
+		ra, na := keyRune(a)
+		rb, nb := keyRune(b)
+		if ra != rb {
+			// UTF-16 order differs from code point order only between a
+			// supplementary character (led by a surrogate, 0xD800-0xDBFF)
+			// and a BMP character above the surrogates.
+			ua, ub := utf16Lead(ra), utf16Lead(rb)
+			if ua != ub {
+				return cmpRune(ua, ub)
+			}
+			return cmpRune(ra, rb)
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return len(a) - len(b)
+}
+
+func cmpRune(a, b rune) int {
+	if a < b {
+		return -1
+	}
+	return 1
+}
+
+// utf16Lead returns the first UTF-16 code unit of r.
+func utf16Lead(r rune) rune {
+	if r < 0x10000 {
+		return r
+	}
+	return 0xD800 + (r-0x10000)>>10
+}
+
+// keyRune decodes the first character of a canonical string body.
+func keyRune(s []byte) (rune, int) {
+	if s[0] != '\\' {
+		if s[0] < utf8.RuneSelf {
+			return rune(s[0]), 1
+		}
+		return utf8.DecodeRune(s)
+	}
+	switch s[1] {
+	case 'b':
+		return '\b', 2
+	case 'f':
+		return '\f', 2
+	case 'n':
+		return '\n', 2
+	case 'r':
+		return '\r', 2
+	case 't':
+		return '\t', 2
+	case 'u':
+		return rune(unhex(s[4])<<4 | unhex(s[5])), 6
+	}
+	return rune(s[1]), 2 // '"' or '\\'
+}
+
+// canonNumber checks that the number at b[i] is written exactly as RFC 8785
+// (ECMAScript) writes its value.
+func canonNumber(b []byte, i int) (int, bool) {
+	start := i
+	if b[i] == '-' {
+		i++
+	}
+	intStart := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	digits := i - intStart
+	integer := true
+	if i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E' || b[i] == '+' || b[i] == '-') {
+		integer = false
+		for i < len(b) && (b[i] >= '0' && b[i] <= '9' || b[i] == '.' || b[i] == 'e' || b[i] == 'E' || b[i] == '+' || b[i] == '-') {
+			i++
+		}
+	}
+	tok := b[start:i]
+	if digits == 0 || digits > 1 && b[intStart] == '0' {
+		return i, false
+	}
+	if integer && digits <= 15 {
+		// Below 10^15 every integer is an exactly representable double that
+		// ECMAScript prints digit for digit; only "-0" is not canonical.
+		return i, !(digits == 1 && b[intStart] == '0' && start != intStart)
+	}
+	if !numberGrammar(tok) {
+		return i, false
+	}
+	f, err := strconv.ParseFloat(string(tok), 64)
+	if err != nil {
+		return i, false
+	}
+	s, err := jcs.NumberToJSON(f)
+	return i, err == nil && s == string(tok)
+}
+
+// numberGrammar reports whether tok is an RFC 8259 number.
+func numberGrammar(tok []byte) bool {
+	i := 0
+	if i < len(tok) && tok[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(tok) && tok[i] == '0':
+		i++
+	case i < len(tok) && tok[i] >= '1' && tok[i] <= '9':
+		for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(tok) && tok[i] == '.' {
+		i++
+		d := i
+		for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return false
+		}
+	}
+	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
+		i++
+		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return false
+		}
+	}
+	return i == len(tok)
+}

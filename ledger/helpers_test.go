@@ -17,6 +17,9 @@ import (
 // testOrigin is the checkpoint origin (and key name) of every test log.
 const testOrigin = "warden.test/log"
 
+// peerOrigin names a second, unrelated log.
+const peerOrigin = "peer.test/log"
+
 // MustHex decodes a hex constant.
 func MustHex(tb testing.TB, s string) []byte {
 	tb.Helper()
@@ -94,6 +97,8 @@ var testScrolls = []string{warden.ScrollIdentity, warden.ScrollTreasury, warden.
 // checkpoints at chosen sizes.
 type testLog struct {
 	keys        ledger.Keys
+	peerKeys    ledger.Keys // a second key, named peerOrigin
+	peer        note.Signer
 	receipts    []*warden.Receipt
 	leaves      [][]byte
 	tree        *ledger.Tree
@@ -107,7 +112,8 @@ type testLog struct {
 func MustLog(tb testing.TB, n int, cps ...int) *testLog {
 	tb.Helper()
 	keys, signer, verifiers := MustKeys(tb, testOrigin)
-	l := &testLog{keys: keys, tree: ledger.NewTree(), signer: signer, verifiers: verifiers, bodies: map[uint64]*ledger.CheckpointBody{}}
+	peerKeys, peer, _ := MustKeys(tb, peerOrigin)
+	l := &testLog{keys: keys, peerKeys: peerKeys, peer: peer, tree: ledger.NewTree(), signer: signer, verifiers: verifiers, bodies: map[uint64]*ledger.CheckpointBody{}}
 	scrolls := map[string]*ledger.Tree{}
 	checkpoint := func() {
 		c := &ledger.CheckpointBody{Origin: testOrigin, Size: l.tree.Size(), Root: l.tree.Root()}

@@ -190,7 +190,7 @@ func TestInclusionCorruption(t *testing.T) {
 	const n = 64
 	leaves := refLeaves(n)
 	s := MustNodeStore(t, leaves)
-	foreign := MustNodeStore(t, refLeaves(n+1)[1:]) // a different log of the same size
+	foreign := MustNodeStore(t, refLeaves(n + 1)[1:]) // a different log of the same size
 	other := [][]byte{foreign.roots[13], ledger.LeafHash([]byte("stranger")), leaves[0]}
 	cases := [][2]uint64{{0, 1}, {0, 2}, {1, 2}, {2, 3}, {5, 13}, {12, 13}, {8, 13}, {20, 37}, {0, 64}, {31, 64}, {63, 64}, {40, 63}}
 	mutants := 0
@@ -259,7 +259,7 @@ func TestConsistencyCorruption(t *testing.T) {
 	const n = 40
 	leaves := refLeaves(n)
 	s := MustNodeStore(t, leaves)
-	foreign := MustNodeStore(t, refLeaves(n+1)[1:])
+	foreign := MustNodeStore(t, refLeaves(n + 1)[1:])
 	other := [][]byte{foreign.roots[17], ledger.LeafHash([]byte("stranger")), s.roots[3]}
 	cases := [][2]uint64{{1, 1}, {1, 2}, {1, 8}, {2, 3}, {3, 7}, {4, 4}, {4, 8}, {6, 8}, {7, 13}, {8, 13}, {13, 40}, {16, 40}, {33, 39}}
 	mutants := 0

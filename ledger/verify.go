@@ -40,8 +40,8 @@ func CheckReceipt(r *warden.Receipt) ([]byte, error) {
 	if got := BodyHash(r.Body); got != r.RootHash {
 		return fail("body does not match root_hash (body edited): computed %s, receipt says %s", got, r.RootHash)
 	}
-	canon, err := Canonical(r.Body)
-	if err != nil || !bytes.Equal(canon, r.Body) {
+	// isCanonical(b) is Canonical(b) == b without building a parse tree.
+	if !isCanonical(r.Body) {
 		return fail("body is not RFC 8785 canonical JSON")
 	}
 	entry, err := EntryBytes(r)
@@ -49,8 +49,13 @@ func CheckReceipt(r *warden.Receipt) ([]byte, error) {
 		return fail("%v", err)
 	}
 	leaf := LeafHash(entry)
-	stored, err := hex.DecodeString(r.LeafHash)
-	if err != nil || !bytes.Equal(leaf, stored) {
+	// Compare the lowercase hex Seal writes, not the decoded bytes: hex
+	// decoding also accepts upper case, which would let an export be altered
+	// without any check noticing.
+	var want [2 * HashSize]byte
+	hex.Encode(want[:], leaf)
+	if string(want[:]) != r.LeafHash {
+		stored, _ := hex.DecodeString(r.LeafHash)
 		return fail("%s", diagnoseLeaf(r, stored))
 	}
 	return leaf, nil
@@ -59,14 +64,26 @@ func CheckReceipt(r *warden.Receipt) ([]byte, error) {
 // diagnoseLeaf explains a leaf-hash mismatch: a receipt whose stored leaf
 // hash is right for a neighbouring seq was moved by an insertion or deletion.
 func diagnoseLeaf(r *warden.Receipt, stored []byte) string {
+	if seq, ok := writtenAs(r, stored); ok {
+		return fmt.Sprintf("receipt was written as seq %d: receipts were inserted, deleted or renumbered before it", seq)
+	}
+	return "fields do not match leaf_hash (type, scroll, tags, timestamp, seq or leaf_hash edited)"
+}
+
+// writtenAs reports the neighbouring seq (r.Seq-1 or r.Seq+1) for which r's
+// entry hashes to stored, if any.
+func writtenAs(r *warden.Receipt, stored []byte) (uint64, bool) {
+	if len(stored) != HashSize {
+		return 0, false
+	}
 	for _, d := range []int64{-1, 1} {
 		c := *r
 		c.Seq = uint64(int64(r.Seq) + d)
 		if entry, err := EntryBytes(&c); err == nil && bytes.Equal(LeafHash(entry), stored) {
-			return fmt.Sprintf("receipt was written as seq %d: receipts were inserted, deleted or renumbered before it", c.Seq)
+			return c.Seq, true
 		}
 	}
-	return "fields do not match leaf_hash (type, scroll, tags, timestamp, seq or leaf_hash edited)"
+	return 0, false
 }
 
 type checkpointAt struct {
@@ -76,6 +93,11 @@ type checkpointAt struct {
 // Verifier rebuilds a log from its receipts in seq order and checks it
 // against signed checkpoints. Use AddCheckpoint for every checkpoint first,
 // then Add for every receipt in order, then Finish.
+//
+// The error it reports names the first bad sequence number over everything
+// it was given, whatever the order of the checkpoints: a bad checkpoint does
+// not stop verification of the receipts before the seq it blames, since one
+// of those may be bad too.
 type Verifier struct {
 	known       note.Verifiers
 	origin      string
@@ -83,7 +105,10 @@ type Verifier struct {
 	next        int // index into checkpoints of the next one to reach
 	tree        *Tree
 	scrolls     map[string]*Tree
-	err         *VerifyError
+	last        []byte       // leaf hash of the last receipt appended
+	verified    uint64       // size of the largest checkpoint the rebuilt log matched
+	bad         []badClaim   // failed checkpoints, blamed once all are registered
+	err         *VerifyError // the lowest failure so far
 	// AllowUnanchored accepts receipts after the newest checkpoint (a live
 	// log between checkpoints). By default they fail verification, since
 	// nothing signed vouches for them.
@@ -96,28 +121,38 @@ func NewVerifier(known note.Verifiers, origin string) *Verifier {
 	return &Verifier{known: known, origin: origin, tree: NewTree(), scrolls: map[string]*Tree{}}
 }
 
+// badClaim is a checkpoint that failed to verify and the size it claims.
+type badClaim struct {
+	size   uint64
+	reason string
+}
+
 // AddCheckpoint registers a signed checkpoint. A checkpoint that does not
-// verify fails verification; the sequence number named is the first one the
-// forged checkpoint claims to cover beyond the valid ones before it.
+// verify (forged, signed by an unknown key, for another origin, or
+// disagreeing with another at the same size) fails verification; the
+// sequence number named is the first one it claims to cover beyond the valid
+// checkpoints below it, or an earlier bad receipt. Since that depends on
+// checkpoints and receipts not seen yet, the failure is reported by Add,
+// AddChecked or Finish, once it is certain to be the first; AddCheckpoint
+// itself returns nil.
 func (v *Verifier) AddCheckpoint(msg []byte) error {
 	c, err := OpenCheckpoint(msg, v.known)
 	if err != nil {
 		size := claimedSize(msg)
-		v.fail(v.coveredBelow(size), fmt.Sprintf("checkpoint claiming size %d is forged or unreadable: %v", size, err))
-		return v.err
+		v.bad = append(v.bad, badClaim{size, fmt.Sprintf("checkpoint claiming size %d is forged or unreadable: %v", size, err)})
+		return nil
 	}
 	if v.origin == "" {
 		v.origin = c.Origin
 	}
 	if c.Origin != v.origin {
-		v.fail(v.coveredBelow(c.Size), fmt.Sprintf("checkpoint at size %d is for origin %q, not %q", c.Size, c.Origin, v.origin))
-		return v.err
+		v.bad = append(v.bad, badClaim{c.Size, fmt.Sprintf("checkpoint at size %d is for origin %q, not %q", c.Size, c.Origin, v.origin)})
+		return nil
 	}
 	i := sort.Search(len(v.checkpoints), func(i int) bool { return v.checkpoints[i].body.Size >= c.Size })
 	if i < len(v.checkpoints) && v.checkpoints[i].body.Size == c.Size {
 		if !bytes.Equal(v.checkpoints[i].body.Root, c.Root) {
-			v.fail(v.coveredBelow(c.Size), fmt.Sprintf("two signed checkpoints at size %d disagree on the root (split view)", c.Size))
-			return v.err
+			v.bad = append(v.bad, badClaim{c.Size, fmt.Sprintf("two signed checkpoints at size %d disagree on the root (split view)", c.Size)})
 		}
 		return nil
 	}
@@ -155,40 +190,78 @@ func (v *Verifier) fail(seq uint64, reason string) {
 	}
 }
 
+// settle blames the bad checkpoints, now that every checkpoint is registered,
+// and checks any checkpoint at the current size (size 0 before the first
+// receipt).
+func (v *Verifier) settle() {
+	for _, b := range v.bad {
+		v.fail(v.coveredBelow(b.size), b.reason)
+	}
+	v.bad = nil
+	v.reach()
+}
+
+// reach checks the checkpoints at the current size.
+func (v *Verifier) reach() {
+	for v.next < len(v.checkpoints) && v.checkpoints[v.next].body.Size == v.tree.Size() {
+		v.checkAt(v.checkpoints[v.next].body)
+		v.next++
+	}
+}
+
+// done reports whether the failure found is certainly the first: every
+// receipt before it has been appended, so nothing still to come can fail
+// earlier.
+func (v *Verifier) done() bool { return v.err != nil && v.tree.Size() >= v.err.Seq }
+
 // Add checks r (with CheckReceipt) and appends it.
 func (v *Verifier) Add(r *warden.Receipt) error {
 	leaf, err := CheckReceipt(r)
 	if err != nil {
-		if ve, ok := err.(*VerifyError); ok && v.err == nil {
-			if r.Seq != v.tree.Size() {
-				return v.AddChecked(r, nil)
-			}
-			v.err = ve
-		}
-		return v.err
+		leaf = nil // AddChecked re-checks and reports it in order
 	}
 	return v.AddChecked(r, leaf)
 }
 
 // AddChecked appends a receipt already checked by CheckReceipt, whose
-// recomputed leaf hash is leaf. Receipts MUST arrive in seq order; the first
-// gap, repeat or reordering fails verification at the expected seq.
+// recomputed leaf hash is leaf; a nil leaf makes it run CheckReceipt itself.
+// Receipts MUST arrive in seq order; the first gap, repeat or reordering
+// fails verification at the expected seq. It returns the first failure once
+// no later receipt can change which one is first.
 func (v *Verifier) AddChecked(r *warden.Receipt, leaf []byte) error {
-	if v.err != nil {
+	if len(v.bad) > 0 || v.tree.Size() == 0 {
+		v.settle()
+	}
+	if v.done() {
 		return v.err
 	}
 	want := v.tree.Size()
+	if cp := v.lastCheckpoint(); want >= cp && !v.AllowUnanchored {
+		v.fail(cp, fmt.Sprintf("receipts from %d on are not covered by any signed checkpoint (appended after the last one, or forged)", cp))
+		return v.err
+	}
 	switch {
 	case r.Seq > want:
 		v.fail(want, fmt.Sprintf("receipt %d is missing (next receipt present is %d): deleted or reordered", want, r.Seq))
 		return v.err
 	case r.Seq < want:
+		if r.Seq == want-1 && r.Seq >= v.verified {
+			// Two receipts claim the previous seq. If this one is valid
+			// and different, nothing says which is genuine, and the first
+			// of them is the first that may be bad.
+			if l, err := CheckReceipt(r); err == nil && !bytes.Equal(l, v.last) {
+				v.fail(r.Seq, fmt.Sprintf("two different receipts claim seq %d: one was inserted (forged)", r.Seq))
+				return v.err
+			}
+		}
 		v.fail(want, fmt.Sprintf("receipt %d appears again or out of order where %d was expected", r.Seq, want))
 		return v.err
 	case leaf == nil:
-		_, err := CheckReceipt(r)
-		v.err = err.(*VerifyError)
-		return v.err
+		var err error
+		if leaf, err = CheckReceipt(r); err != nil {
+			v.failReceipt(r, err)
+			return v.err
+		}
 	}
 	if err := v.tree.Append(leaf, nil); err != nil {
 		v.fail(want, err.Error())
@@ -203,14 +276,32 @@ func (v *Verifier) AddChecked(r *warden.Receipt, leaf []byte) error {
 		v.fail(want, err.Error())
 		return v.err
 	}
-	for v.next < len(v.checkpoints) && v.checkpoints[v.next].body.Size == v.tree.Size() {
-		v.checkAt(v.checkpoints[v.next].body)
-		v.next++
-		if v.err != nil {
-			return v.err
-		}
+	v.last = leaf
+	v.reach()
+	if v.done() {
+		return v.err
 	}
 	return nil
+}
+
+// failReceipt records that r, at the expected seq, failed CheckReceipt. If r
+// carries the leaf hash it would have at the previous seq, it is a genuine
+// receipt pushed along by an insertion: the receipt just before it is the
+// forged one, unless a checkpoint already vouched for that one or it is an
+// exact copy of r (then r is the duplicate).
+func (v *Verifier) failReceipt(r *warden.Receipt, err error) {
+	ve, ok := err.(*VerifyError)
+	if !ok {
+		ve = &VerifyError{Seq: r.Seq, Reason: err.Error()}
+	}
+	if r.Seq > 0 && r.Seq-1 >= v.verified {
+		stored, _ := hex.DecodeString(r.LeafHash)
+		if seq, ok := writtenAs(r, stored); ok && seq == r.Seq-1 && !bytes.Equal(stored, v.last) {
+			v.fail(seq, fmt.Sprintf("receipt %d was written as seq %d, so receipt %d before it was inserted (forged) and the rest renumbered", r.Seq, seq, seq))
+			return
+		}
+	}
+	v.fail(ve.Seq, ve.Reason)
 }
 
 // checkAt compares the rebuilt tree with a checkpoint of the same size.
@@ -232,6 +323,16 @@ func (v *Verifier) checkAt(c *CheckpointBody) {
 			return
 		}
 	}
+	v.verified = c.Size
+}
+
+// lastCheckpoint returns the size of the largest registered checkpoint (0 if
+// none).
+func (v *Verifier) lastCheckpoint() uint64 {
+	if len(v.checkpoints) == 0 {
+		return 0
+	}
+	return v.checkpoints[len(v.checkpoints)-1].body.Size
 }
 
 // Summary describes a log that verified.
@@ -251,21 +352,20 @@ func (s *Summary) String() string {
 // Finish ends verification: every checkpoint must have been reached (else the
 // log was truncated) and, unless AllowUnanchored, every receipt covered.
 func (v *Verifier) Finish() (*Summary, error) {
-	if v.err != nil {
-		return nil, v.err
-	}
+	v.settle()
 	n := v.tree.Size()
 	if v.next < len(v.checkpoints) {
 		c := v.checkpoints[v.next].body
 		v.fail(n, fmt.Sprintf("log ends at %d receipts but a signed checkpoint covers %d: truncated", n, c.Size))
-		return nil, v.err
 	}
-	var cpSize uint64
-	if len(v.checkpoints) > 0 {
-		cpSize = v.checkpoints[len(v.checkpoints)-1].body.Size
+	if len(v.checkpoints) == 0 {
+		v.fail(0, "no signed checkpoint: nothing vouches for this log (an empty or stripped log)")
 	}
+	cpSize := v.lastCheckpoint()
 	if n > cpSize && !v.AllowUnanchored {
 		v.fail(cpSize, fmt.Sprintf("receipts %d..%d are not covered by any signed checkpoint (appended after the last one, or forged)", cpSize, n-1))
+	}
+	if v.err != nil {
 		return nil, v.err
 	}
 	s := &Summary{Count: n, Root: v.tree.Root(), CheckpointSize: cpSize, Checkpoints: len(v.checkpoints), Scrolls: map[string]ScrollRoot{}}

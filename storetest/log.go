@@ -54,7 +54,7 @@ func testAppendDenseSeqs(t *testing.T, h Harness) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("seqs (-want +got):\n%s", diff)
 	}
-	checkLog(t, s)
+	CheckLog(t, s)
 }
 
 func testSealedFields(t *testing.T, h Harness) {
@@ -107,7 +107,7 @@ func testSealedFields(t *testing.T, h Harness) {
 		}
 		return nil
 	})
-	checkLog(t, s)
+	CheckLog(t, s)
 }
 
 func testInvalidDraft(t *testing.T, h Harness) {
@@ -139,7 +139,7 @@ func testInvalidDraft(t *testing.T, h Harness) {
 			}
 		})
 	}
-	checkLog(t, s)
+	CheckLog(t, s)
 }
 
 func testHeadRoots(t *testing.T, h Harness) {
@@ -152,11 +152,11 @@ func testHeadRoots(t *testing.T, h Harness) {
 		ds = append(ds, d)
 	}
 	MustAppend(t, s, ds[:20]...)
-	checkLog(t, s)
+	CheckLog(t, s)
 	for _, d := range ds[20:] {
 		MustAppend(t, s, d)
 	}
-	log := checkLog(t, s)
+	log := CheckLog(t, s)
 	if len(log) != 37 {
 		t.Fatalf("log has %d receipts, want 37", len(log))
 	}
@@ -221,7 +221,7 @@ func testReadOwnWrites(t *testing.T, h Harness) {
 		}
 		return nil
 	})
-	checkLog(t, s)
+	CheckLog(t, s)
 }
 
 func testRollbackOnError(t *testing.T, h Harness) {
@@ -272,7 +272,7 @@ func testRollbackOnError(t *testing.T, h Harness) {
 	if next.Seq != first.Seq+1 {
 		t.Errorf("append after a failed Update got seq %d, want %d", next.Seq, first.Seq+1)
 	}
-	log := checkLog(t, s)
+	log := CheckLog(t, s)
 	if _, ok := MustHead(t, s).Scrolls[warden.ScrollPolicy]; ok || len(log) != 2 {
 		t.Errorf("the failed Update's receipts are visible: %d receipts", len(log))
 	}
@@ -306,7 +306,7 @@ func testRollbackOnPanic(t *testing.T, h Harness) {
 	if r := MustAppend(t, s, draft(2))[0]; r.Seq != 1 {
 		t.Errorf("append after a panicking Update got seq %d, want 1", r.Seq)
 	}
-	checkLog(t, s)
+	CheckLog(t, s)
 }
 
 // opBody identifies the op that appended a receipt.
@@ -319,7 +319,7 @@ func testConcurrentUpdates(t *testing.T, h Harness) {
 	const goroutines, each = 64, 50
 	s := h.New(t)
 	got := runConcurrent(t, s, goroutines, each, func(g, i int) bool { return false })
-	log := checkLog(t, s)
+	log := CheckLog(t, s)
 	if len(log) != goroutines*each {
 		t.Fatalf("log has %d receipts, want %d", len(log), goroutines*each)
 	}
@@ -335,7 +335,7 @@ func testConcurrentUpdatesWithFailures(t *testing.T, h Harness) {
 	s := h.New(t)
 	fails := func(g, i int) bool { return (g*each+i)%3 == 0 }
 	got := runConcurrent(t, s, goroutines, each, fails)
-	log := checkLog(t, s)
+	log := CheckLog(t, s)
 	want := 0
 	for g := range goroutines {
 		for i := range each {

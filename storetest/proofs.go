@@ -96,12 +96,12 @@ func testMerkleHashesMissing(t *testing.T, h Harness) {
 			t.Errorf("MerkleHashes(nil) = %v, %v; want no hashes and no error", empty, err)
 		}
 		for _, id := range []warden.NodeID{
-			{Level: 0, Index: 70},     // the next leaf
-			{Level: 1, Index: 35},     // over leaves 70 and 71
-			{Level: 3, Index: 8},      // over 64..71: incomplete
-			{Level: 7, Index: 0},      // over 0..127: incomplete
+			{Level: 0, Index: 70},      // the next leaf
+			{Level: 1, Index: 35},      // over leaves 70 and 71
+			{Level: 3, Index: 8},       // over 64..71: incomplete
+			{Level: 7, Index: 0},       // over 0..127: incomplete
 			{Level: 0, Index: 1 << 62}, // far beyond
-			{Level: 70, Index: 0},     // no such level
+			{Level: 70, Index: 0},      // no such level
 		} {
 			_, err := tx.MerkleHashes([]warden.NodeID{{Level: 0, Index: 0}, id})
 			if warden.ErrorCode(err) != warden.ENOTFOUND {

@@ -175,11 +175,11 @@ func wantCode(tb testing.TB, err error, code string) {
 	}
 }
 
-// checkLog verifies that the committed log is dense from 0, that every
+// CheckLog verifies that the committed log is dense from 0, that every
 // receipt re-hashes to its leaf hash, and that the head's global and
 // scroll roots are those of trees rebuilt from the leaves. It returns the
 // log.
-func checkLog(tb testing.TB, s warden.Store) []*warden.Receipt {
+func CheckLog(tb testing.TB, s warden.Store) []*warden.Receipt {
 	tb.Helper()
 	log := MustAllReceipts(tb, s)
 	head := MustHead(tb, s)
