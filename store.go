@@ -57,6 +57,8 @@ type ReadTx interface {
 	Credentials() ([]*Credential, error)
 	// Meta returns the value stored under key, or ENOTFOUND.
 	Meta(key string) (string, error)
+
+	IncidentReader
 }
 
 // Tx is a read-write transaction.
@@ -70,11 +72,13 @@ type Tx interface {
 	PutCheckpoint(c *Checkpoint) error
 	// CreateCredential stores c. ECONFLICT if the name is taken.
 	CreateCredential(c *Credential) error
-	// RevokeCredential marks the named credential revoked at c.RevokedAt.
+	// RevokeCredential marks the named credential revoked at time at.
 	// ENOTFOUND if unknown, ECONFLICT if already revoked.
 	RevokeCredential(name string, at time.Time) error
 	// SetMeta stores value under key.
 	SetMeta(key, value string) error
+
+	IncidentWriter
 }
 
 // NodeID names a node of the global Merkle tree: Level 0 are leaves, Index

@@ -103,6 +103,11 @@ func (e *env) rootCmd() *cobra.Command {
 		e.verifyCmd(),
 		e.receiptsCmd(),
 		e.benchCmd(),
+		e.incidentCmd(),
+		e.recoveryCmd(),
+		e.statsCmd(),
+		e.integrityCmd(),
+		e.forensicCmd(),
 		e.versionCmd(),
 	)
 	return root

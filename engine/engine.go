@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/ledger"
@@ -42,6 +43,23 @@ type Options struct {
 	AuthFailureBurst int
 	// Metrics receives counters; nil disables them.
 	Metrics *Metrics
+
+	// Policy is the containment policy (nil: warden.DefaultPolicy()).
+	Policy *warden.ContainmentPolicy
+	// PolicyDigest identifies Policy in receipts ("sha256:…"); computed
+	// when empty.
+	PolicyDigest string
+	// LoadPolicy re-reads the policy file for POST /api/v1/reload; nil
+	// means the policy is built in and reload keeps it.
+	LoadPolicy func() (*warden.ContainmentPolicy, error)
+	// Actuator executes containment actions (drill mode: a dry-run one).
+	Actuator Actuator
+	// Waker is woken after webhook deliveries are committed.
+	Waker Waker
+	// Integrity snapshots and checks watched files.
+	Integrity IntegrityChecker
+	// HMACKey signs forensic bundles.
+	HMACKey []byte
 }
 
 // Engine applies warden's rules over a Store.
@@ -58,6 +76,13 @@ type Engine struct {
 
 	authFail authFailureLimiter
 	cpMu     sync.Mutex // one checkpoint writer at a time per process
+
+	policy     atomic.Pointer[policyState]
+	loadPolicy func() (*warden.ContainmentPolicy, error)
+	actuator   Actuator
+	waker      Waker
+	integrity  IntegrityChecker
+	hmacKey    []byte
 }
 
 // New returns an engine. It does not write anything until Start.
@@ -90,6 +115,15 @@ func New(o Options) (*Engine, error) {
 		metrics: o.Metrics,
 	}
 	e.authFail.init(o.AuthFailureRate, o.AuthFailureBurst, o.Clock)
+	e.loadPolicy, e.actuator, e.waker, e.integrity, e.hmacKey = o.LoadPolicy, o.Actuator, o.Waker, o.Integrity, o.HMACKey
+	if o.Policy == nil {
+		o.Policy = warden.DefaultPolicy()
+	}
+	ps, err := newPolicyState(o.Policy, o.PolicyDigest)
+	if err != nil {
+		return nil, fmt.Errorf("engine.New: %w", err)
+	}
+	e.policy.Store(ps)
 	return e, nil
 }
 

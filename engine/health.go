@@ -25,6 +25,11 @@ func (e *Engine) Health(ctx context.Context) (*Health, error) {
 			return err
 		}
 		h.Receipts = head.Size
+		st, err := tx.IncidentStats()
+		if err != nil {
+			return err
+		}
+		h.OpenIncidents, h.TotalIncidents = st.OpenIncidents, st.TotalIncidents
 		return nil
 	})
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 // Server serves the API over an engine.
 type Server struct {
 	engine   *engine.Engine
+	version  string
 	log      *slog.Logger
 	registry *prometheus.Registry
 	mux      *http.ServeMux
@@ -50,6 +51,8 @@ type Options struct {
 	Engine   *engine.Engine
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	// Version is reported in forensic bundles.
+	Version string
 }
 
 // NewServer builds the API's routes.
@@ -62,6 +65,7 @@ func NewServer(o Options) *Server {
 	}
 	s := &Server{
 		engine:   o.Engine,
+		version:  o.Version,
 		log:      o.Logger,
 		registry: o.Registry,
 		mux:      http.NewServeMux(),
@@ -100,6 +104,7 @@ func (s *Server) registerRoutes() {
 	s.handle("GET", "/api/v1/credentials", adminsOnly, "manage credentials", s.handleCredentials)
 	s.handle("POST", "/api/v1/credentials", adminsOnly, "manage credentials", s.handleAddCredential)
 	s.handle("POST", "/api/v1/credentials/revoke", adminsOnly, "manage credentials", s.handleRevokeCredential)
+	s.registerIncidentRoutes()
 }
 
 // handle registers a route. Routes sharing a pattern share one mux entry

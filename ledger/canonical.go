@@ -39,6 +39,16 @@ func BodyHash(canonicalBody []byte) string {
 	return "blake3:" + hex.EncodeToString(sum[:])
 }
 
+// bodyHashIs reports whether BodyHash(body) == want, without allocating.
+func bodyHashIs(body []byte, want string) bool {
+	const prefix = "blake3:"
+	sum := blake3.Sum256(body)
+	var got [len(prefix) + 2*len(sum)]byte
+	copy(got[:], prefix)
+	hex.Encode(got[len(prefix):], sum[:])
+	return string(got[:]) == want
+}
+
 // appendString appends s as an RFC 8785 JSON string: only '"', '\\' and
 // control characters are escaped, the short forms where JSON has them.
 // It returns false if s is not valid UTF-8, which JCS cannot represent.

@@ -155,6 +155,11 @@ func GenerateKeys(origin string) (Keys, error) {
 	if err != nil {
 		return Keys{}, fmt.Errorf("ledger.GenerateKeys: %w", err)
 	}
+	// note.GenerateKey does not check the name; a key named with a space or
+	// a '+' could never be loaded to sign.
+	if _, err := note.NewSigner(skey); err != nil {
+		return Keys{}, fmt.Errorf("ledger.GenerateKeys: origin %q cannot name a key: %w", origin, err)
+	}
 	return Keys{Signer: skey, Verifier: vkey}, nil
 }
 

@@ -314,3 +314,50 @@ func TestCheckpointCorruption(t *testing.T) {
 		}
 	})
 }
+
+func TestGenerateKeysAndParseVerifiers(t *testing.T) {
+	a, err := ledger.GenerateKeys("a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ledger.GenerateKeys("b.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(a.Signer, "PRIVATE+KEY+a.test+") || !strings.HasPrefix(a.Verifier, "a.test+") {
+		t.Errorf("keys not in signed-note encoding: %q", a.Verifier)
+	}
+	if a.Verifier == b.Verifier || a.Signer == b.Signer {
+		t.Error("two generated key pairs are equal")
+	}
+	known, list, err := ledger.ParseVerifiers([]byte("\n  " + a.Verifier + "\r\n\n" + b.Verifier + "  \n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Name() != "a.test" || list[1].Name() != "b.test" {
+		t.Fatalf("ParseVerifiers list = %v", list)
+	}
+	if _, err := known.Verifier("b.test", list[1].KeyHash()); err != nil {
+		t.Errorf("b.test not known: %v", err)
+	}
+	for name, text := range map[string]string{
+		"empty":       "",
+		"blank lines": "\n \n",
+		"garbage":     a.Verifier + "\nnot-a-key",
+		"private key": a.Signer,
+	} {
+		if _, _, err := ledger.ParseVerifiers([]byte(text)); err == nil {
+			t.Errorf("ParseVerifiers(%s): want an error", name)
+		}
+	}
+	if _, err := ledger.GenerateKeys("bad name"); err == nil {
+		t.Error("GenerateKeys with a space in the name: want an error")
+	}
+}
+
+func TestVerifyErrorText(t *testing.T) {
+	err := &ledger.VerifyError{Seq: 17, Reason: "body edited"}
+	if got, want := err.Error(), "first bad sequence number 17: body edited"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}

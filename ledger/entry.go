@@ -18,10 +18,25 @@ const MaxSeq = 1<<53 - 1
 // (body, root_hash, schema_version, scroll, seq, tags, timestamp, type).
 // Body MUST already be canonical; it is embedded verbatim.
 func EntryBytes(r *warden.Receipt) ([]byte, error) {
+	return appendEntry(make([]byte, 0, entrySize(r)), r)
+}
+
+// entrySize is the length of r's entry when no string needs escaping, so
+// one allocation usually suffices.
+func entrySize(r *warden.Receipt) int {
+	n := len(`{"body":,"root_hash":"","schema_version":"","scroll":"","seq":9007199254740991,"tags":[],"timestamp":"","type":""}`)
+	n += len(r.Body) + len(r.RootHash) + len(r.SchemaVersion) + len(r.Scroll) + len(r.Timestamp) + len(r.Type)
+	for _, t := range r.Tags {
+		n += len(t) + 3
+	}
+	return n + 16
+}
+
+// appendEntry appends r's entry (see EntryBytes) to b.
+func appendEntry(b []byte, r *warden.Receipt) ([]byte, error) {
 	if r.Seq > MaxSeq {
 		return nil, fmt.Errorf("ledger.EntryBytes: seq %d exceeds 2^53-1", r.Seq)
 	}
-	b := make([]byte, 0, len(r.Body)+256)
 	var ok bool
 	b = append(b, `{"body":`...)
 	b = append(b, r.Body...)

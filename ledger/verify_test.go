@@ -78,19 +78,26 @@ func TestVerifierHappyPath(t *testing.T) {
 			t.Errorf("Summary = %+v", s)
 		}
 	})
-	t.Run("empty log", func(t *testing.T) {
-		s, err := runVerifier(l.verifiers, nil, nil, verifyModes[0], false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Count != 0 || !bytes.Equal(s.Root, ledger.EmptyRoot()) || s.Checkpoints != 0 {
-			t.Errorf("Summary = %+v", s)
+	t.Run("no checkpoint at all", func(t *testing.T) {
+		// Nothing signed vouches for a log without checkpoints, even an
+		// empty one (it may have been stripped), unanchored or not.
+		for _, allow := range []bool{false, true} {
+			if _, err := runVerifier(l.verifiers, nil, nil, verifyModes[0], allow); !isVerifyError(err, 0) {
+				t.Errorf("empty log, AllowUnanchored %v: %v, want first bad seq 0", allow, err)
+			}
+			if _, err := runVerifier(l.verifiers, nil, l.receipts, verifyModes[0], allow); !isVerifyError(err, 0) {
+				t.Errorf("log without checkpoints, AllowUnanchored %v: %v, want first bad seq 0", allow, err)
+			}
 		}
 	})
 	t.Run("checkpoint of the empty log", func(t *testing.T) {
 		empty := MustLog(t, 0, 0)
-		if _, err := runVerifier(empty.verifiers, empty.checkpoints, nil, verifyModes[0], false); err != nil {
+		s, err := runVerifier(empty.verifiers, empty.checkpoints, nil, verifyModes[0], false)
+		if err != nil {
 			t.Fatalf("empty log with a size-0 checkpoint: %v", err)
+		}
+		if s.Count != 0 || !bytes.Equal(s.Root, ledger.EmptyRoot()) || s.Checkpoints != 1 || s.CheckpointSize != 0 {
+			t.Errorf("Summary = %+v", s)
 		}
 		grown := MustLog(t, 5, 0, 5)
 		for _, mode := range verifyModes {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +30,13 @@ func benchDraft(i int) warden.Draft {
 // BenchmarkAppendParallel measures durable receipts per second with about
 // 64 concurrent writers, each Update appending one receipt.
 func BenchmarkAppendParallel(b *testing.B) {
-	db := MustOpen(b, filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{})
+	var commits, ops atomic.Int64
+	var commitTime atomic.Int64
+	db := MustOpen(b, filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{OnCommit: func(n int, d time.Duration) {
+		commits.Add(1)
+		ops.Add(int64(n))
+		commitTime.Add(int64(d))
+	}})
 	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	start := time.Now()
@@ -48,6 +55,10 @@ func BenchmarkAppendParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "receipts/s")
+	if n := commits.Load(); n > 0 {
+		b.ReportMetric(float64(ops.Load())/float64(n), "ops/commit")
+		b.ReportMetric(float64(commitTime.Load())/float64(n)/1e6, "ms/commit")
+	}
 }
 
 // BenchmarkAppendSerial measures one writer: each Update appends one

@@ -290,6 +290,10 @@ func (w *writer) commit(batch []*request) {
 	if f := w.db.opts.OnCommit; f != nil {
 		f(ran, time.Since(start))
 	}
+	if w.db.syncq != nil {
+		w.db.syncq <- deliver
+		return
+	}
 	deliver()
 }
 

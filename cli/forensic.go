@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/forensic"
+	"github.com/warden-sh/warden/ledger"
+)
+
+func (e *env) forensicCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "forensic", Short: "Export and verify signed forensic bundles"}
+	var out string
+	export := &cobra.Command{
+		Use:   "export [-o FILE]",
+		Short: "Download a forensic bundle from the server (forensic role)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := e.api()
+			req, err := http.NewRequestWithContext(e.ctx, "GET", c.base+"/api/v1/forensic/export", nil)
+			if err != nil {
+				return err
+			}
+			if c.token != "" {
+				req.Header.Set("Authorization", "Bearer "+c.token)
+			}
+			resp, err := (&http.Client{}).Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+				return warden.Errorf(warden.EINTERNAL, "export: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+			}
+			w := io.Writer(e.stdout)
+			var f *os.File
+			if out != "" && out != "-" {
+				if f, err = os.OpenFile(out+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+					return err
+				}
+				w = f
+			}
+			if _, err := io.Copy(w, resp.Body); err != nil {
+				return err
+			}
+			if f != nil {
+				if err := f.Sync(); err != nil {
+					return err
+				}
+				f.Close()
+				if err := os.Rename(out+".tmp", out); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "forensic bundle written to %s\n", out)
+			}
+			return nil
+		},
+	}
+	export.Flags().StringVarP(&out, "output", "o", "", "output file (default stdout)")
+
+	var hmacFile, pubFile string
+	verify := &cobra.Command{
+		Use:   "verify FILE [--hmac-key FILE] [--pubkey FILE]",
+		Short: "Verify a forensic bundle offline and name what was tampered",
+		Long: `Verify a forensic bundle offline: the bundle hash over its canonical content,
+the HMAC signature (with --hmac-key, the data directory's hmac.key), the
+ed25519 bundle signature and checkpoint (with --pubkey, else the key inside
+the bundle), every audit entry's hashes and inclusion proof, that no audit
+entry is missing, and every incident against its latest receipted state.
+Exit 3 names every failed check.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var o forensic.Options
+			if hmacFile != "" {
+				b, err := os.ReadFile(hmacFile)
+				if err != nil {
+					return usageError{err}
+				}
+				if o.HMACKey, err = hex.DecodeString(strings.TrimSpace(string(b))); err != nil {
+					return usageError{fmt.Errorf("--hmac-key: not hex: %w", err)}
+				}
+			}
+			if pubFile != "" {
+				b, err := os.ReadFile(pubFile)
+				if err != nil {
+					return usageError{err}
+				}
+				if o.Verifiers, _, err = ledger.ParseVerifiers(b); err != nil {
+					return usageError{err}
+				}
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			defer f.Close()
+			rep, err := forensic.Verify(f, o)
+			if err != nil {
+				if e.json {
+					e.print(rep, nil)
+				}
+				return verifyFailure{err}
+			}
+			return e.print(rep, func(w io.Writer) {
+				fmt.Fprintf(w, "ok: bundle %s: %d incidents, %d audit entries, %d inclusion proofs verified", rep.BundleHash, rep.Incidents, rep.AuditEntries, rep.Proofs)
+				if rep.Unanchored > 0 {
+					fmt.Fprintf(w, ", %d newer than the checkpoint", rep.Unanchored)
+				}
+				fmt.Fprintln(w)
+				if !rep.HMACChecked {
+					fmt.Fprintln(w, "note: HMAC not checked (no --hmac-key)")
+				}
+				if rep.EmbeddedKey {
+					fmt.Fprintln(w, "note: signatures checked with the key inside the bundle (pass --pubkey to use a key you trust)")
+				}
+			})
+		},
+	}
+	verify.Flags().StringVar(&hmacFile, "hmac-key", "", "file with the forensic HMAC key (hex), e.g. DATA/hmac.key")
+	verify.Flags().StringVar(&pubFile, "pubkey", "", "file with the trusted ledger public key, e.g. DATA/ledger.pub")
+	cmd.AddCommand(export, verify)
+	return cmd
+}

@@ -1,0 +1,268 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+)
+
+// DefaultURL is the server the runbook commands talk to without --url.
+const DefaultURL = "http://127.0.0.1:8515"
+
+// api returns a client for the runbook commands: --url, WARDEN_URL, or the
+// local default.
+func (e *env) api() *apiClient {
+	if e.url == "" {
+		e.url = DefaultURL
+	}
+	return e.client()
+}
+
+func (e *env) incidentCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "incident", Short: "Report, list, inspect, acknowledge and resolve incidents (through the server)"}
+	var req engine.ReportRequest
+	var evidence []string
+	report := &cobra.Command{
+		Use:   "report --class C --source S --description D [--severity S] [--evidence k=v]...",
+		Short: "Report a security incident; containment runs at once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, kv := range evidence {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return usageError{fmt.Errorf("--evidence %q: want key=value", kv)}
+				}
+				if req.Evidence == nil {
+					req.Evidence = map[string]string{}
+				}
+				req.Evidence[k] = v
+			}
+			var inc warden.Incident
+			if err := e.api().do("POST", "/api/v1/incidents/report", req, &inc); err != nil {
+				return err
+			}
+			return e.print(&inc, func(w io.Writer) { printIncident(w, &inc) })
+		},
+	}
+	fl := report.Flags()
+	fl.StringVar(&req.Class, "class", "", "incident class (required)")
+	fl.StringVar(&req.Source, "source", "", "reporting source (required)")
+	fl.StringVar(&req.Description, "description", "", "what happened (required)")
+	fl.StringVar(&req.Severity, "severity", "", "override the class's default severity")
+	fl.StringArrayVar(&evidence, "evidence", nil, "evidence key=value (repeatable)")
+
+	var class, state, severity string
+	list := &cobra.Command{
+		Use:   "list [--state S] [--class C] [--severity S]",
+		Short: "List incidents, critical and newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := url.Values{}
+			for k, v := range map[string]string{"state": state, "class": class, "severity": severity} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			var list []*warden.Incident
+			if err := e.api().do("GET", "/api/v1/incidents?"+q.Encode(), nil, &list); err != nil {
+				return err
+			}
+			return e.print(list, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tCLASS\tSEVERITY\tSTATE\tSOURCE\tCREATED")
+				for _, i := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.Class, i.Severity, i.State, i.Source, i.CreatedAt)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	list.Flags().StringVar(&state, "state", "", "open, contained, containment_failed, acknowledged, resolved")
+	list.Flags().StringVar(&class, "class", "", "incident class")
+	list.Flags().StringVar(&severity, "severity", "", "low, medium, high, critical")
+
+	get := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one incident",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var inc warden.Incident
+			if err := e.api().do("GET", "/api/v1/incidents/get?id="+url.QueryEscape(args[0]), nil, &inc); err != nil {
+				return err
+			}
+			return e.print(&inc, func(w io.Writer) { printIncident(w, &inc) })
+		},
+	}
+	transition := func(verb, path string) *cobra.Command {
+		return &cobra.Command{
+			Use:   verb + " ID",
+			Short: strings.ToUpper(verb[:1]) + verb[1:] + " an incident (refused while its recovery is incomplete)",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var inc warden.Incident
+				if err := e.api().do("POST", path, map[string]string{"id": args[0]}, &inc); err != nil {
+					return err
+				}
+				return e.print(&inc, func(w io.Writer) { printIncident(w, &inc) })
+			},
+		}
+	}
+	cmd.AddCommand(report, list, get,
+		transition("resolve", "/api/v1/incidents/resolve"),
+		transition("acknowledge", "/api/v1/incidents/acknowledge"))
+	return cmd
+}
+
+func printIncident(w io.Writer, i *warden.Incident) {
+	fmt.Fprintf(w, "id:          %s\nclass:       %s\nseverity:    %s", i.ID, i.Class, i.Severity)
+	if i.EscalatedFrom != "" {
+		fmt.Fprintf(w, " (raised from %s)", i.EscalatedFrom)
+	}
+	fmt.Fprintf(w, "\nstate:       %s\nsource:      %s\ndescription: %s\ncreated_at:  %s\n", i.State, i.Source, i.Description, i.CreatedAt)
+	if i.ResolvedAt != "" {
+		fmt.Fprintf(w, "resolved_at: %s\n", i.ResolvedAt)
+	}
+	for k, v := range i.Evidence {
+		fmt.Fprintf(w, "evidence:    %s=%s\n", k, v)
+	}
+	for _, r := range i.ContainmentResults {
+		status := "ok"
+		if !r.Success {
+			status = "FAILED: " + r.Error
+		}
+		if r.DryRun {
+			status += " (dry-run)"
+		}
+		fmt.Fprintf(w, "containment: %s %s\n", r.Action, status)
+	}
+}
+
+func (e *env) recoveryCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "recovery", Short: "The recovery ceremony: status, ack, reattest (through the server)"}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Pending recovery requirements",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var st struct {
+				PendingRecoveries []*warden.RecoveryRequirement `json:"pending_recoveries"`
+				Count             int                           `json:"count"`
+			}
+			if err := e.api().do("GET", "/api/v1/recovery/status", nil, &st); err != nil {
+				return err
+			}
+			return e.print(st, func(w io.Writer) {
+				fmt.Fprintf(w, "%d pending recoveries\n", st.Count)
+				for _, r := range st.PendingRecoveries {
+					fmt.Fprintf(w, "  %s  missing: %s\n", r.IncidentID, strings.Join(r.Missing(), ", "))
+				}
+			})
+		},
+	}
+	var operator string
+	ack := &cobra.Command{
+		Use:   "ack INCIDENT_ID --operator NAME",
+		Short: "Acknowledge a latched or critical incident",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out map[string]any
+			if err := e.api().do("POST", "/api/v1/recovery/ack", map[string]string{"incident_id": args[0], "operator": operator}, &out); err != nil {
+				return err
+			}
+			return e.print(out, func(w io.Writer) { fmt.Fprintln(w, out["status"]) })
+		},
+	}
+	ack.Flags().StringVar(&operator, "operator", "", "who acknowledges (default: your principal)")
+	reattest := &cobra.Command{
+		Use:   "reattest INCIDENT_ID",
+		Short: "Re-verify the ledger and integrity baseline and record re-attestation",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out map[string]any
+			if err := e.api().do("POST", "/api/v1/recovery/reattest", map[string]string{"incident_id": args[0]}, &out); err != nil {
+				return err
+			}
+			return e.print(out, func(w io.Writer) { fmt.Fprintln(w, out["status"]) })
+		},
+	}
+	cmd.AddCommand(status, ack, reattest)
+	return cmd
+}
+
+func (e *env) statsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stats",
+		Short: "Incident statistics",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var st warden.IncidentStats
+			if err := e.api().do("GET", "/api/v1/stats", nil, &st); err != nil {
+				return err
+			}
+			return e.print(&st, func(w io.Writer) {
+				fmt.Fprintf(w, "total %d, open %d, contained %d, resolved %d\n", st.TotalIncidents, st.OpenIncidents, st.ContainedCount, st.ResolvedCount)
+				for c, n := range st.ByClass {
+					fmt.Fprintf(w, "  %-28s %d\n", c, n)
+				}
+			})
+		},
+	}
+}
+
+func (e *env) integrityCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "integrity", Short: "File integrity baseline and scans (through the server)"}
+	baseline := &cobra.Command{
+		Use:   "baseline PATH...",
+		Short: "Record the hashes of files (directories recursively) as the baseline",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			paths := make([]string, len(args))
+			for i, a := range args {
+				abs, err := filepath.Abs(a)
+				if err != nil {
+					return usageError{err}
+				}
+				if _, err := os.Stat(abs); err != nil {
+					return usageError{err}
+				}
+				paths[i] = abs
+			}
+			var out map[string]any
+			if err := e.api().do("POST", "/api/v1/integrity/baseline", map[string]any{"paths": paths}, &out); err != nil {
+				return err
+			}
+			return e.print(out, func(w io.Writer) { fmt.Fprintf(w, "baseline recorded: %v files\n", out["files"]) })
+		},
+	}
+	scan := &cobra.Command{
+		Use:   "scan",
+		Short: "Re-hash the baseline now; changes are reported as an integrity_violation incident",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res engine.ScanResult
+			if err := e.api().do("POST", "/api/v1/integrity/scan", struct{}{}, &res); err != nil {
+				return err
+			}
+			return e.print(&res, func(w io.Writer) {
+				if res.Clean {
+					fmt.Fprintf(w, "clean: %d files match the baseline\n", res.Files)
+					return
+				}
+				fmt.Fprintf(w, "VIOLATION: %s\n", res.Evidence["summary"])
+				if res.Incident != nil {
+					fmt.Fprintf(w, "incident: %s (%s)\n", res.Incident.ID, res.Incident.State)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(baseline, scan)
+	return cmd
+}

@@ -1,0 +1,360 @@
+package contain
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	warden "github.com/warden-sh/warden"
+)
+
+// Webhook request headers.
+const (
+	HeaderEvent     = "X-Warden-Event"
+	HeaderDelivery  = "X-Warden-Delivery"
+	HeaderTimestamp = "X-Warden-Timestamp"
+	HeaderSignature = "X-Warden-Signature"
+)
+
+// Webhook sender defaults.
+const (
+	DefaultWebhookAttempts = 8
+	DefaultWebhookTimeout  = 5 * time.Second
+	DefaultPollInterval    = time.Second
+	MaxWebhookBackoff      = 5 * time.Minute
+	// WebhookBatch is how many due deliveries RunOnce takes at a time.
+	WebhookBatch = 100
+	// webhookParallel bounds concurrent sends within a batch, so one
+	// receiver that hangs does not hold up the others.
+	webhookParallel = 4
+)
+
+// WebhookSender sends the webhook outbox: deliveries the engine enqueued in
+// the same transaction as the state change they report. It runs as its own
+// goroutine (Run) and never blocks a request path; Wake makes it send a
+// newly committed delivery at once instead of at the next poll.
+//
+// Delivery is at least once: an outcome is recorded after the send, so a
+// crash in between sends again. Receivers de-duplicate on
+// X-Warden-Delivery.
+//
+// Each request POSTs the delivery's payload bytes as they are, with
+// Content-Type application/json, X-Warden-Event, X-Warden-Delivery,
+// X-Warden-Timestamp (unix seconds) and X-Warden-Signature:
+// "sha256=" + hex(HMAC-SHA256(HMACKey, timestamp + "." + payload)); see
+// VerifyWebhookSignature. With an empty HMACKey no signature is sent.
+type WebhookSender struct {
+	// Store holds the outbox; its transactions MUST implement
+	// warden.IncidentReader and warden.IncidentWriter.
+	Store warden.Store
+	// Clock decides what is due and stamps timestamps; nil is the system clock.
+	Clock warden.Clock
+	// HMACKey signs every request.
+	HMACKey []byte
+	// Client sends; nil uses a client that never follows redirects.
+	Client *http.Client
+	// Logger receives failed sends; nil is slog.Default().
+	Logger *slog.Logger
+	// MaxAttempts is how many sends a delivery gets before it is failed
+	// (DefaultWebhookAttempts when ≤ 0).
+	MaxAttempts int
+	// Backoff returns the wait after failed attempt number attempt (1, 2, …);
+	// nil is 1 s · 2^(attempt-1), at most MaxWebhookBackoff.
+	Backoff func(attempt int) time.Duration
+	// PollInterval is how often Run looks for due deliveries without a Wake
+	// (DefaultPollInterval when ≤ 0).
+	PollInterval time.Duration
+	// Timeout bounds each send (DefaultWebhookTimeout when ≤ 0).
+	Timeout time.Duration
+	// OnFinalFailure, if set, is called after a delivery is recorded as
+	// failed for good (the engine receipts it).
+	OnFinalFailure func(ctx context.Context, d *warden.Delivery)
+
+	once sync.Once
+	wake chan struct{}
+}
+
+// Wake asks Run to look for due deliveries now. It never blocks.
+func (s *WebhookSender) Wake() {
+	select {
+	case s.wakeChan() <- struct{}{}:
+	default:
+	}
+}
+
+func (s *WebhookSender) wakeChan() chan struct{} {
+	s.once.Do(func() { s.wake = make(chan struct{}, 1) })
+	return s.wake
+}
+
+// Run sends due deliveries until ctx is done, then returns nil. Store
+// errors are logged and retried at the next poll; they do not stop it.
+func (s *WebhookSender) Run(ctx context.Context) error {
+	if s.Store == nil {
+		return errors.New("contain.WebhookSender.Run: no store")
+	}
+	poll := s.PollInterval
+	if poll <= 0 {
+		poll = DefaultPollInterval
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		n, err := s.RunOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			s.logger().LogAttrs(ctx, slog.LevelError, "webhook sender", slog.String("error", err.Error()))
+		}
+		if n == WebhookBatch && err == nil {
+			continue // more may be due
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.wakeChan():
+		}
+	}
+}
+
+// RunOnce sends up to WebhookBatch deliveries that are due now and records
+// each outcome in its own transaction. It returns how many it sent.
+// A send cut short by ctx is not recorded (it is sent again later).
+func (s *WebhookSender) RunOnce(ctx context.Context) (int, error) {
+	if s.Store == nil {
+		return 0, errors.New("contain.WebhookSender.RunOnce: no store")
+	}
+	now := clockOr(s.Clock)()
+	var due []*warden.Delivery
+	err := s.Store.View(ctx, func(tx warden.ReadTx) error {
+		r, ok := any(tx).(warden.IncidentReader)
+		if !ok {
+			return fmt.Errorf("store read transaction %T has no webhook outbox (warden.IncidentReader)", tx)
+		}
+		var err error
+		due, err = r.DueDeliveries(now, WebhookBatch)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("contain.WebhookSender: due deliveries: %w", err)
+	}
+
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sent int
+		sem  = make(chan struct{}, webhookParallel)
+	)
+	for _, d := range due {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			upd := s.Deliver(ctx, d)
+			if ctx.Err() != nil && upd.Status != warden.DeliveryDelivered {
+				return // we cut it short; not the receiver's failure
+			}
+			err := s.record(ctx, upd)
+			mu.Lock()
+			defer mu.Unlock()
+			sent++
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	return sent, errors.Join(errs...)
+}
+
+// record stores a delivery's new state, even if ctx was canceled after the
+// send: the receiver has answered, and forgetting that would resend.
+func (s *WebhookSender) record(ctx context.Context, d *warden.Delivery) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := s.Store.Update(rctx, func(tx warden.Tx) error {
+		w, ok := any(tx).(warden.IncidentWriter)
+		if !ok {
+			return fmt.Errorf("store transaction %T has no webhook outbox (warden.IncidentWriter)", tx)
+		}
+		return w.UpdateDelivery(d)
+	})
+	if err != nil {
+		return fmt.Errorf("contain.WebhookSender: record delivery %d: %w", d.ID, err)
+	}
+	if d.Status == warden.DeliveryFailed && s.OnFinalFailure != nil {
+		s.OnFinalFailure(rctx, d)
+	}
+	return nil
+}
+
+// Deliver makes one attempt to send d and returns its next state; it does
+// not touch the store and does not modify d. Attempts goes up by one. On a
+// 2xx the delivery is delivered (DeliveredAt set, LastError cleared).
+// Otherwise LastStatus (0 for a network error) and LastError say why, and
+// it is pending again at now + Backoff(Attempts), or failed once Attempts
+// reaches MaxAttempts.
+func (s *WebhookSender) Deliver(ctx context.Context, d *warden.Delivery) *warden.Delivery {
+	upd := *d
+	upd.Attempts++
+	status, err := s.send(ctx, d)
+	now := clockOr(s.Clock)()
+	upd.LastStatus = status
+	if err == nil {
+		upd.Status = warden.DeliveryDelivered
+		upd.LastError = ""
+		upd.DeliveredAt = now
+		upd.NextAttemptAt = time.Time{}
+		return &upd
+	}
+	upd.LastError = printable(err.Error(), 500)
+	maxAttempts := s.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = DefaultWebhookAttempts
+	}
+	if upd.Attempts >= maxAttempts {
+		upd.Status = warden.DeliveryFailed
+		upd.NextAttemptAt = time.Time{}
+	} else {
+		upd.Status = warden.DeliveryPending
+		upd.NextAttemptAt = now.Add(s.backoff(upd.Attempts))
+	}
+	s.logger().LogAttrs(ctx, slog.LevelWarn, "webhook delivery failed",
+		slog.Uint64("delivery_id", d.ID), slog.String("event", d.Event),
+		slog.String("url", redactURL(d.URL)), slog.Int("attempts", upd.Attempts),
+		slog.String("status", upd.Status), slog.String("error", upd.LastError))
+	return &upd
+}
+
+// send POSTs d once and returns the HTTP status (0 if none) and an error
+// unless the receiver answered 2xx.
+func (s *WebhookSender) send(ctx context.Context, d *warden.Delivery) (int, error) {
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = DefaultWebhookTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	shown := redactURL(d.URL)
+	req, err := http.NewRequestWithContext(cctx, http.MethodPost, d.URL, bytes.NewReader(d.Payload))
+	if err != nil {
+		return 0, fmt.Errorf("POST %s: invalid request: %v", shown, unwrapURLError(err))
+	}
+	ts := strconv.FormatInt(clockOr(s.Clock)().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "warden-webhook")
+	req.Header.Set(HeaderEvent, d.Event)
+	req.Header.Set(HeaderDelivery, strconv.FormatUint(d.ID, 10))
+	req.Header.Set(HeaderTimestamp, ts)
+	if len(s.HMACKey) > 0 {
+		req.Header.Set(HeaderSignature, SignWebhook(s.HMACKey, ts, d.Payload))
+	}
+	client := s.Client
+	if client == nil {
+		client = defaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return 0, fmt.Errorf("POST %s: canceled: %v", shown, ctx.Err())
+		case errors.Is(cctx.Err(), context.DeadlineExceeded):
+			return 0, fmt.Errorf("POST %s: timed out after %s", shown, timeout)
+		}
+		return 0, fmt.Errorf("POST %s: %v", shown, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return resp.StatusCode, nil
+	}
+	msg := fmt.Sprintf("POST %s: HTTP %s", shown, resp.Status)
+	if sn := printable(string(snippet), 200); sn != "" {
+		msg += ": " + sn
+	}
+	return resp.StatusCode, errors.New(msg)
+}
+
+func (s *WebhookSender) backoff(attempt int) time.Duration {
+	if s.Backoff != nil {
+		return s.Backoff(attempt)
+	}
+	return min(time.Second<<min(max(attempt-1, 0), 20), MaxWebhookBackoff)
+}
+
+func (s *WebhookSender) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// SignWebhook returns the X-Warden-Signature value for a payload sent at
+// timestamp (unix seconds, as sent in X-Warden-Timestamp):
+// "sha256=" + hex(HMAC-SHA256(key, timestamp + "." + payload)).
+func SignWebhook(key []byte, timestamp string, payload []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(timestamp))
+	m.Write([]byte{'.'})
+	m.Write(payload)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// VerifyWebhookSignature reports, in constant time, whether signature is
+// the X-Warden-Signature of payload sent at timestamp under key. An empty
+// key never verifies. Receivers SHOULD also reject timestamps far from
+// their own clock, so a captured request cannot be replayed later.
+func VerifyWebhookSignature(key []byte, timestamp string, payload []byte, signature string) bool {
+	if len(key) == 0 {
+		return false
+	}
+	hexSig, ok := strings.CutPrefix(signature, "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(hexSig)
+	if err != nil {
+		return false
+	}
+	want, _ := hex.DecodeString(strings.TrimPrefix(SignWebhook(key, timestamp, payload), "sha256="))
+	return hmac.Equal(got, want)
+}
+
+// redactURL hides userinfo and the query (where receivers often put
+// secrets) of a webhook URL in messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED"
+	}
+	return u.Redacted()
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	warden "github.com/warden-sh/warden"
+)
+
+// Integrity receipt types.
+const (
+	ReceiptIntegrityBaseline = "integrity_baseline_recorded"
+	ReceiptIntegrityScan     = "integrity_scan"
+)
+
+// RecordBaseline snapshots paths as the integrity baseline (admin), receipted.
+func (e *Engine) RecordBaseline(ctx context.Context, p *warden.Principal, paths []string) (*warden.IntegrityBaseline, error) {
+	if err := Authorize(p, "record the integrity baseline", warden.RoleAdmin); err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, warden.Errorf(warden.EINVALID, "Give at least one path to baseline.")
+	}
+	if e.integrity == nil {
+		return nil, warden.Errorf(warden.EINTERNAL, "no integrity checker configured")
+	}
+	b, err := e.integrity.Snapshot(paths)
+	if err != nil {
+		return nil, warden.Errorf(warden.EINVALID, "Cannot baseline: %v", err)
+	}
+	b.CreatedAt, b.CreatedBy = warden.FormatTime(e.now()), p.Name
+	err = e.store.Update(ctx, func(tx warden.Tx) error {
+		if err := tx.PutIntegrityBaseline(b); err != nil {
+			return err
+		}
+		_, err := tx.Append(e.draft(ReceiptIntegrityBaseline, warden.ScrollIncident, b, "integrity"))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// ScanResult is the outcome of an integrity scan.
+type ScanResult struct {
+	Clean    bool              `json:"clean"`
+	Files    int               `json:"files"`
+	Evidence map[string]string `json:"evidence"`
+	// Incident is the integrity_violation reported for the findings, or
+	// the still-open one already reporting the same findings.
+	Incident *warden.Incident `json:"incident"`
+	Reported bool             `json:"reported"`
+}
+
+// IntegrityScan re-hashes the baseline. Findings are reported as an
+// integrity_violation incident (evidence: paths and both hashes) unless an
+// unresolved one already reports exactly these findings. ENOTFOUND without
+// a baseline.
+func (e *Engine) IntegrityScan(ctx context.Context, p *warden.Principal) (*ScanResult, error) {
+	if err := Authorize(p, "scan integrity", warden.RoleOperator); err != nil {
+		return nil, err
+	}
+	var b *warden.IntegrityBaseline
+	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+		b, err = tx.IntegrityBaseline()
+		return err
+	})
+	if warden.ErrorCode(err) == warden.ENOTFOUND {
+		return nil, warden.Errorf(warden.ENOTFOUND, "No integrity baseline: record one with `warden integrity baseline PATH…`.")
+	} else if err != nil {
+		return nil, err
+	}
+	if e.integrity == nil {
+		return nil, fmt.Errorf("engine.IntegrityScan: no integrity checker configured")
+	}
+	clean, evidence, fp, err := e.integrity.Check(b)
+	if err != nil {
+		return nil, err
+	}
+	res := &ScanResult{Clean: clean, Files: len(b.Files), Evidence: evidence}
+	if clean {
+		return res, nil
+	}
+	evidence["fingerprint"] = fp
+	// The same unresolved violation is not reported twice.
+	var dup *warden.Incident
+	err = e.store.View(ctx, func(tx warden.ReadTx) error {
+		return tx.Incidents(warden.IncidentFilter{Class: warden.ClassIntegrityViolation}, func(i *warden.Incident) error {
+			if i.State != warden.StateResolved && i.Evidence["fingerprint"] == fp {
+				dup = i
+				return errStop
+			}
+			return nil
+		})
+	})
+	if err != nil && err != errStop {
+		return nil, err
+	}
+	if dup != nil {
+		res.Incident = dup
+		return res, nil
+	}
+	monitor := &warden.Principal{Name: "warden:integrity-monitor", Roles: []warden.Role{warden.RoleAdmin}}
+	inc, err := e.ReportIncident(ctx, monitor, ReportRequest{
+		Class:       warden.ClassIntegrityViolation,
+		Source:      "warden:integrity-monitor",
+		Description: "File integrity baseline mismatch: " + evidence["summary"],
+		Evidence:    evidence,
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Incident, res.Reported = inc, true
+	return res, nil
+}
+
+var errStop = fmt.Errorf("stop")
+
+// TrustState is the attestation or integrity state (runbook step 10).
+type TrustState struct {
+	State string `json:"state"` // trusted or degraded
+	// Pending lists the incidents keeping the state degraded.
+	Pending []string `json:"pending_incidents"`
+	Detail  string   `json:"detail"`
+}
+
+// AttestationState is degraded while any recovery requirement still needs
+// re-attestation, trusted otherwise.
+func (e *Engine) AttestationState(ctx context.Context) (*TrustState, error) {
+	st := &TrustState{State: "trusted", Pending: []string{}, Detail: "no incident awaits re-attestation"}
+	err := e.store.View(ctx, func(tx warden.ReadTx) error {
+		return tx.Requirements(true, func(r *warden.RecoveryRequirement) error {
+			if r.RequireReattest && r.ReAttestedAt == "" {
+				st.Pending = append(st.Pending, r.IncidentID)
+			}
+			return nil
+		})
+	})
+	if len(st.Pending) > 0 {
+		st.State, st.Detail = "degraded", fmt.Sprintf("%d incident(s) await re-attestation", len(st.Pending))
+	}
+	return st, err
+}
+
+// IntegrityState is degraded while any integrity_violation incident has
+// not completed recovery (or is unresolved without a requirement).
+func (e *Engine) IntegrityState(ctx context.Context) (*TrustState, error) {
+	st := &TrustState{State: "trusted", Pending: []string{}, Detail: "no unrecovered integrity violation"}
+	err := e.store.View(ctx, func(tx warden.ReadTx) error {
+		return tx.Incidents(warden.IncidentFilter{Class: warden.ClassIntegrityViolation}, func(i *warden.Incident) error {
+			if i.State == warden.StateResolved {
+				return nil
+			}
+			r, err := tx.Requirement(i.ID)
+			if err != nil && warden.ErrorCode(err) != warden.ENOTFOUND {
+				return err
+			}
+			if r == nil || !r.RecoveryComplete {
+				st.Pending = append(st.Pending, i.ID)
+			}
+			return nil
+		})
+	})
+	sort.Strings(st.Pending)
+	if len(st.Pending) > 0 {
+		st.State, st.Detail = "degraded", fmt.Sprintf("%d integrity violation(s) not recovered", len(st.Pending))
+	}
+	return st, err
+}

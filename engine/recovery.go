@@ -1,0 +1,324 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/ledger"
+)
+
+// Incident returns one incident. ENOTFOUND if unknown.
+func (e *Engine) Incident(ctx context.Context, id string) (*warden.Incident, error) {
+	if id == "" {
+		return nil, warden.Errorf(warden.EINVALID, "id is required: /api/v1/incidents/get?id=INC-….")
+	}
+	var inc *warden.Incident
+	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+		inc, err = tx.Incident(id)
+		return err
+	})
+	if warden.ErrorCode(err) == warden.ENOTFOUND {
+		return nil, warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", id)
+	}
+	return inc, err
+}
+
+// Incidents streams incidents matching f (critical first, newest first).
+func (e *Engine) Incidents(ctx context.Context, f warden.IncidentFilter, fn func(*warden.Incident) error) error {
+	if f.Class != "" {
+		if err := warden.ValidateClass(f.Class); err != nil {
+			return err
+		}
+	}
+	if f.State != "" {
+		if _, err := warden.ParseIncidentState(string(f.State)); err != nil {
+			return err
+		}
+	}
+	if f.Severity != "" {
+		if _, err := warden.ParseSeverity(string(f.Severity)); err != nil {
+			return err
+		}
+	}
+	return e.store.View(ctx, func(tx warden.ReadTx) error { return tx.Incidents(f, fn) })
+}
+
+// Stats returns the incident counters.
+func (e *Engine) Stats(ctx context.Context) (*warden.IncidentStats, error) {
+	var s *warden.IncidentStats
+	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+		s, err = tx.IncidentStats()
+		return err
+	})
+	return s, err
+}
+
+// latchReason explains why a requirement blocks an incident transition.
+func latchReason(inc *warden.Incident, r *warden.RecoveryRequirement) string {
+	why := "its severity is critical"
+	if warden.IsLatched(inc.Class) {
+		why = fmt.Sprintf("class %s is latched", inc.Class)
+	}
+	return fmt.Sprintf("incident %s is latched (%s) until the recovery ceremony completes; missing: %s",
+		inc.ID, why, strings.Join(r.Missing(), " and "))
+}
+
+// ResolveIncident resolves an incident. An incident with an incomplete
+// recovery requirement, one whose containment is still running, or one
+// already resolved is refused with ECONFLICT naming what is missing, and
+// the refusal is receipted. ENOTFOUND if unknown.
+func (e *Engine) ResolveIncident(ctx context.Context, p *warden.Principal, id string) (*warden.Incident, error) {
+	return e.transition(ctx, p, id, "resolve", ReceiptIncidentResolved, func(inc *warden.Incident) {
+		inc.State = warden.StateResolved
+		inc.ResolvedAt = warden.FormatTime(e.now())
+		inc.ResolvedBy = p.Name
+	})
+}
+
+// AcknowledgeIncident marks an open incident acknowledged (reviewed by an
+// operator), under the same latch rule as resolving.
+func (e *Engine) AcknowledgeIncident(ctx context.Context, p *warden.Principal, id string) (*warden.Incident, error) {
+	return e.transition(ctx, p, id, "acknowledge", ReceiptIncidentAcknowledged, func(inc *warden.Incident) {
+		inc.State = warden.StateAcknowledged
+		inc.AcknowledgedAt = warden.FormatTime(e.now())
+		inc.AcknowledgedBy = p.Name
+	})
+}
+
+func (e *Engine) transition(ctx context.Context, p *warden.Principal, id, verb, receipt string, apply func(*warden.Incident)) (*warden.Incident, error) {
+	if err := Authorize(p, verb+" incidents", warden.RoleOperator); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, warden.Errorf(warden.EINVALID, "id is required.")
+	}
+	var inc *warden.Incident
+	err := e.update(ctx, func(tx warden.Tx) (err error) {
+		if inc, err = tx.Incident(id); warden.ErrorCode(err) == warden.ENOTFOUND {
+			return warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", id)
+		} else if err != nil {
+			return err
+		}
+		deny := func(format string, args ...any) error {
+			return e.deny(ReceiptIncidentDenied, warden.ScrollIncident,
+				map[string]any{"incident_id": id, "operation": verb, "principal": p.Name, "state": inc.State}, warden.ECONFLICT, format, args...)
+		}
+		switch {
+		case inc.State == warden.StateResolved:
+			return deny("Incident %s is already resolved (at %s).", id, inc.ResolvedAt)
+		case verb == "acknowledge" && inc.State == warden.StateAcknowledged:
+			return deny("Incident %s is already acknowledged (at %s).", id, inc.AcknowledgedAt)
+		case inc.ContainmentPending:
+			return deny("Incident %s cannot be %sd while its containment is still running.", id, verb)
+		}
+		r, err := tx.Requirement(id)
+		if err != nil && warden.ErrorCode(err) != warden.ENOTFOUND {
+			return err
+		}
+		if r != nil && !r.RecoveryComplete {
+			return deny("Cannot %s: %s.", verb, latchReason(inc, r))
+		}
+		apply(inc)
+		if err := tx.UpdateIncident(inc); err != nil {
+			return err
+		}
+		_, err = tx.Append(e.incidentDraft(receipt, inc, p.Name, nil))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.countReceipt(warden.ScrollIncident)
+	return inc, nil
+}
+
+// PendingRecoveries lists the incomplete recovery requirements.
+func (e *Engine) PendingRecoveries(ctx context.Context) ([]*warden.RecoveryRequirement, error) {
+	out := []*warden.RecoveryRequirement{}
+	err := e.store.View(ctx, func(tx warden.ReadTx) error {
+		return tx.Requirements(true, func(r *warden.RecoveryRequirement) error {
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// recoveryStep loads an incident's requirement for a ceremony step, with
+// the refusals every step shares.
+func (e *Engine) recoveryStep(tx warden.Tx, p *warden.Principal, id, step string) (*warden.Incident, *warden.RecoveryRequirement, error) {
+	inc, err := tx.Incident(id)
+	if warden.ErrorCode(err) == warden.ENOTFOUND {
+		return nil, nil, warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", id)
+	} else if err != nil {
+		return nil, nil, err
+	}
+	deny := func(format string, args ...any) error {
+		return e.deny(ReceiptRecoveryDenied, warden.ScrollIncident,
+			map[string]any{"incident_id": id, "step": step, "principal": p.Name}, warden.ECONFLICT, format, args...)
+	}
+	r, err := tx.Requirement(id)
+	if warden.ErrorCode(err) == warden.ENOTFOUND {
+		return nil, nil, deny("Incident %s has no recovery requirement (class %s, severity %s is neither latched nor critical); resolve it directly.", id, inc.Class, inc.Severity)
+	} else if err != nil {
+		return nil, nil, err
+	}
+	return inc, r, nil
+}
+
+// RecoveryAck records the operator's acknowledgment of a latched or
+// critical incident (ceremony step 6). operator is the name the operator
+// gives (the runbook's "admin@secai"); the authenticated principal is
+// recorded beside it. ECONFLICT if the incident has no requirement or is
+// already acknowledged.
+func (e *Engine) RecoveryAck(ctx context.Context, p *warden.Principal, id, operator string) (*warden.RecoveryRequirement, error) {
+	if err := Authorize(p, "acknowledge recoveries", warden.RoleRecoveryAdmin); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, warden.Errorf(warden.EINVALID, "incident_id is required.")
+	}
+	if strings.TrimSpace(operator) == "" {
+		operator = p.Name
+	}
+	if len(operator) > 256 {
+		return nil, warden.Errorf(warden.EINVALID, "operator exceeds 256 bytes.")
+	}
+	var r *warden.RecoveryRequirement
+	now := e.now()
+	err := e.update(ctx, func(tx warden.Tx) error {
+		inc, req, err := e.recoveryStep(tx, p, id, "ack")
+		if err != nil {
+			return err
+		}
+		if req.AckedAt != "" {
+			return e.deny(ReceiptRecoveryDenied, warden.ScrollIncident, map[string]any{"incident_id": id, "step": "ack", "principal": p.Name},
+				warden.ECONFLICT, "Incident %s was already acknowledged by %s at %s.", id, req.AckedBy, req.AckedAt)
+		}
+		req.AckedAt, req.AckedBy, req.AckedByPrincipal = warden.FormatTime(now), operator, p.Name
+		req.Settle()
+		if err := tx.PutRequirement(req); err != nil {
+			return err
+		}
+		if _, err := tx.Append(e.incidentDraft(ReceiptRecoveryAcknowledged, inc, p.Name, req)); err != nil {
+			return err
+		}
+		r = req
+		return e.enqueueWebhooks(tx, e.policyState(), warden.EventRecovery, inc, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.countReceipt(warden.ScrollIncident)
+	e.wake()
+	return r, nil
+}
+
+// Reattest re-establishes the trust root after an incident that requires
+// it (ceremony step 7). It is real: it re-verifies the whole ledger against
+// its signed checkpoints and re-checks the integrity baseline, and refuses
+// (ECONFLICT, receipted, with the reason) if either fails, if the incident
+// was not acknowledged first, or does not require re-attestation.
+func (e *Engine) Reattest(ctx context.Context, p *warden.Principal, id string) (*warden.RecoveryRequirement, error) {
+	if err := Authorize(p, "re-attest", warden.RoleRecoveryAdmin); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, warden.Errorf(warden.EINVALID, "incident_id is required.")
+	}
+	denyBody := map[string]any{"incident_id": id, "step": "reattest", "principal": p.Name}
+	// Cheap refusals first, before the expensive checks.
+	var pre error
+	if err := e.store.View(ctx, func(tx warden.ReadTx) error {
+		r, err := tx.Requirement(id)
+		if err != nil {
+			return nil // recoveryStep below reports it precisely
+		}
+		if !r.RequireReattest {
+			pre = fmt.Errorf("Incident %s does not require re-attestation (only critical, attestation_failure and integrity_violation incidents do).", id)
+		} else if r.AckedAt == "" {
+			pre = fmt.Errorf("Incident %s must be acknowledged (POST /api/v1/recovery/ack) before re-attestation.", id)
+		} else if r.ReAttestedAt != "" {
+			pre = fmt.Errorf("Incident %s was already re-attested at %s.", id, r.ReAttestedAt)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	check := map[string]any{}
+	var failure string
+	if pre == nil {
+		failure = e.attestationChecks(ctx, check)
+	}
+	var r *warden.RecoveryRequirement
+	now := e.now()
+	err := e.update(ctx, func(tx warden.Tx) error {
+		inc, req, err := e.recoveryStep(tx, p, id, "reattest")
+		if err != nil {
+			return err
+		}
+		if pre != nil {
+			return e.deny(ReceiptRecoveryDenied, warden.ScrollIncident, denyBody, warden.ECONFLICT, "%s", pre.Error())
+		}
+		if failure != "" {
+			denyBody["checks"] = check
+			return e.deny(ReceiptRecoveryDenied, warden.ScrollIncident, denyBody, warden.ECONFLICT, "Re-attestation refused: %s", failure)
+		}
+		req.ReAttestedAt, req.ReAttestedByPrincipal = warden.FormatTime(now), p.Name
+		req.Settle()
+		if err := tx.PutRequirement(req); err != nil {
+			return err
+		}
+		if _, err := tx.Append(e.incidentDraft(ReceiptRecoveryReattested, inc, p.Name, map[string]any{"requirement": req, "checks": check})); err != nil {
+			return err
+		}
+		r = req
+		return e.enqueueWebhooks(tx, e.policyState(), warden.EventRecovery, inc, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.countReceipt(warden.ScrollIncident)
+	e.wake()
+	return r, nil
+}
+
+// attestationChecks verifies the ledger and the integrity baseline, filling
+// check with what was verified; it returns "" when both hold.
+func (e *Engine) attestationChecks(ctx context.Context, check map[string]any) string {
+	if e.known == nil {
+		return "no ledger public key is configured to verify against"
+	}
+	v := ledger.NewVerifier(e.known, "")
+	v.AllowUnanchored = true // the live log grows between checkpoints
+	sum, err := VerifyStore(ctx, e.store, v)
+	if err != nil {
+		return fmt.Sprintf("ledger verification failed: %v", err)
+	}
+	check["ledger"] = map[string]any{"receipts": sum.Count, "checkpoint_size": sum.CheckpointSize, "checkpoints": sum.Checkpoints, "root": sum.Root}
+	var b *warden.IntegrityBaseline
+	err = e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+		b, err = tx.IntegrityBaseline()
+		return err
+	})
+	switch {
+	case warden.ErrorCode(err) == warden.ENOTFOUND:
+		check["integrity"] = "no baseline recorded"
+		return ""
+	case err != nil:
+		return fmt.Sprintf("reading the integrity baseline: %v", err)
+	case e.integrity == nil:
+		return "an integrity baseline exists but no integrity checker is configured"
+	}
+	clean, evidence, _, err := e.integrity.Check(b)
+	if err != nil {
+		return fmt.Sprintf("integrity check failed: %v", err)
+	}
+	if !clean {
+		return fmt.Sprintf("integrity baseline mismatch: %s (restore the files or record a new baseline)", evidence["summary"])
+	}
+	check["integrity"] = map[string]any{"files": len(b.Files), "clean": true}
+	return ""
+}

@@ -1,0 +1,532 @@
+package sqlite
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	warden "github.com/warden-sh/warden"
+)
+
+// incidentPage bounds how many incidents a listing holds at once: a page is
+// read, its rows closed, then handed to the callback, which may query too.
+const incidentPage = 500
+
+func createdNS(i *warden.Incident) (int64, error) {
+	t, err := time.Parse(warden.TimeFormat, i.CreatedAt)
+	if err != nil {
+		return 0, warden.Errorf(warden.EINVALID, "Incident created_at %q is not RFC 3339.", i.CreatedAt)
+	}
+	return t.UnixNano(), nil
+}
+
+func validIncident(i *warden.Incident) error {
+	switch {
+	case i == nil:
+		return warden.Errorf(warden.EINVALID, "An incident is required.")
+	case i.ID == "" || i.Number == 0:
+		return warden.Errorf(warden.EINVALID, "An incident needs an id and a number.")
+	case i.Severity.Rank() == 0:
+		return warden.Errorf(warden.EINVALID, "Incident severity %q is invalid.", i.Severity)
+	}
+	if _, err := warden.ParseIncidentState(string(i.State)); err != nil {
+		return err
+	}
+	return warden.ValidateClass(i.Class)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// NextCounter increments and returns a named counter.
+func (t *writeTx) NextCounter(name string) (uint64, error) {
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	var v uint64
+	if err := t.q.queryRow(`INSERT INTO counters (name, value) VALUES (?, 1)
+		ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`, name).Scan(&v); err != nil {
+		return 0, t.failed("NextCounter", err)
+	}
+	return v, nil
+}
+
+// Counter returns a counter's current value.
+func (r *reader) Counter(name string) (uint64, error) {
+	var v uint64
+	err := r.q.queryRow("SELECT value FROM counters WHERE name = ?", name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("sqlite.Counter: %w", err)
+	}
+	return v, nil
+}
+
+func (t *writeTx) applyStats(d map[string]int64) error {
+	for k, n := range d {
+		if _, err := t.q.exec(`INSERT INTO incident_stats (key, n) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET n = n + excluded.n`, k, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateIncident stores a new incident and updates the counters.
+func (t *writeTx) CreateIncident(i *warden.Incident) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if err := validIncident(i); err != nil {
+		return err
+	}
+	ns, err := createdNS(i)
+	if err != nil {
+		return err
+	}
+	rec, err := json.Marshal(i)
+	if err != nil {
+		return t.failed("CreateIncident", err)
+	}
+	var one int
+	if err := t.q.queryRow("SELECT 1 FROM incidents WHERE id = ? OR number = ?", i.ID, int64(i.Number)).Scan(&one); err == nil {
+		return warden.Errorf(warden.ECONFLICT, "Incident %s (number %d) already exists.", i.ID, i.Number)
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return t.failed("CreateIncident", err)
+	}
+	if _, err := t.q.exec(`INSERT INTO incidents (id, number, class, severity_rank, state, created_ns, containment_pending, record)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, i.ID, int64(i.Number), i.Class, i.Severity.Rank(), string(i.State), ns,
+		boolInt(i.ContainmentPending), string(rec)); err != nil {
+		return t.failed("CreateIncident", err)
+	}
+	if err := t.applyStats(warden.StatsDelta(nil, i)); err != nil {
+		return t.failed("CreateIncident", err)
+	}
+	return nil
+}
+
+// UpdateIncident replaces an incident and updates the counters.
+func (t *writeTx) UpdateIncident(i *warden.Incident) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if err := validIncident(i); err != nil {
+		return err
+	}
+	old, err := t.Incident(i.ID)
+	if err != nil {
+		return err
+	}
+	if old.Number != i.Number || old.Class != i.Class || old.CreatedAt != i.CreatedAt {
+		return warden.Errorf(warden.EINVALID, "An incident's number, class and creation time never change.")
+	}
+	rec, err := json.Marshal(i)
+	if err != nil {
+		return t.failed("UpdateIncident", err)
+	}
+	if _, err := t.q.exec(`UPDATE incidents SET severity_rank = ?, state = ?, containment_pending = ?, record = ? WHERE id = ?`,
+		i.Severity.Rank(), string(i.State), boolInt(i.ContainmentPending), string(rec), i.ID); err != nil {
+		return t.failed("UpdateIncident", err)
+	}
+	if err := t.applyStats(warden.StatsDelta(old, i)); err != nil {
+		return t.failed("UpdateIncident", err)
+	}
+	return nil
+}
+
+func decodeIncident(rec string) (*warden.Incident, error) {
+	var i warden.Incident
+	if err := json.Unmarshal([]byte(rec), &i); err != nil {
+		return nil, err
+	}
+	return &i, nil
+}
+
+// Incident returns one incident.
+func (r *reader) Incident(id string) (*warden.Incident, error) {
+	var rec string
+	err := r.q.queryRow("SELECT record FROM incidents WHERE id = ?", id).Scan(&rec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite.Incident: %w", err)
+	}
+	i, err := decodeIncident(rec)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.Incident: %w", err)
+	}
+	return i, nil
+}
+
+// Incidents streams incidents page by page in listing order.
+func (r *reader) Incidents(f warden.IncidentFilter, fn func(*warden.Incident) error) error {
+	var where []string
+	var args []any
+	if f.Class != "" {
+		where, args = append(where, "class = ?"), append(args, f.Class)
+	}
+	if f.State != "" {
+		where, args = append(where, "state = ?"), append(args, string(f.State))
+	}
+	if f.Severity != "" {
+		where, args = append(where, "severity_rank = ?"), append(args, f.Severity.Rank())
+	}
+	cursor := f.After
+	seen := 0
+	for {
+		w, a := where, args
+		if cursor != nil {
+			w = append(w, "(severity_rank < ? OR (severity_rank = ? AND number < ?))")
+			a = append(a, cursor.Rank, cursor.Rank, int64(cursor.Number))
+		}
+		q := "SELECT severity_rank, number, record FROM incidents"
+		if len(w) > 0 {
+			q += " WHERE " + strings.Join(w, " AND ")
+		}
+		page := incidentPage
+		if f.Limit > 0 && f.Limit-seen < page {
+			page = f.Limit - seen
+		}
+		q += fmt.Sprintf(" ORDER BY severity_rank DESC, number DESC LIMIT %d", page)
+		rows, err := r.q.query(q, a...)
+		if err != nil {
+			return fmt.Errorf("sqlite.Incidents: %w", err)
+		}
+		var batch []*warden.Incident
+		var last warden.IncidentCursor
+		for rows.Next() {
+			var rank int
+			var num int64
+			var rec string
+			if err := rows.Scan(&rank, &num, &rec); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite.Incidents: %w", err)
+			}
+			i, err := decodeIncident(rec)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite.Incidents: %w", err)
+			}
+			batch = append(batch, i)
+			last = warden.IncidentCursor{Rank: rank, Number: uint64(num)}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("sqlite.Incidents: %w", err)
+		}
+		for _, i := range batch {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		seen += len(batch)
+		if len(batch) < page || (f.Limit > 0 && seen >= f.Limit) {
+			return nil
+		}
+		cursor = &last
+	}
+}
+
+// CountIncidentsSince counts a class's incidents created after since.
+func (r *reader) CountIncidentsSince(class string, since time.Time) (int, error) {
+	var n int
+	if err := r.q.queryRow("SELECT count(*) FROM incidents WHERE class = ? AND created_ns > ?", class, since.UnixNano()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite.CountIncidentsSince: %w", err)
+	}
+	return n, nil
+}
+
+// IncidentStats returns the counters.
+func (r *reader) IncidentStats() (*warden.IncidentStats, error) {
+	rows, err := r.q.query("SELECT key, n FROM incident_stats")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.IncidentStats: %w", err)
+	}
+	defer rows.Close()
+	c := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, fmt.Errorf("sqlite.IncidentStats: %w", err)
+		}
+		c[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite.IncidentStats: %w", err)
+	}
+	return warden.StatsFromCounters(c), nil
+}
+
+// PutRequirement creates or replaces a recovery requirement.
+func (t *writeTx) PutRequirement(req *warden.RecoveryRequirement) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if req == nil || req.IncidentID == "" {
+		return warden.Errorf(warden.EINVALID, "A recovery requirement needs an incident id.")
+	}
+	ct, err := time.Parse(warden.TimeFormat, req.CreatedAt)
+	if err != nil {
+		return warden.Errorf(warden.EINVALID, "Recovery requirement created_at %q is not RFC 3339.", req.CreatedAt)
+	}
+	var one int
+	if err := t.q.queryRow("SELECT 1 FROM incidents WHERE id = ?", req.IncidentID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		return warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", req.IncidentID)
+	} else if err != nil {
+		return t.failed("PutRequirement", err)
+	}
+	rec, err := json.Marshal(req)
+	if err != nil {
+		return t.failed("PutRequirement", err)
+	}
+	if _, err := t.q.exec(`INSERT INTO recovery_requirements (incident_id, complete, created_ns, record) VALUES (?, ?, ?, ?)
+		ON CONFLICT (incident_id) DO UPDATE SET complete = excluded.complete, record = excluded.record`,
+		req.IncidentID, boolInt(req.RecoveryComplete), ct.UnixNano(), string(rec)); err != nil {
+		return t.failed("PutRequirement", err)
+	}
+	return nil
+}
+
+// Requirement returns an incident's recovery requirement.
+func (r *reader) Requirement(id string) (*warden.RecoveryRequirement, error) {
+	var rec string
+	err := r.q.queryRow("SELECT record FROM recovery_requirements WHERE incident_id = ?", id).Scan(&rec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, warden.Errorf(warden.ENOTFOUND, "Incident %q has no recovery requirement.", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite.Requirement: %w", err)
+	}
+	var req warden.RecoveryRequirement
+	if err := json.Unmarshal([]byte(rec), &req); err != nil {
+		return nil, fmt.Errorf("sqlite.Requirement: %w", err)
+	}
+	return &req, nil
+}
+
+// Requirements streams requirements, oldest first.
+func (r *reader) Requirements(pendingOnly bool, fn func(*warden.RecoveryRequirement) error) error {
+	q := "SELECT record FROM recovery_requirements ORDER BY created_ns, incident_id"
+	if pendingOnly {
+		q = "SELECT record FROM recovery_requirements WHERE complete = 0 ORDER BY created_ns, incident_id"
+	}
+	rows, err := r.q.query(q)
+	if err != nil {
+		return fmt.Errorf("sqlite.Requirements: %w", err)
+	}
+	var list []*warden.RecoveryRequirement
+	for rows.Next() {
+		var rec string
+		if err := rows.Scan(&rec); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite.Requirements: %w", err)
+		}
+		var req warden.RecoveryRequirement
+		if err := json.Unmarshal([]byte(rec), &req); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite.Requirements: %w", err)
+		}
+		list = append(list, &req)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("sqlite.Requirements: %w", err)
+	}
+	for _, req := range list {
+		if err := fn(req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PendingContainment streams incidents whose containment is unrecorded.
+func (r *reader) PendingContainment(fn func(*warden.Incident) error) error {
+	rows, err := r.q.query("SELECT record FROM incidents WHERE containment_pending = 1 ORDER BY number")
+	if err != nil {
+		return fmt.Errorf("sqlite.PendingContainment: %w", err)
+	}
+	var list []*warden.Incident
+	for rows.Next() {
+		var rec string
+		if err := rows.Scan(&rec); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite.PendingContainment: %w", err)
+		}
+		i, err := decodeIncident(rec)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite.PendingContainment: %w", err)
+		}
+		list = append(list, i)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("sqlite.PendingContainment: %w", err)
+	}
+	for _, i := range list {
+		if err := fn(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutIntegrityBaseline replaces the baseline.
+func (t *writeTx) PutIntegrityBaseline(b *warden.IntegrityBaseline) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if b == nil {
+		return warden.Errorf(warden.EINVALID, "A baseline is required.")
+	}
+	rec, err := json.Marshal(b)
+	if err != nil {
+		return t.failed("PutIntegrityBaseline", err)
+	}
+	if _, err := t.q.exec(`INSERT INTO integrity_baseline (id, record) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET record = excluded.record`, string(rec)); err != nil {
+		return t.failed("PutIntegrityBaseline", err)
+	}
+	return nil
+}
+
+// IntegrityBaseline returns the baseline.
+func (r *reader) IntegrityBaseline() (*warden.IntegrityBaseline, error) {
+	var rec string
+	err := r.q.queryRow("SELECT record FROM integrity_baseline WHERE id = 1").Scan(&rec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, warden.Errorf(warden.ENOTFOUND, "No integrity baseline is recorded.")
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite.IntegrityBaseline: %w", err)
+	}
+	var b warden.IntegrityBaseline
+	if err := json.Unmarshal([]byte(rec), &b); err != nil {
+		return nil, fmt.Errorf("sqlite.IntegrityBaseline: %w", err)
+	}
+	return &b, nil
+}
+
+func validDelivery(d *warden.Delivery) error {
+	switch {
+	case d == nil:
+		return warden.Errorf(warden.EINVALID, "A delivery is required.")
+	case d.Status != warden.DeliveryPending && d.Status != warden.DeliveryDelivered && d.Status != warden.DeliveryFailed:
+		return warden.Errorf(warden.EINVALID, "Delivery status %q is invalid.", d.Status)
+	case d.URL == "" || d.Event == "":
+		return warden.Errorf(warden.EINVALID, "A delivery needs a URL and an event.")
+	case !json.Valid(d.Payload):
+		return warden.Errorf(warden.EINVALID, "A delivery payload must be JSON.")
+	}
+	return nil
+}
+
+// EnqueueDelivery adds a delivery to the outbox.
+func (t *writeTx) EnqueueDelivery(d *warden.Delivery) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if err := validDelivery(d); err != nil {
+		return err
+	}
+	res, err := t.q.exec(`INSERT INTO webhook_deliveries (incident_id, status, next_attempt_ns, record) VALUES (?, ?, ?, '{}')`,
+		d.IncidentID, d.Status, d.NextAttemptAt.UnixNano())
+	if err != nil {
+		return t.failed("EnqueueDelivery", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return t.failed("EnqueueDelivery", err)
+	}
+	d.ID = uint64(id)
+	rec, err := json.Marshal(d)
+	if err != nil {
+		return t.failed("EnqueueDelivery", err)
+	}
+	if _, err := t.q.exec("UPDATE webhook_deliveries SET record = ? WHERE id = ?", string(rec), id); err != nil {
+		return t.failed("EnqueueDelivery", err)
+	}
+	return nil
+}
+
+// UpdateDelivery records a delivery attempt.
+func (t *writeTx) UpdateDelivery(d *warden.Delivery) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if err := validDelivery(d); err != nil {
+		return err
+	}
+	rec, err := json.Marshal(d)
+	if err != nil {
+		return t.failed("UpdateDelivery", err)
+	}
+	res, err := t.q.exec("UPDATE webhook_deliveries SET status = ?, next_attempt_ns = ?, record = ? WHERE id = ?",
+		d.Status, d.NextAttemptAt.UnixNano(), string(rec), int64(d.ID))
+	if err != nil {
+		return t.failed("UpdateDelivery", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return t.failed("UpdateDelivery", err)
+	} else if n == 0 {
+		return warden.Errorf(warden.ENOTFOUND, "Delivery %d not found.", d.ID)
+	}
+	return nil
+}
+
+func (r *reader) deliveries(q string, args ...any) ([]*warden.Delivery, error) {
+	rows, err := r.q.query(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*warden.Delivery{}
+	for rows.Next() {
+		var rec string
+		if err := rows.Scan(&rec); err != nil {
+			return nil, err
+		}
+		var d warden.Delivery
+		if err := json.Unmarshal([]byte(rec), &d); err != nil {
+			return nil, err
+		}
+		out = append(out, &d)
+	}
+	return out, rows.Err()
+}
+
+// DueDeliveries returns pending deliveries due at now, oldest first.
+func (r *reader) DueDeliveries(now time.Time, limit int) ([]*warden.Delivery, error) {
+	out, err := r.deliveries(`SELECT record FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ns <= ?
+		ORDER BY next_attempt_ns, id LIMIT ?`, now.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.DueDeliveries: %w", err)
+	}
+	return out, nil
+}
+
+// Deliveries returns an incident's (or all) recent deliveries, newest first.
+func (r *reader) Deliveries(incidentID string, limit int) ([]*warden.Delivery, error) {
+	var out []*warden.Delivery
+	var err error
+	if incidentID == "" {
+		out, err = r.deliveries("SELECT record FROM webhook_deliveries ORDER BY id DESC LIMIT ?", limit)
+	} else {
+		out, err = r.deliveries("SELECT record FROM webhook_deliveries WHERE incident_id = ? ORDER BY id DESC LIMIT ?", incidentID, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.Deliveries: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,59 @@
+package warden
+
+import "time"
+
+// IncidentReader is the incident recorder's part of ReadTx.
+type IncidentReader interface {
+	// Incident returns the incident with id, or ENOTFOUND.
+	Incident(id string) (*Incident, error)
+	// Incidents calls fn for every incident matching f, ordered by severity
+	// (critical first) then newest first (number descending), streaming in
+	// bounded memory. It stops at fn's first error and returns it.
+	Incidents(f IncidentFilter, fn func(*Incident) error) error
+	// CountIncidentsSince counts incidents of class created strictly after
+	// since (the severity windows).
+	CountIncidentsSince(class string, since time.Time) (int, error)
+	// IncidentStats returns the counters maintained with StatsDelta.
+	IncidentStats() (*IncidentStats, error)
+	// Requirement returns the recovery requirement of an incident, or
+	// ENOTFOUND if it has none.
+	Requirement(incidentID string) (*RecoveryRequirement, error)
+	// Requirements calls fn for every requirement, incomplete ones only if
+	// pendingOnly, oldest first.
+	Requirements(pendingOnly bool, fn func(*RecoveryRequirement) error) error
+	// PendingContainment calls fn for every incident whose containment was
+	// started but not recorded (Incident.ContainmentPending), oldest first.
+	PendingContainment(fn func(*Incident) error) error
+	// IntegrityBaseline returns the integrity baseline, or ENOTFOUND.
+	IntegrityBaseline() (*IntegrityBaseline, error)
+	// DueDeliveries returns up to limit pending webhook deliveries whose
+	// NextAttemptAt is not after now, oldest first.
+	DueDeliveries(now time.Time, limit int) ([]*Delivery, error)
+	// Deliveries returns the most recent webhook deliveries of an incident
+	// ("" for all), newest first, at most limit.
+	Deliveries(incidentID string, limit int) ([]*Delivery, error)
+	// Counter returns the current value of a named counter (0 if unused).
+	Counter(name string) (uint64, error)
+}
+
+// IncidentWriter is the incident recorder's part of Tx.
+type IncidentWriter interface {
+	// NextCounter increments the named counter and returns its new value
+	// (1 on first use). Counters never repeat, across restarts included.
+	NextCounter(name string) (uint64, error)
+	// CreateIncident stores a new incident and applies StatsDelta(nil, i).
+	// ECONFLICT if the id exists.
+	CreateIncident(i *Incident) error
+	// UpdateIncident replaces a stored incident and applies
+	// StatsDelta(old, i). ENOTFOUND if it does not exist.
+	UpdateIncident(i *Incident) error
+	// PutRequirement creates or replaces an incident's recovery requirement.
+	PutRequirement(r *RecoveryRequirement) error
+	// PutIntegrityBaseline replaces the integrity baseline.
+	PutIntegrityBaseline(b *IntegrityBaseline) error
+	// EnqueueDelivery adds a webhook delivery to the outbox and sets its ID.
+	EnqueueDelivery(d *Delivery) error
+	// UpdateDelivery records a delivery attempt's outcome. ENOTFOUND if
+	// the delivery does not exist.
+	UpdateDelivery(d *Delivery) error
+}
