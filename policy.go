@@ -70,7 +70,14 @@ func DefaultPolicy() *ContainmentPolicy {
 			ClassModelBehaviorAnomaly:    r(true, SeverityHigh, ActionQuarantineModel, ActionLogAlert),
 			ClassForbiddenAirlockRequest: r(false, SeverityMedium, ActionLogAlert),
 		},
-		Targets: Targets{TimeoutSeconds: 5},
+		// The reference services' conventional local ports. A target that
+		// does not answer makes containment fail, never silently pass.
+		Targets: Targets{
+			Agent:          "http://127.0.0.1:8476",
+			Airlock:        "http://127.0.0.1:8490",
+			Registry:       "http://127.0.0.1:8470",
+			TimeoutSeconds: 5,
+		},
 	}
 }
 

@@ -10,11 +10,14 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/contain"
 	"github.com/warden-sh/warden/datadir"
 	"github.com/warden-sh/warden/engine"
 	wardenhttp "github.com/warden-sh/warden/http"
@@ -35,6 +38,9 @@ printed exactly once and stored only as a hash.`,
 			dir, err := datadir.Init(e.data)
 			if err != nil {
 				return usageError{err}
+			}
+			if err := writeDefaultPolicy(dir); err != nil {
+				return err
 			}
 			l, err := openDir(dir, nil, nil)
 			if err != nil {
@@ -63,11 +69,14 @@ func (e *env) printInit(dir *datadir.Dir, cred *engine.NewCredential) error {
 }
 
 type serveFlags struct {
-	addr      string
-	dev       bool
-	drill     bool
-	logLevel  string
-	readyFile string
+	policy            string
+	integrityInterval time.Duration
+	compatPorts       bool
+	addr              string
+	dev               bool
+	drill             bool
+	logLevel          string
+	readyFile         string
 }
 
 func (e *env) serveCmd() *cobra.Command {
@@ -89,6 +98,9 @@ that it runs in dev mode.`,
 	fl.BoolVar(&f.drill, "drill", os.Getenv("DRILL_MODE") == "1", "drill mode: containment dry-run, DRILL/* tags (env DRILL_MODE=1)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the bound address to this file once serving (for tests and supervisors)")
+	fl.StringVar(&f.policy, "policy", os.Getenv("WARDEN_POLICY"), "containment policy YAML (default DATA/containment.yaml if present, else the runbook's built-in table; env WARDEN_POLICY)")
+	fl.DurationVar(&f.integrityInterval, "integrity-interval", time.Minute, "how often to scan the integrity baseline (0 disables the periodic scan)")
+	fl.BoolVar(&f.compatPorts, "compat-ports", false, "also answer GET /api/v1/state on :8505 (attestation) and :8510 (integrity) of the same host, as the runbook's step 10 expects")
 	return cmd
 }
 
@@ -107,7 +119,9 @@ func (e *env) serve(f serveFlags) error {
 	var err error
 	fresh := !datadir.Initialized(e.data)
 	if fresh {
-		dir, err = datadir.Init(e.data)
+		if dir, err = datadir.Init(e.data); err == nil {
+			err = writeDefaultPolicy(dir)
+		}
 	} else {
 		dir, err = datadir.Load(e.data)
 	}
@@ -118,17 +132,27 @@ func (e *env) serve(f serveFlags) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := engine.NewMetrics(reg)
+	policyPath := policySource(f.policy, dir)
+	var sender *contain.WebhookSender
+	var optErr error
 	l, err := openDir(dir, logger, func(ops int, d time.Duration) {
 		metrics.CommitBatchOps.Observe(float64(ops))
 		metrics.CommitBatchSeconds.Observe(d.Seconds())
 	}, func(o *engine.Options) {
-		o.Dev, o.Drill, o.Metrics = f.dev, f.drill, metrics
+		o.Dev, o.Drill, o.Metrics, o.HMACKey = f.dev, f.drill, metrics, dir.HMACKey
+		optErr = containmentOptions(o, policyPath, f.drill, logger)
+		sender = &contain.WebhookSender{Store: o.Store, HMACKey: dir.HMACKey, Logger: logger}
+		o.Waker = sender
 	})
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	if optErr != nil {
+		return usageError{optErr}
+	}
 	eng := l.engine
+	sender.OnFinalFailure = eng.RecordWebhookFailure
 	if fresh {
 		cred, err := eng.Bootstrap(e.ctx, AdminName)
 		if err != nil {
@@ -154,8 +178,16 @@ func (e *env) serve(f serveFlags) error {
 		ln.Close()
 		return err
 	}
+	source := policyPath
+	if source == "" {
+		source = "built-in"
+	}
+	if err := eng.RecordPolicy(e.ctx, source); err != nil {
+		ln.Close()
+		return err
+	}
 
-	api := wardenhttp.NewServer(wardenhttp.Options{Engine: eng, Logger: logger, Registry: reg})
+	api := wardenhttp.NewServer(wardenhttp.Options{Engine: eng, Logger: logger, Registry: reg, Version: Version})
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -172,8 +204,59 @@ func (e *env) serve(f serveFlags) error {
 		}
 	}
 
-	// Checkpoint at least every second while the log changes.
+	var compat []*http.Server
+	if f.compatPorts {
+		if compat, err = serveCompat(f.addr, api, logger); err != nil {
+			srv.Close()
+			return err
+		}
+	}
+
 	bg, stopBG := context.WithCancel(context.WithoutCancel(e.ctx))
+	var workers sync.WaitGroup
+	workers.Add(1)
+	go func() {
+		defer workers.Done()
+		if err := sender.Run(bg); err != nil && bg.Err() == nil {
+			logger.Error("webhook sender stopped", "err", err)
+		}
+	}()
+	workers.Add(1)
+	go func() {
+		defer workers.Done()
+		// Containment a crash interrupted is finished first.
+		if n, err := eng.ResumeContainment(bg); err != nil {
+			logger.Error("resuming interrupted containment", "err", err)
+		} else if n > 0 {
+			logger.Warn("finished containment interrupted by a crash", "incidents", n)
+		}
+	}()
+	if f.integrityInterval > 0 {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			t := time.NewTicker(f.integrityInterval)
+			defer t.Stop()
+			monitor := &warden.Principal{Name: "warden:integrity-monitor", Roles: []warden.Role{warden.RoleAdmin}}
+			for {
+				select {
+				case <-bg.Done():
+					return
+				case <-t.C:
+					res, err := eng.IntegrityScan(bg, monitor)
+					switch {
+					case warden.ErrorCode(err) == warden.ENOTFOUND:
+					case err != nil && bg.Err() == nil:
+						logger.Error("integrity scan", "err", err)
+					case err == nil && res.Reported:
+						logger.Warn("integrity violation reported", "incident", res.Incident.ID, "summary", res.Evidence["summary"])
+					}
+				}
+			}
+		}()
+	}
+
+	// Checkpoint at least every second while the log changes.
 	bgDone := make(chan struct{})
 	go func() {
 		defer close(bgDone)
@@ -207,8 +290,12 @@ func (e *env) serve(f serveFlags) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		logger.Error("graceful shutdown", "err", err)
 	}
+	for _, c := range compat {
+		c.Shutdown(shutdownCtx)
+	}
 	stopBG()
 	<-bgDone
+	workers.Wait()
 	final := context.WithoutCancel(e.ctx)
 	if err := eng.FlushAuthFailures(final); err != nil {
 		logger.Error("flushing auth failure count", "err", err)
@@ -238,4 +325,36 @@ func requireLoopback(addr string) error {
 		return fmt.Errorf("--dev refuses to listen on %q: dev mode accepts unauthenticated requests, so it binds only loopback (127.0.0.0/8 or ::1)", addr)
 	}
 	return nil
+}
+
+// serveCompat answers the runbook's step 10 on the reference ports: GET
+// /api/v1/state on :8505 is the attestation state, on :8510 the integrity
+// state (same host as --addr).
+func serveCompat(addr string, api *wardenhttp.Server, logger *slog.Logger) ([]*http.Server, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	var out []*http.Server
+	for _, c := range []struct{ port, path string }{{"8505", "/api/v1/attestation/state"}, {"8510", "/api/v1/integrity/state"}} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, c.port))
+		if err != nil {
+			for _, s := range out {
+				s.Close()
+			}
+			return nil, fmt.Errorf("--compat-ports: %w", err)
+		}
+		mux := http.NewServeMux()
+		path := c.path
+		mux.HandleFunc("/api/v1/state", func(w http.ResponseWriter, r *http.Request) {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = path
+			api.ServeHTTP(w, r2)
+		})
+		s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go s.Serve(ln)
+		logger.Info("compat port serving", "addr", ln.Addr().String(), "answers", c.path)
+		out = append(out, s)
+	}
+	return out, nil
 }

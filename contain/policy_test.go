@@ -121,8 +121,8 @@ func TestParsePolicyRejects(t *testing.T) {
 			[]string{"targets.timeout_seconds (@LINE:61)", "between 1 and 60"}},
 		{"negative timeout", edit(t, "  timeout_seconds: 5\n", "  timeout_seconds: -1\n"), []string{"targets.timeout_seconds", "between 1 and 60"}},
 		{"retries too many", edit(t, "  # retries: 2\n", "  retries: 9\n"), []string{"targets.retries (@LINE:retries: 9)", "between 0 and 5"}},
-		{"relative target", edit(t, `  agent: ""`, `  agent: "localhost:8476"`), []string{"targets.agent", "absolute http or https URL"}},
-		{"ftp target", edit(t, `  airlock: ""`, `  airlock: "ftp://h/x"`), []string{"targets.airlock", "absolute http or https URL"}},
+		{"relative target", edit(t, `  agent: http://127.0.0.1:8476`, `  agent: "localhost:8476"`), []string{"targets.agent", "absolute http or https URL"}},
+		{"ftp target", edit(t, `  airlock: http://127.0.0.1:8490`, `  airlock: "ftp://h/x"`), []string{"targets.airlock", "absolute http or https URL"}},
 		{"bad webhook url", edit(t, "alerting:\n", "alerting:\n  webhooks:\n    - url: /relative\n      events: [containment]\n"),
 			[]string{"alerting.webhooks[0].url (@LINE:/relative)"}},
 		{"bad webhook event", edit(t, "alerting:\n", "alerting:\n  webhooks:\n    - url: https://h.example/\n      events: [contain]\n"),
@@ -178,14 +178,14 @@ func TestParsePolicyDefaultsAndOptions(t *testing.T) {
 	})
 	t.Run("targets, token file and webhooks", func(t *testing.T) {
 		p, err := contain.ParsePolicy(edit(t,
-			`  agent: ""`, `  agent: "http://127.0.0.1:8476"`,
+			`  agent: http://127.0.0.1:8476`, `  agent: "http://10.0.0.9:8476"`,
 			`  token_file: ""`, `  token_file: /etc/warden/target.token`,
 			"alerting:\n", "alerting:\n  webhooks:\n    - url: https://alerts.example/hook\n      events: [containment, recovery]\n",
 		))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Targets.Agent != "http://127.0.0.1:8476" || p.Targets.TokenFile != "/etc/warden/target.token" {
+		if p.Targets.Agent != "http://10.0.0.9:8476" || p.Targets.TokenFile != "/etc/warden/target.token" {
 			t.Errorf("targets = %+v", p.Targets)
 		}
 		want := []warden.Webhook{{URL: "https://alerts.example/hook", Events: []string{"containment", "recovery"}}}
@@ -207,6 +207,7 @@ rules:
   tool_call_burst: {auto_contain: true, actions: [freeze_agent], default_severity: medium}
   model_behavior_anomaly: {auto_contain: true, actions: [quarantine_model, log_alert], default_severity: high}
   forbidden_airlock_request: {auto_contain: false, actions: [log_alert], default_severity: medium}
+targets: {agent: "http://127.0.0.1:8476", airlock: "http://127.0.0.1:8490", registry: "http://127.0.0.1:8470"}
 `)
 		p, err := contain.ParsePolicy(data)
 		if err != nil {
@@ -280,7 +281,7 @@ func TestPolicyDigest(t *testing.T) {
 			r.Actions = []string{warden.ActionFreezeAgent, warden.ActionQuarantineModel}
 			p.Rules[warden.ClassManifestMismatch] = r
 		},
-		"target":  func(p *warden.ContainmentPolicy) { p.Targets.Agent = "http://127.0.0.1:8476" },
+		"target":  func(p *warden.ContainmentPolicy) { p.Targets.Agent = "http://127.0.0.1:18476" },
 		"retries": func(p *warden.ContainmentPolicy) { n := 2; p.Targets.Retries = &n },
 		"webhook": func(p *warden.ContainmentPolicy) {
 			p.Alerting.Webhooks = []warden.Webhook{{URL: "https://h.example/", Events: []string{"containment"}}}

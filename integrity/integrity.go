@@ -304,3 +304,29 @@ func hashEntry(path string, mode fs.FileMode) (string, int64, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
+
+// Checker adapts this package to the engine's IntegrityChecker: Snapshot
+// with the checker's clock, and Check = Scan + Evidence + Fingerprint.
+type Checker struct {
+	// Clock stamps baselines; nil is warden.SystemClock.
+	Clock warden.Clock
+}
+
+// Snapshot records a baseline of paths (see the package-level Snapshot).
+func (c Checker) Snapshot(paths []string) (*warden.IntegrityBaseline, error) {
+	return Snapshot(paths, c.Clock)
+}
+
+// Check scans b. When nothing differs, clean is true and evidence holds
+// only a "summary" ("N files match the baseline"); otherwise evidence is
+// Evidence(findings) and fingerprint Fingerprint(findings).
+func (c Checker) Check(b *warden.IntegrityBaseline) (clean bool, evidence map[string]string, fingerprint string, err error) {
+	findings, err := Scan(b)
+	if err != nil {
+		return false, nil, "", err
+	}
+	if len(findings) == 0 {
+		return true, map[string]string{"summary": fmt.Sprintf("%d files match the baseline", len(b.Files))}, "", nil
+	}
+	return false, Evidence(findings), Fingerprint(findings), nil
+}
