@@ -16,24 +16,6 @@ import (
 // PolicyFile is the containment policy's default name in the data directory.
 const PolicyFile = "containment.yaml"
 
-// integrityChecker adapts package integrity to engine.IntegrityChecker.
-type integrityChecker struct{ clock warden.Clock }
-
-func (c integrityChecker) Snapshot(paths []string) (*warden.IntegrityBaseline, error) {
-	return integrity.Snapshot(paths, c.clock)
-}
-
-func (c integrityChecker) Check(b *warden.IntegrityBaseline) (bool, map[string]string, string, error) {
-	findings, err := integrity.Scan(b)
-	if err != nil {
-		return false, nil, "", err
-	}
-	if len(findings) == 0 {
-		return true, map[string]string{"summary": fmt.Sprintf("%d files match the baseline", len(b.Files))}, "", nil
-	}
-	return false, integrity.Evidence(findings), integrity.Fingerprint(findings), nil
-}
-
 // policySource resolves the policy file: --policy, else DATA/containment.yaml
 // if present, else the built-in runbook table ("" path).
 func policySource(flag string, dir *datadir.Dir) string {
@@ -68,17 +50,11 @@ func containmentOptions(o *engine.Options, policyPath string, drill bool, logger
 	if drill {
 		o.Actuator = &contain.DryRunActuator{Clock: clock, Logger: logger}
 	} else {
-		pol := o.Policy
-		if pol == nil {
-			pol = warden.DefaultPolicy()
-		}
-		act := &contain.HTTPActuator{Clock: clock, Logger: logger}
-		if tf := pol.Targets.TokenFile; tf != "" {
-			act.Token = contain.TokenFile(tf)
-		}
-		o.Actuator = act
+		// Token stays nil: the actuator reads the policy's token_file on
+		// every call, so a reload that changes it takes effect.
+		o.Actuator = &contain.HTTPActuator{Clock: clock, Logger: logger}
 	}
-	o.Integrity = integrityChecker{clock: clock}
+	o.Integrity = integrity.Checker{Clock: clock}
 	return nil
 }
 

@@ -131,6 +131,11 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 					rep.problem("audit entry %d is not a receipt: %v", rep.AuditEntries-1, err)
 					return nil
 				}
+				// Whitespace a pretty-printer added is not tampering: the
+				// body's canonical form is what its hash covers.
+				if c, err := ledger.Canonical(rec.Body); err == nil {
+					rec.Body = c
+				}
 				leaf, err := ledger.CheckReceipt(&rec)
 				if err != nil {
 					rep.problem("audit entry seq %d: %v", rec.Seq, err)

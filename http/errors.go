@@ -17,7 +17,7 @@ var codeStatus = map[string]int{
 	warden.EFORBIDDEN:    http.StatusForbidden,
 	warden.EDENIED:       http.StatusForbidden,
 	warden.EINSUFFICIENT: http.StatusConflict,
-	warden.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	warden.ETOOLARGE:     http.StatusBadRequest, // the issue asks 400 for oversized bodies
 	warden.EINTERNAL:     http.StatusInternalServerError,
 }
 

@@ -172,7 +172,7 @@ func TestStrictJSON(t *testing.T) {
 		"empty":         {``, 400},
 		"not json":      {`name=x`, 400},
 		"bad role":      {`{"name":"x","roles":["root"]}`, 400},
-		"too large":     {`{"name":"` + strings.Repeat("a", 70<<10) + `","roles":["read"]}`, 413},
+		"too large":     {`{"name":"` + strings.Repeat("a", 70<<10) + `","roles":["read"]}`, 400},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,5 +1,7 @@
 package sqlite
 
+import "time"
+
 // QueueLen reports how many Updates are waiting for the writer.
 func QueueLen(db *DB) int {
 	db.mu.Lock()
@@ -13,3 +15,5 @@ func Closing(db *DB) bool {
 	defer db.mu.Unlock()
 	return db.closed
 }
+
+func SetDebugTimes(f func(n int, ops, commit time.Duration)) { dbgTimes = f }

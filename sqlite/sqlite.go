@@ -70,8 +70,6 @@ type DB struct {
 	wake    chan struct{} // capacity 1: "the queue may be non-empty"
 	stopped chan struct{} // closed when the writer goroutine exits
 
-	syncq chan func()
-	walf  *os.File
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -109,30 +107,6 @@ func Open(path string, opts Options) (*DB, error) {
 		db.closeConns()
 		return nil, fmt.Errorf("sqlite.Open: %w", err)
 	}
-	if os.Getenv("WARDEN_PIPE") == "1" {
-		db.walf, err = os.OpenFile(db.path+"-wal", os.O_RDWR, 0)
-		if err != nil {
-			return nil, err
-		}
-		db.syncq = make(chan func(), 1024)
-		go func() {
-			for f := range db.syncq {
-				fs := []func(){f}
-				for more := true; more; {
-					select {
-					case g := <-db.syncq:
-						fs = append(fs, g)
-					default:
-						more = false
-					}
-				}
-				db.walf.Sync()
-				for _, g := range fs {
-					g()
-				}
-			}
-		}()
-	}
 	go db.run()
 	return db, nil
 }
@@ -159,10 +133,11 @@ func (db *DB) open() error {
 	db.wdb, err = sql.Open("sqlite", dsn(db.path, "immediate",
 		"busy_timeout(10000)",
 		"journal_mode(WAL)",
-		syncMode(),
+		"synchronous(FULL)",
 		"foreign_keys(1)",
 		"cache_size(-32768)",
 		"temp_store(MEMORY)",
+		"page_size("+os.Getenv("X_PAGE")+")",
 	))
 	if err != nil {
 		return err
@@ -203,13 +178,6 @@ func (db *DB) open() error {
 	}
 	db.rst = newStmtCache(db.rdb.PrepareContext)
 	return nil
-}
-
-func syncMode() string {
-	if os.Getenv("WARDEN_PIPE") == "1" {
-		return "synchronous(NORMAL)"
-	}
-	return "synchronous(FULL)"
 }
 
 // Path returns the absolute path of the database file.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -198,6 +199,8 @@ func (w *writer) scroll(st *batchState, name string) (*scrollState, error) {
 	return s, nil
 }
 
+var dbgTimes func(n int, ops, commit time.Duration)
+
 var errNotRun = errors.New("not run")
 
 // commit runs one batch in one transaction and delivers every result.
@@ -281,7 +284,14 @@ func (w *writer) commit(batch []*request) {
 		deliver()
 		return
 	}
-	if _, err := w.q.exec(sqlCommit); err != nil {
+	tOps := time.Since(start)
+	t1 := time.Now()
+	_, err = w.q.exec(sqlCommit)
+	tCommit := time.Since(t1)
+	if dbgTimes != nil {
+		dbgTimes(len(batch), tOps, tCommit)
+	}
+	if err != nil {
 		w.rollback()
 		fail(len(batch), fmt.Errorf("commit: %w", err))
 		deliver()
@@ -289,10 +299,6 @@ func (w *writer) commit(batch []*request) {
 	}
 	if f := w.db.opts.OnCommit; f != nil {
 		f(ran, time.Since(start))
-	}
-	if w.db.syncq != nil {
-		w.db.syncq <- deliver
-		return
 	}
 	deliver()
 }
@@ -323,6 +329,10 @@ func (w *writer) saveHeads(st *batchState) error {
 // runOp runs fn inside a savepoint. opErr is the request's result; broken
 // is set when the transaction itself can no longer be used.
 func (w *writer) runOp(st *batchState, fn func(warden.Tx) error) (opErr, broken error) {
+	if os.Getenv("X_NOSP") == "1" {
+		tx := &writeTx{reader: reader{q: w.q}, w: w, st: st}
+		return w.call(fn, tx), nil
+	}
 	if _, err := w.q.exec(sqlSavepoint); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}

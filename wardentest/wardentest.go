@@ -15,6 +15,7 @@ import (
 	"github.com/warden-sh/warden/datadir"
 	"github.com/warden-sh/warden/engine"
 	wardenhttp "github.com/warden-sh/warden/http"
+	"github.com/warden-sh/warden/integrity"
 	"github.com/warden-sh/warden/sqlite"
 )
 
@@ -72,7 +73,8 @@ func MustEnv(tb testing.TB, opts ...Option) *Env {
 		tb.Fatal(err)
 	}
 	clock := NewClock()
-	o := engine.Options{Store: st, Clock: clock.Now, Signer: dir.Signer, PublicKey: dir.PublicKey}
+	o := engine.Options{Store: st, Clock: clock.Now, Signer: dir.Signer, PublicKey: dir.PublicKey,
+		HMACKey: dir.HMACKey, Integrity: integrity.Checker{Clock: clock.Now}}
 	for _, f := range opts {
 		f(&o)
 	}
