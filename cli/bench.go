@@ -37,6 +37,35 @@ func (e *env) benchCmd() *cobra.Command {
 	fl.IntVar(&o.Serial, "serial", 2000, "appends in the single-writer latency run")
 	fl.Uint64Var(&o.ProofLog, "proof-log", 1_000_000, "log size for the inclusion proof run")
 	fl.IntVar(&o.ProofCount, "proofs", 2000, "inclusion proofs to time")
-	cmd.AddCommand(ledgerCmd)
+	var h bench.HTTPOptions
+	httpCmd := &cobra.Command{
+		Use:   "http --url URL",
+		Short: "Load-test any server speaking warden's incident API: report latency, throughput, growth, export memory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h.URL, h.Token = e.url, e.bearer()
+			res, err := bench.HTTP(e.ctx, h, e.stderr)
+			if err != nil {
+				return err
+			}
+			return e.print(res, func(w io.Writer) {
+				fmt.Fprintf(w, "1 client:        p99 %.3f ms (target <= 5 ms), %.0f reports/s\n", res.Single.P99Ms, res.Single.PerSec)
+				fmt.Fprintf(w, "%d clients:      %.0f reports/s (target >= 5000), p99 %.3f ms\n", res.Concurrent.Clients, res.Concurrent.PerSec, res.Concurrent.P99Ms)
+				if res.AfterPreload != nil {
+					fmt.Fprintf(w, "with %d stored: %.0f reports/s (target: same as with none)\n", res.AfterPreload.StoredFrom, res.AfterPreload.PerSec)
+				}
+				if res.ExportBytes > 0 {
+					fmt.Fprintf(w, "forensic export: %.1f MB in %.1f s, server RSS peak %.0f MB (target < 150 MB)\n", float64(res.ExportBytes)/(1<<20), res.ExportSeconds, res.ExportMaxRSSMB)
+				}
+			})
+		},
+	}
+	hf := httpCmd.Flags()
+	hf.IntVar(&h.Clients, "clients", 16, "concurrent clients")
+	hf.DurationVar(&h.Duration, "duration", 10*time.Second, "length of each timed run")
+	hf.StringVar(&h.Class, "class", "forbidden_airlock_request", "incident class to report")
+	hf.IntVar(&h.Preload, "preload", 0, "report this many incidents, then measure again")
+	hf.BoolVar(&h.Export, "export", false, "finish with a forensic export, sampling the server's RSS")
+	cmd.AddCommand(ledgerCmd, httpCmd)
 	return cmd
 }

@@ -211,7 +211,7 @@ func (e *Engine) ReportIncident(ctx context.Context, p *warden.Principal, req Re
 		}
 		var window *warden.SeverityWindow
 		if w := warden.WindowFor(req.Class); w != nil {
-			recent, err := tx.CountIncidentsSince(req.Class, now.Add(-w.Window))
+			recent, err := tx.CountIncidentsSince(req.Class, now.Add(-w.Window), w.Threshold)
 			if err != nil {
 				return err
 			}
@@ -221,8 +221,9 @@ func (e *Engine) ReportIncident(ctx context.Context, p *warden.Principal, req Re
 			}
 		}
 		if !external && len(actions) > 0 {
-			// Only alerts: nothing to wait for, contain in this transaction.
-			inc.ContainmentResults = e.runActions(ctx, ps, actions, inc)
+			// Only alerts: their effect is the webhook outbox row written
+			// below and a log line emitted once this commits.
+			inc.ContainmentResults = alertResults(actions, now, e.drill)
 			e.settleContainment(inc, rule)
 		}
 		if err := tx.CreateIncident(inc); err != nil {
@@ -258,9 +259,7 @@ func (e *Engine) ReportIncident(ctx context.Context, p *warden.Principal, req Re
 			}
 		}
 		if !external && len(actions) > 0 {
-			if _, err := tx.Append(e.incidentDraft(ReceiptContainment, inc, p.Name, map[string]any{"results": inc.ContainmentResults})); err != nil {
-				return err
-			}
+			// Alert-only results ride in the incident_reported snapshot.
 			if err := e.enqueueWebhooks(tx, ps, warden.EventContainment, inc, now); err != nil {
 				return err
 			}
@@ -276,10 +275,25 @@ func (e *Engine) ReportIncident(ctx context.Context, p *warden.Principal, req Re
 		e.wake()
 	}
 	if !external {
+		if len(actions) > 0 && e.actuator != nil {
+			for _, a := range actions {
+				e.actuator.Execute(ctx, ps.Policy, a, inc) // log_alert: logs only
+			}
+		}
 		return inc, nil
 	}
 	// The client may go away; containment must not.
 	return e.contain(context.WithoutCancel(ctx), inc.ID)
+}
+
+// alertResults records log_alert actions, which cannot fail: the alert is
+// the committed webhook delivery and the log line that follows the commit.
+func alertResults(actions []string, now time.Time, drill bool) []warden.ContainmentResult {
+	out := make([]warden.ContainmentResult, len(actions))
+	for i, a := range actions {
+		out[i] = warden.ContainmentResult{Action: a, Success: true, Error: "", CompletedAt: warden.FormatTime(now), DryRun: drill, Attempts: 1}
+	}
+	return out
 }
 
 // runActions executes actions concurrently through the actuator.

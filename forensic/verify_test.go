@@ -40,7 +40,7 @@ func bundle(t testing.TB) (*wardentest.Env, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Incidents != 4 || sum.AuditEntries < 9 || sum.Proofs != sum.AuditEntries {
+	if sum.Incidents != 4 || sum.AuditEntries < 5 || sum.Proofs != sum.AuditEntries {
 		t.Fatalf("summary %+v", sum)
 	}
 	return env, buf.Bytes()

@@ -25,7 +25,7 @@ func Canonical(v any) ([]byte, error) {
 			return nil, fmt.Errorf("ledger.Canonical: %w", err)
 		}
 	}
-	out, err := jcs.Transform(raw)
+	out, err := transform(raw)
 	if err != nil {
 		return nil, fmt.Errorf("ledger.Canonical: %w", err)
 	}

@@ -91,6 +91,12 @@ func Seal(r *warden.Receipt) ([]byte, error) {
 		return nil, err
 	}
 	r.Body = body
+	return seal(r)
+}
+
+// seal completes a receipt whose body is already canonical.
+func seal(r *warden.Receipt) ([]byte, error) {
+	body := r.Body
 	r.SchemaVersion = warden.SchemaVersion
 	r.RootHash = BodyHash(body)
 	if r.Tags == nil {
@@ -130,7 +136,7 @@ func NewReceipt(seq uint64, d warden.Draft) (*warden.Receipt, []byte, error) {
 		Tags:      tags,
 		Body:      body,
 	}
-	leaf, err := Seal(r)
+	leaf, err := seal(r)
 	if err != nil {
 		return nil, nil, warden.Errorf(warden.EINVALID, "Receipt cannot be sealed: %v", err)
 	}

@@ -37,14 +37,6 @@ func BenchmarkAppendParallel(b *testing.B) {
 		ops.Add(int64(n))
 		commitTime.Add(int64(d))
 	}})
-	var tops, tcommit, tn atomic.Int64
-	sqlite.SetDebugTimes(func(n int, o, c time.Duration) { tops.Add(int64(o)); tcommit.Add(int64(c)); tn.Add(1) })
-	defer func() {
-		if n := tn.Load(); n > 0 {
-			b.ReportMetric(float64(tops.Load())/float64(n)/1e6, "ops-ms")
-			b.ReportMetric(float64(tcommit.Load())/float64(n)/1e6, "commit-ms")
-		}
-	}()
 	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	start := time.Now()

@@ -16,4 +16,5 @@ func Closing(db *DB) bool {
 	return db.closed
 }
 
-func SetDebugTimes(f func(n int, ops, commit time.Duration)) { dbgTimes = f }
+// SetLinger sets how long the writer waits for a batch to fill.
+func SetLinger(d time.Duration) { linger = d }

@@ -70,14 +70,20 @@ func (r *reader) Counter(name string) (uint64, error) {
 	return v, nil
 }
 
+// applyStats adds the deltas in one statement (one per distinct count of
+// keys, prepared once).
 func (t *writeTx) applyStats(d map[string]int64) error {
-	for k, n := range d {
-		if _, err := t.q.exec(`INSERT INTO incident_stats (key, n) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET n = n + excluded.n`, k, n); err != nil {
-			return err
-		}
+	if len(d) == 0 {
+		return nil
 	}
-	return nil
+	args := make([]any, 0, 2*len(d))
+	for k, n := range d {
+		args = append(args, k, n)
+	}
+	q := "INSERT INTO incident_stats (key, n) VALUES (?, ?)" + strings.Repeat(", (?, ?)", len(d)-1) +
+		" ON CONFLICT (key) DO UPDATE SET n = n + excluded.n"
+	_, err := t.q.exec(q, args...)
+	return err
 }
 
 // CreateIncident stores a new incident and updates the counters.
@@ -96,16 +102,18 @@ func (t *writeTx) CreateIncident(i *warden.Incident) error {
 	if err != nil {
 		return t.failed("CreateIncident", err)
 	}
-	var one int
-	if err := t.q.queryRow("SELECT 1 FROM incidents WHERE id = ? OR number = ?", i.ID, int64(i.Number)).Scan(&one); err == nil {
-		return warden.Errorf(warden.ECONFLICT, "Incident %s (number %d) already exists.", i.ID, i.Number)
-	} else if !errors.Is(err, sql.ErrNoRows) {
+	// OR IGNORE turns a duplicate id or number into zero rows affected,
+	// which is a conflict, without a lookup on the hot path.
+	res, err := t.q.exec(`INSERT OR IGNORE INTO incidents (id, number, class, severity_rank, state, created_ns, containment_pending, record)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, i.ID, int64(i.Number), i.Class, i.Severity.Rank(), string(i.State), ns,
+		boolInt(i.ContainmentPending), string(rec))
+	if err != nil {
 		return t.failed("CreateIncident", err)
 	}
-	if _, err := t.q.exec(`INSERT INTO incidents (id, number, class, severity_rank, state, created_ns, containment_pending, record)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, i.ID, int64(i.Number), i.Class, i.Severity.Rank(), string(i.State), ns,
-		boolInt(i.ContainmentPending), string(rec)); err != nil {
+	if n, err := res.RowsAffected(); err != nil {
 		return t.failed("CreateIncident", err)
+	} else if n == 0 {
+		return warden.Errorf(warden.ECONFLICT, "Incident %s (number %d) already exists.", i.ID, i.Number)
 	}
 	if err := t.applyStats(warden.StatsDelta(nil, i)); err != nil {
 		return t.failed("CreateIncident", err)
@@ -237,9 +245,10 @@ func (r *reader) Incidents(f warden.IncidentFilter, fn func(*warden.Incident) er
 }
 
 // CountIncidentsSince counts a class's incidents created after since.
-func (r *reader) CountIncidentsSince(class string, since time.Time) (int, error) {
+func (r *reader) CountIncidentsSince(class string, since time.Time, limit int) (int, error) {
 	var n int
-	if err := r.q.queryRow("SELECT count(*) FROM incidents WHERE class = ? AND created_ns > ?", class, since.UnixNano()).Scan(&n); err != nil {
+	if err := r.q.queryRow(`SELECT count(*) FROM (SELECT 1 FROM incidents WHERE class = ? AND created_ns > ?
+		ORDER BY created_ns DESC LIMIT ?)`, class, since.UnixNano(), limit).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite.CountIncidentsSince: %w", err)
 	}
 	return n, nil

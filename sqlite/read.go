@@ -213,13 +213,13 @@ func (r *reader) ScanReceipts(from uint64, fn func(*warden.Receipt) error) error
 	return nil
 }
 
-// merkleQuery fetches nodes named by a JSON array of [level, index] pairs,
-// one row per pair in order (hash NULL when missing): one statement and
-// one primary-key lookup per node.
+// merkleQuery fetches nodes named by a JSON array of keys level<<56 | index,
+// one row per key in order (hash NULL when missing): one statement, one
+// primary-key lookup per node.
 const merkleQuery = `SELECT j.key,
-	CASE WHEN j.value ->> 0 = 0
-		THEN (SELECT leaf_hash FROM receipts WHERE seq = j.value ->> 1)
-		ELSE (SELECT hash FROM merkle_nodes WHERE level = j.value ->> 0 AND idx = j.value ->> 1)
+	CASE WHEN j.value >> 56 = 0
+		THEN (SELECT leaf_hash FROM receipts WHERE seq = j.value)
+		ELSE (SELECT hash FROM merkle_nodes WHERE level = j.value >> 56 AND idx = j.value & 72057594037927935)
 	END
 FROM json_each(?) AS j`
 
@@ -230,20 +230,18 @@ func (r *reader) MerkleHashes(ids []warden.NodeID) ([][]byte, error) {
 	if len(ids) == 0 {
 		return out, nil
 	}
-	b := make([]byte, 0, 2+len(ids)*16)
+	b := make([]byte, 0, 2+len(ids)*20)
 	b = append(b, '[')
 	for i, id := range ids {
-		if id.Level > 63 || id.Index > math.MaxInt64>>id.Level {
+		// Levels above 63 and indexes from 2^53 on cannot be in a log of
+		// at most 2^53 leaves.
+		if id.Level > 63 || id.Index > ledger.MaxSeq {
 			return nil, warden.Errorf(warden.ENOTFOUND, "Merkle node at level %d index %d is not in the log.", id.Level, id.Index)
 		}
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, '[')
-		b = strconv.AppendUint(b, uint64(id.Level), 10)
-		b = append(b, ',')
-		b = strconv.AppendUint(b, id.Index, 10)
-		b = append(b, ']')
+		b = strconv.AppendUint(b, uint64(id.Level)<<56|id.Index, 10)
 	}
 	b = append(b, ']')
 	rows, err := r.q.query(merkleQuery, string(b))

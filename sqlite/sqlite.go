@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -134,10 +133,10 @@ func (db *DB) open() error {
 		"busy_timeout(10000)",
 		"journal_mode(WAL)",
 		"synchronous(FULL)",
+		"journal_size_limit(67108864)",
 		"foreign_keys(1)",
 		"cache_size(-32768)",
 		"temp_store(MEMORY)",
-		"page_size("+os.Getenv("X_PAGE")+")",
 	))
 	if err != nil {
 		return err
@@ -187,8 +186,9 @@ func (db *DB) Path() string { return db.path }
 // Updates (group commit) and returns once that transaction is durable.
 // It returns fn's error unchanged, an EINTERNAL error if fn panicked or the
 // commit failed, ctx's error if ctx ended before fn started, or ErrClosed.
-// fn runs on the writer goroutine: it MUST NOT call Update or View of the
-// same DB, and MUST NOT use tx after returning.
+// fn runs on the writer goroutine while other Updates wait, so it SHOULD be
+// quick; it MUST NOT call Update or View of the same DB, use tx from another
+// goroutine, or use tx after returning.
 func (db *DB) Update(ctx context.Context, fn func(tx warden.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

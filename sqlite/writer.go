@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -91,21 +90,39 @@ func (w *writer) close() error {
 // called and the queue is empty.
 func (db *DB) run() {
 	defer close(db.stopped)
+	last := 0
 	for {
-		batch, ok := db.next()
+		batch, ok := db.next(last)
 		if !ok {
 			return
 		}
+		last = len(batch)
 		db.w.commit(batch)
 	}
 }
 
-// next waits for queued requests and takes up to MaxBatch of them. It
-// returns false once the store is closed and nothing is queued.
-func (db *DB) next() ([]*request, bool) {
+// linger is how long the writer waits for a batch to fill up to the size
+// of the previous one. Callers whose Update just returned usually send the
+// next one within microseconds; waiting for them lets one fsync cover them
+// all instead of splitting them over two commits.
+var linger = 150 * time.Microsecond
+
+// next waits for queued requests and takes up to MaxBatch of them. While
+// fewer than want are queued it lingers (see linger). It returns false once
+// the store is closed and nothing is queued.
+func (db *DB) next(want int) ([]*request, bool) {
+	want = min(want, db.opts.MaxBatch)
+	var timer *time.Timer
+	expired := false
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		db.mu.Lock()
-		if n := min(len(db.queue), db.opts.MaxBatch); n > 0 {
+		n := min(len(db.queue), db.opts.MaxBatch)
+		if n > 0 && (n >= want || expired || db.closed) {
 			b := append(db.w.batch[:0], db.queue[:n]...)
 			clear(db.queue[:n])
 			db.queue = db.queue[n:]
@@ -118,10 +135,21 @@ func (db *DB) next() ([]*request, bool) {
 		}
 		closed := db.closed
 		db.mu.Unlock()
-		if closed {
+		switch {
+		case closed:
 			return nil, false
+		case n == 0:
+			<-db.wake
+		default:
+			if timer == nil {
+				timer = time.NewTimer(linger)
+			}
+			select {
+			case <-db.wake:
+			case <-timer.C:
+				expired = true
+			}
 		}
-		<-db.wake
 	}
 }
 
@@ -145,7 +173,6 @@ type batchState struct {
 type scrollState struct {
 	tree       *ledger.Tree
 	loadedSize uint64 // size as stored when loaded; 0 if absent
-	touched    bool
 }
 
 // snapshot is a tree's state before an op, to restore on rollback.
@@ -198,8 +225,6 @@ func (w *writer) scroll(st *batchState, name string) (*scrollState, error) {
 	st.scrolls[name] = s
 	return s, nil
 }
-
-var dbgTimes func(n int, ops, commit time.Duration)
 
 var errNotRun = errors.New("not run")
 
@@ -284,14 +309,7 @@ func (w *writer) commit(batch []*request) {
 		deliver()
 		return
 	}
-	tOps := time.Since(start)
-	t1 := time.Now()
-	_, err = w.q.exec(sqlCommit)
-	tCommit := time.Since(t1)
-	if dbgTimes != nil {
-		dbgTimes(len(batch), tOps, tCommit)
-	}
-	if err != nil {
+	if _, err := w.q.exec(sqlCommit); err != nil {
 		w.rollback()
 		fail(len(batch), fmt.Errorf("commit: %w", err))
 		deliver()
@@ -329,10 +347,6 @@ func (w *writer) saveHeads(st *batchState) error {
 // runOp runs fn inside a savepoint. opErr is the request's result; broken
 // is set when the transaction itself can no longer be used.
 func (w *writer) runOp(st *batchState, fn func(warden.Tx) error) (opErr, broken error) {
-	if os.Getenv("X_NOSP") == "1" {
-		tx := &writeTx{reader: reader{q: w.q}, w: w, st: st}
-		return w.call(fn, tx), nil
-	}
 	if _, err := w.q.exec(sqlSavepoint); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}

@@ -1,0 +1,280 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HTTPOptions configure the HTTP load generator.
+type HTTPOptions struct {
+	URL      string // base URL of a server speaking warden's incident API
+	Token    string // bearer token (reporter or admin; forensic for the export)
+	Clients  int    // concurrent clients for the throughput run (default 16)
+	Duration time.Duration
+	Class    string // incident class to report (default forbidden_airlock_request)
+	// Preload reports this many incidents first (with 32 clients), then
+	// measures throughput again, to show it does not fall as the store grows.
+	Preload int
+	// Export downloads a forensic bundle at the end, sampling the server's
+	// RSS from /metrics while it streams.
+	Export bool
+}
+
+// RunResult is one timed run.
+type RunResult struct {
+	Clients    int     `json:"clients"`
+	Requests   int64   `json:"requests"`
+	Errors     int64   `json:"errors"`
+	PerSec     float64 `json:"reports_per_sec"`
+	P50Ms      float64 `json:"p50_ms"`
+	P99Ms      float64 `json:"p99_ms"`
+	StoredFrom int64   `json:"stored_incidents_before"`
+}
+
+// HTTPResult holds every run.
+type HTTPResult struct {
+	Single         RunResult  `json:"single_client"` // target p99 ≤ 5 ms
+	Concurrent     RunResult  `json:"concurrent"`    // target ≥ 5,000/s with 16 clients
+	AfterPreload   *RunResult `json:"after_preload"` // target: same throughput
+	ExportSeconds  float64    `json:"export_seconds,omitempty"`
+	ExportBytes    int64      `json:"export_bytes,omitempty"`
+	ExportMaxRSSMB float64    `json:"export_max_rss_mb,omitempty"` // target < 150 MB
+	BaselineRSSMB  float64    `json:"rss_before_export_mb,omitempty"`
+}
+
+type loadClient struct {
+	o      HTTPOptions
+	http   *http.Client
+	seq    atomic.Int64
+	report []byte
+}
+
+func (c *loadClient) do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.o.URL+path, r)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.o.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.o.Token)
+	}
+	return c.http.Do(req)
+}
+
+func (c *loadClient) reportOnce(ctx context.Context) (time.Duration, error) {
+	n := c.seq.Add(1)
+	body, _ := json.Marshal(map[string]any{
+		"class": c.o.Class, "source": "bench", "description": fmt.Sprintf("bench report %d", n),
+		"evidence": map[string]string{"request": strconv.FormatInt(n, 10), "destination": "203.0.113.7:443"},
+	})
+	t0 := time.Now()
+	resp, err := c.do(ctx, "POST", "/api/v1/incidents/report", body)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return 0, fmt.Errorf("report: HTTP %d", resp.StatusCode)
+	}
+	return time.Since(t0), nil
+}
+
+// run drives clients for d (or until total reports when total > 0).
+func (c *loadClient) run(ctx context.Context, clients int, d time.Duration, total int64) (RunResult, error) {
+	res := RunResult{Clients: clients}
+	deadline := time.Now().Add(d)
+	var count, errs atomic.Int64
+	lats := make([][]time.Duration, clients)
+	var first atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := 0; g < clients; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if total > 0 {
+					if count.Add(1) > total {
+						return
+					}
+				} else if !time.Now().Before(deadline) {
+					return
+				}
+				lat, err := c.reportOnce(ctx)
+				if err != nil {
+					errs.Add(1)
+					first.CompareAndSwap(nil, err)
+					if errs.Load() > 100 {
+						return
+					}
+					continue
+				}
+				if total == 0 {
+					count.Add(1)
+				}
+				lats[g] = append(lats[g], lat)
+			}
+		}(g)
+	}
+	wg.Wait()
+	el := time.Since(start)
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	res.Requests, res.Errors = int64(len(all)), errs.Load()
+	res.PerSec = float64(len(all)) / el.Seconds()
+	res.P50Ms, res.P99Ms = pct(all, 50), pct(all, 99)
+	if err, _ := first.Load().(error); err != nil && len(all) == 0 {
+		return res, err
+	}
+	return res, ctx.Err()
+}
+
+func (c *loadClient) stored(ctx context.Context) int64 {
+	resp, err := c.do(ctx, "GET", "/health", nil)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Total int64 `json:"total_incidents"`
+	}
+	json.NewDecoder(resp.Body).Decode(&h)
+	return h.Total
+}
+
+// rssMB reads process_resident_memory_bytes from /metrics.
+func (c *loadClient) rssMB(ctx context.Context) float64 {
+	resp, err := c.do(ctx, "GET", "/metrics", nil)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "process_resident_memory_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f / (1 << 20)
+		}
+	}
+	return 0
+}
+
+// HTTP runs the load generator and prints progress to w.
+func HTTP(ctx context.Context, o HTTPOptions, w io.Writer) (*HTTPResult, error) {
+	if o.URL == "" {
+		return nil, fmt.Errorf("bench http: --url is required")
+	}
+	o.URL = strings.TrimRight(o.URL, "/")
+	if o.Clients <= 0 {
+		o.Clients = 16
+	}
+	if o.Duration <= 0 {
+		o.Duration = 10 * time.Second
+	}
+	if o.Class == "" {
+		o.Class = "forbidden_airlock_request"
+	}
+	c := &loadClient{o: o, http: &http.Client{
+		Timeout:   60 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256},
+	}}
+	res := &HTTPResult{}
+	var err error
+
+	fmt.Fprintf(w, "1 client for %s ...\n", o.Duration)
+	res.Single.StoredFrom = c.stored(ctx)
+	if res.Single, err = c.run(ctx, 1, o.Duration, 0); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "  %.0f reports/s, p50 %.3f ms, p99 %.3f ms\n", res.Single.PerSec, res.Single.P50Ms, res.Single.P99Ms)
+
+	fmt.Fprintf(w, "%d clients for %s ...\n", o.Clients, o.Duration)
+	stored := c.stored(ctx)
+	if res.Concurrent, err = c.run(ctx, o.Clients, o.Duration, 0); err != nil {
+		return nil, err
+	}
+	res.Concurrent.StoredFrom = stored
+	fmt.Fprintf(w, "  %.0f reports/s, p50 %.3f ms, p99 %.3f ms (%d stored before)\n", res.Concurrent.PerSec, res.Concurrent.P50Ms, res.Concurrent.P99Ms, stored)
+
+	if o.Preload > 0 {
+		fmt.Fprintf(w, "preloading %d incidents with 32 clients ...\n", o.Preload)
+		t0 := time.Now()
+		pre, err := c.run(ctx, 32, 24*time.Hour, int64(o.Preload))
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(w, "  %d in %s (%.0f/s)\n", pre.Requests, time.Since(t0).Round(time.Second), pre.PerSec)
+		stored := c.stored(ctx)
+		fmt.Fprintf(w, "%d clients for %s with %d stored ...\n", o.Clients, o.Duration, stored)
+		after, err := c.run(ctx, o.Clients, o.Duration, 0)
+		if err != nil {
+			return nil, err
+		}
+		after.StoredFrom = stored
+		res.AfterPreload = &after
+		fmt.Fprintf(w, "  %.0f reports/s, p50 %.3f ms, p99 %.3f ms\n", after.PerSec, after.P50Ms, after.P99Ms)
+	}
+
+	if o.Export {
+		res.BaselineRSSMB = c.rssMB(ctx)
+		fmt.Fprintf(w, "forensic export of %d incidents (server RSS %.0f MB before) ...\n", c.stored(ctx), res.BaselineRSSMB)
+		stop := make(chan struct{})
+		var maxRSS atomic.Uint64
+		var sampler sync.WaitGroup
+		sampler.Add(1)
+		go func() {
+			defer sampler.Done()
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				if v := uint64(c.rssMB(ctx) * 1000); v > maxRSS.Load() {
+					maxRSS.Store(v)
+				}
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		t0 := time.Now()
+		resp, err := c.do(ctx, "GET", "/api/v1/forensic/export", nil)
+		if err == nil {
+			if resp.StatusCode != 200 {
+				err = fmt.Errorf("export: HTTP %d", resp.StatusCode)
+			} else {
+				res.ExportBytes, err = io.Copy(io.Discard, resp.Body)
+			}
+			resp.Body.Close()
+		}
+		close(stop)
+		sampler.Wait()
+		if err != nil {
+			return nil, err
+		}
+		res.ExportSeconds = time.Since(t0).Seconds()
+		res.ExportMaxRSSMB = float64(maxRSS.Load()) / 1000
+		fmt.Fprintf(w, "  %.1f MB in %.1f s, server RSS peak %.0f MB\n", float64(res.ExportBytes)/(1<<20), res.ExportSeconds, res.ExportMaxRSSMB)
+	}
+	return res, nil
+}

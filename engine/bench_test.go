@@ -1,0 +1,30 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/wardentest"
+)
+
+// BenchmarkReportIncident measures a durable report (alert-only class, no
+// targets) with 16 concurrent reporters.
+func BenchmarkReportIncident(b *testing.B) {
+	env := wardentest.MustEnv(b)
+	ctx := context.Background()
+	req := engine.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "bench", Description: "blocked egress",
+		Evidence: map[string]string{"destination": "203.0.113.7:443"}}
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := env.Engine.ReportIncident(ctx, admin, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
+}
