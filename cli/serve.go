@@ -174,15 +174,16 @@ func (e *env) serve(f serveFlags) error {
 	if f.drill {
 		logger.Warn("DRILL MODE: containment and Phoenix operations are dry-run; receipts carry DRILL/* tags")
 	}
-	if _, err := eng.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr}); err != nil {
-		ln.Close()
-		return err
-	}
 	source := policyPath
 	if source == "" {
 		source = "built-in"
 	}
 	if err := eng.RecordPolicy(e.ctx, source); err != nil {
+		ln.Close()
+		return err
+	}
+	// Start receipts the start and checkpoints everything before it.
+	if _, err := eng.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr}); err != nil {
 		ln.Close()
 		return err
 	}
