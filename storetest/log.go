@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -386,7 +387,7 @@ func runConcurrent(t *testing.T, s warden.Store, goroutines, each int, fail func
 					r, err = tx.Append(warden.Draft{
 						Type:   "concurrent",
 						Scroll: warden.Scrolls[(g+i)%len(warden.Scrolls)],
-						Tags:   []string{name("g%d", g)},
+						Tags:   []string{sprintf("g%d", g)},
 						Time:   at(i),
 						Body:   opBody{G: g, I: i},
 					})
@@ -400,16 +401,16 @@ func runConcurrent(t *testing.T, s warden.Store, goroutines, each int, fail func
 				})
 				switch {
 				case fail(g, i) && !errors.Is(err, errBoom):
-					errs <- errors.New(name("op %d/%d: Update returned %v, want errBoom", g, i, err))
+					errs <- fmt.Errorf("op %d/%d: Update returned %v, want errBoom", g, i, err)
 					return
 				case !fail(g, i) && err != nil:
-					errs <- errors.New(name("op %d/%d: Update: %v", g, i, err))
+					errs <- fmt.Errorf("op %d/%d: Update: %v", g, i, err)
 					return
 				case err == nil:
 					mu.Lock()
 					if prev, dup := got[r.Seq]; dup {
 						mu.Unlock()
-						errs <- errors.New(name("seq %d returned twice: %s and %s", r.Seq, prev.Body, r.Body))
+						errs <- fmt.Errorf("seq %d returned twice: %s and %s", r.Seq, prev.Body, r.Body)
 						return
 					}
 					got[r.Seq] = r

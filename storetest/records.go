@@ -14,7 +14,7 @@ func checkpoint(size uint64, n int) *warden.Checkpoint {
 	return &warden.Checkpoint{
 		Size:      size,
 		RootHash:  bytes.Repeat([]byte{byte(size)}, 32),
-		Note:      name("warden.test\n%d\nroot\n\n— warden.test sig%d\n", size, n),
+		Note:      sprintf("warden.test\n%d\nroot\n\n— warden.test sig%d\n", size, n),
 		CreatedAt: at(n),
 	}
 }

@@ -237,4 +237,4 @@ func seqs(rs []*warden.Receipt) []uint64 {
 	return out
 }
 
-func name(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
