@@ -59,6 +59,7 @@ type ReadTx interface {
 	Meta(key string) (string, error)
 
 	IncidentReader
+	GovernanceReader
 }
 
 // Tx is a read-write transaction.
@@ -79,6 +80,7 @@ type Tx interface {
 	SetMeta(key, value string) error
 
 	IncidentWriter
+	GovernanceWriter
 }
 
 // NodeID names a node of the global Merkle tree: Level 0 are leaves, Index

@@ -60,6 +60,12 @@ type Options struct {
 	Integrity IntegrityChecker
 	// HMACKey signs forensic bundles.
 	HMACKey []byte
+	// Ladder is the escalation ladder (nil: seed 002's DefaultLadder).
+	Ladder *warden.Ladder
+	// Authority is the tool → minimum profile matrix (nil: DefaultAuthority).
+	Authority map[string]warden.Profile
+	// Mirror receives anchored checkpoints (nil: not exported).
+	Mirror Mirror
 }
 
 // Engine applies warden's rules over a Store.
@@ -83,6 +89,9 @@ type Engine struct {
 	waker      Waker
 	integrity  IntegrityChecker
 	hmacKey    []byte
+	ladder     *warden.Ladder
+	authority  map[string]warden.Profile
+	mirror     Mirror
 }
 
 // New returns an engine. It does not write anything until Start.
@@ -124,6 +133,16 @@ func New(o Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine.New: %w", err)
 	}
 	e.policy.Store(ps)
+	e.ladder, e.authority, e.mirror = o.Ladder, o.Authority, o.Mirror
+	if e.ladder == nil {
+		e.ladder = warden.DefaultLadder()
+	}
+	if err := e.ladder.Validate(); err != nil {
+		return nil, fmt.Errorf("engine.New: %w", err)
+	}
+	if e.authority == nil {
+		e.authority = DefaultAuthority
+	}
 	return e, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -503,5 +505,109 @@ func TestResumeContainmentAfterCrash(t *testing.T) {
 	}
 	if st := env.MustStats(t); st.OpenIncidents != 1 || st.ContainedCount != 1 || st.TotalIncidents != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestConcurrentRecoveryStepsHappenOnce: racing callers of the same
+// ceremony step get exactly one success; the rest are refused (409), so
+// the step is receipted and announced once.
+func TestConcurrentRecoveryStepsHappenOnce(t *testing.T) {
+	tg := wardentest.MustTarget(t)
+	env := wardentest.MustEnv(t, wardentest.Containment(wardentest.TargetPolicy(tg.URL)))
+	ctx := t.Context()
+	if _, err := env.Engine.Start(ctx, engine.StartInfo{Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	inc := env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "quote"})
+	const racers = 8
+	race := func(step func() error) (ok, conflict int) {
+		t.Helper()
+		errs := make(chan error, racers)
+		start := make(chan struct{})
+		for i := 0; i < racers; i++ {
+			go func() {
+				<-start
+				errs <- step()
+			}()
+		}
+		close(start)
+		for i := 0; i < racers; i++ {
+			switch err := <-errs; warden.ErrorCode(err) {
+			case "":
+				ok++
+			case warden.ECONFLICT:
+				conflict++
+			default:
+				t.Errorf("unexpected error %v", err)
+			}
+		}
+		return ok, conflict
+	}
+	for _, step := range []struct {
+		name    string
+		receipt string
+		do      func() error
+	}{
+		{"ack", engine.ReceiptRecoveryAcknowledged, func() error {
+			_, err := env.Engine.RecoveryAck(ctx, wardentest.AdminPrincipal, inc.ID, "admin@secai")
+			return err
+		}},
+		{"reattest", engine.ReceiptRecoveryReattested, func() error {
+			_, err := env.Engine.Reattest(ctx, wardentest.AdminPrincipal, inc.ID)
+			return err
+		}},
+		{"resolve", engine.ReceiptIncidentResolved, func() error {
+			_, err := env.Engine.ResolveIncident(ctx, wardentest.AdminPrincipal, inc.ID)
+			return err
+		}},
+	} {
+		ok, conflict := race(step.do)
+		if ok != 1 || conflict != racers-1 {
+			t.Errorf("%s: %d succeeded, %d refused; want exactly one success", step.name, ok, conflict)
+		}
+		if n := len(receiptsOf(t, env, step.receipt, inc.ID)); n != 1 {
+			t.Errorf("%s: %d %s receipts, want 1", step.name, n, step.receipt)
+		}
+	}
+}
+
+// TestConcurrentIntegrityScansReportOnce: the periodic and an on-demand
+// scan racing over the same change report one integrity_violation, not two.
+func TestConcurrentIntegrityScansReportOnce(t *testing.T) {
+	tg := wardentest.MustTarget(t)
+	env := wardentest.MustEnv(t, wardentest.Containment(wardentest.TargetPolicy(tg.URL)))
+	ctx := t.Context()
+	file := filepath.Join(t.TempDir(), "watched.conf")
+	if err := os.WriteFile(file, []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Engine.RecordBaseline(ctx, wardentest.AdminPrincipal, []string{file}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("v2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const scanners = 4
+	results := make(chan *engine.ScanResult, scanners)
+	start := make(chan struct{})
+	for i := 0; i < scanners; i++ {
+		go func() {
+			<-start
+			res, err := env.Engine.IntegrityScan(ctx, wardentest.AdminPrincipal)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- res
+		}()
+	}
+	close(start)
+	ids := map[string]bool{}
+	for i := 0; i < scanners; i++ {
+		if res := <-results; res != nil && res.Incident != nil {
+			ids[res.Incident.ID] = true
+		}
+	}
+	if st := env.MustStats(t); st.TotalIncidents != 1 || len(ids) != 1 {
+		t.Fatalf("%d racing scans reported %d incidents %v; want one", scanners, st.TotalIncidents, ids)
 	}
 }

@@ -203,8 +203,8 @@ func (r *reader) Incidents(f warden.IncidentFilter, fn func(*warden.Incident) er
 		if f.Limit > 0 && f.Limit-seen < page {
 			page = f.Limit - seen
 		}
-		q += fmt.Sprintf(" ORDER BY severity_rank DESC, number DESC LIMIT %d", page)
-		rows, err := r.q.query(q, a...)
+		q += " ORDER BY severity_rank DESC, number DESC LIMIT ?"
+		rows, err := r.q.query(q, append(a, page)...)
 		if err != nil {
 			return fmt.Errorf("sqlite.Incidents: %w", err)
 		}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -154,4 +155,32 @@ func TestIgnoredStorageError(t *testing.T) {
 		t.Errorf("next append got seq %d, want 1", r.Seq)
 	}
 	storetest.CheckLog(t, db)
+}
+
+// TestStmtCacheBound runs more distinct query texts than the statement
+// caches hold, on both the writer and a reader.
+func TestStmtCacheBound(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	check := func(q querier) error {
+		for i := range maxCachedStmts + 50 {
+			var got int
+			if err := q.queryRow(fmt.Sprintf("SELECT %d + ?", i), 1).Scan(&got); err != nil {
+				return err
+			}
+			if got != i+1 {
+				t.Fatalf("SELECT %d + 1 = %d", i, got)
+			}
+		}
+		return nil
+	}
+	storetest.MustUpdate(t, db, func(tx warden.Tx) error { return check(tx.(*writeTx).q) })
+	storetest.MustView(t, db, func(tx warden.ReadTx) error { return check(tx.(*viewTx).q) })
+	if n := len(db.w.q.cache.m); n != maxCachedStmts {
+		t.Errorf("writer cache holds %d statements, want %d", n, maxCachedStmts)
+	}
+	storetest.MustAppend(t, db, internalDraft(1)) // hot statements still work
 }

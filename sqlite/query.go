@@ -7,13 +7,18 @@ import (
 	"sync"
 )
 
-// querier runs SQL for a transaction. Every statement is prepared once per
-// connection and reused: the set of query texts is small and fixed.
+// querier runs SQL for a transaction. Each statement is prepared once per
+// connection and reused (see maxCachedStmts).
 type querier interface {
 	query(q string, args ...any) (*sql.Rows, error)
 	queryRow(q string, args ...any) *row
 	exec(q string, args ...any) (sql.Result, error)
 }
+
+// maxCachedStmts bounds a stmtCache. Query texts are meant to be a small
+// fixed set; if some caller builds unbounded variants (say, a literal
+// LIMIT), the excess runs unprepared instead of growing the cache.
+const maxCachedStmts = 512
 
 // stmtCache holds prepared statements by query text.
 type stmtCache struct {
@@ -26,11 +31,16 @@ func newStmtCache(prep func(ctx context.Context, query string) (*sql.Stmt, error
 	return &stmtCache{prep: prep, m: make(map[string]*sql.Stmt)}
 }
 
+// get returns the statement prepared for q, or nil (and no error) when the
+// cache is full and q must run unprepared.
 func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.m[q]; ok {
 		return s, nil
+	}
+	if len(c.m) >= maxCachedStmts {
+		return nil, nil
 	}
 	s, err := c.prep(ctx, q)
 	if err != nil {
@@ -55,6 +65,7 @@ func (c *stmtCache) close() error {
 // that is never canceled: interrupting a statement inside the shared write
 // transaction could roll back every Update of the batch.
 type connQuerier struct {
+	conn  *sql.Conn
 	cache *stmtCache
 }
 
@@ -66,6 +77,8 @@ func (c *connQuerier) query(q string, args ...any) (*sql.Rows, error) {
 	s, err := c.stmt(q)
 	if err != nil {
 		return nil, err
+	} else if s == nil {
+		return c.conn.QueryContext(context.Background(), q, args...)
 	}
 	return s.Query(args...)
 }
@@ -79,6 +92,8 @@ func (c *connQuerier) exec(q string, args ...any) (sql.Result, error) {
 	s, err := c.stmt(q)
 	if err != nil {
 		return nil, err
+	} else if s == nil {
+		return c.conn.ExecContext(context.Background(), q, args...)
 	}
 	return s.Exec(args...)
 }
@@ -97,7 +112,7 @@ func (t *txQuerier) stmt(q string) (*sql.Stmt, error) {
 		return s, nil
 	}
 	ps, err := t.cache.get(t.ctx, q)
-	if err != nil {
+	if err != nil || ps == nil {
 		return nil, err
 	}
 	s := t.tx.StmtContext(t.ctx, ps)
@@ -112,6 +127,8 @@ func (t *txQuerier) query(q string, args ...any) (*sql.Rows, error) {
 	s, err := t.stmt(q)
 	if err != nil {
 		return nil, err
+	} else if s == nil {
+		return t.tx.QueryContext(t.ctx, q, args...)
 	}
 	return s.QueryContext(t.ctx, args...)
 }
@@ -125,6 +142,8 @@ func (t *txQuerier) exec(q string, args ...any) (sql.Result, error) {
 	s, err := t.stmt(q)
 	if err != nil {
 		return nil, err
+	} else if s == nil {
+		return t.tx.ExecContext(t.ctx, q, args...)
 	}
 	return s.ExecContext(t.ctx, args...)
 }

@@ -50,7 +50,7 @@ func newWriter(db *DB, conn *sql.Conn) *writer {
 	return &writer{
 		db:   db,
 		conn: conn,
-		q: &connQuerier{cache: newStmtCache(func(ctx context.Context, q string) (*sql.Stmt, error) {
+		q: &connQuerier{conn: conn, cache: newStmtCache(func(ctx context.Context, q string) (*sql.Stmt, error) {
 			return conn.PrepareContext(ctx, q)
 		})},
 	}
@@ -74,7 +74,7 @@ const (
 
 func (w *writer) prepare() error {
 	for _, q := range []string{sqlSavepoint, sqlRollbackTo, sqlRelease, sqlHead, sqlSetHead, sqlScrollHead, sqlSetScroll, sqlInsertLeaf, sqlInsertNode, sqlBegin, sqlCommit, sqlRollbackAll} {
-		if _, err := w.q.stmt(q); err != nil {
+		if s, err := w.q.stmt(q); err != nil || s == nil {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
 	}

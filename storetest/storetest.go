@@ -60,6 +60,14 @@ func Run(t *testing.T, h Harness) {
 		{"CanceledContext", testCanceledContext},
 		{"Close", testClose},
 		{"Reopen", testReopen},
+		{"Escalations", testEscalations},
+		{"DueEscalations", testDueEscalations},
+		{"Budgets", testBudgets},
+		{"TreasuryOps", testTreasuryOps},
+		{"Approvals", testApprovals},
+		{"ApproverKeys", testApproverKeys},
+		{"GovernanceReopen", testGovernanceReopen},
+		{"GovernanceRollback", testGovernanceRollback},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
