@@ -223,6 +223,9 @@ var tools = []*Tool{
 		}),
 }
 
+// Authority returns the tool → minimum profile matrix in force.
+func (e *Engine) Authority() map[string]warden.Profile { return e.authority }
+
 // Tools lists the governance tools by name.
 func (e *Engine) Tools() []*Tool {
 	out := append([]*Tool(nil), tools...)

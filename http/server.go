@@ -53,6 +53,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Version is reported in forensic bundles.
 	Version string
+	// Mount adds handlers of other transports (e.g. "/mcp") to the same
+	// listener; they authenticate for themselves.
+	Mount map[string]http.Handler
 }
 
 // NewServer builds the API's routes.
@@ -80,6 +83,9 @@ func NewServer(o Options) *Server {
 	}
 	o.Registry.MustRegister(s.requests, s.latency)
 	s.registerRoutes()
+	for pattern, h := range o.Mount {
+		s.mux.Handle(pattern, h)
+	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, warden.Errorf(warden.ENOTFOUND, "No such endpoint: %s %s.", r.Method, r.URL.Path))
@@ -105,6 +111,7 @@ func (s *Server) registerRoutes() {
 	s.handle("POST", "/api/v1/credentials", adminsOnly, "manage credentials", s.handleAddCredential)
 	s.handle("POST", "/api/v1/credentials/revoke", adminsOnly, "manage credentials", s.handleRevokeCredential)
 	s.registerIncidentRoutes()
+	s.registerGovernanceRoutes()
 }
 
 // handle registers a route. Routes sharing a pattern share one mux entry
