@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +72,7 @@ func (e *env) printInit(dir *datadir.Dir, cred *engine.NewCredential) error {
 type serveFlags struct {
 	policy            string
 	integrityInterval time.Duration
+	mirror            string
 	compatPorts       bool
 	addr              string
 	dev               bool
@@ -100,6 +102,7 @@ that it runs in dev mode.`,
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the bound address to this file once serving (for tests and supervisors)")
 	fl.StringVar(&f.policy, "policy", os.Getenv("WARDEN_POLICY"), "containment policy YAML (default DATA/containment.yaml if present, else the runbook's built-in table; env WARDEN_POLICY)")
 	fl.DurationVar(&f.integrityInterval, "integrity-interval", time.Minute, "how often to scan the integrity baseline (0 disables the periodic scan)")
+	fl.StringVar(&f.mirror, "mirror", "", "directory guardian_anchor exports signed checkpoints to (default DATA/mirror)")
 	fl.BoolVar(&f.compatPorts, "compat-ports", false, "also answer GET /api/v1/state on :8505 (attestation) and :8510 (integrity) of the same host, as the runbook's step 10 expects")
 	return cmd
 }
@@ -142,6 +145,11 @@ func (e *env) serve(f serveFlags) error {
 		o.Dev, o.Drill, o.Metrics, o.HMACKey = f.dev, f.drill, metrics, dir.HMACKey
 		optErr = containmentOptions(o, policyPath, f.drill, logger)
 		sender = &contain.WebhookSender{Store: o.Store, HMACKey: dir.HMACKey, Logger: logger}
+		mirror := f.mirror
+		if mirror == "" {
+			mirror = filepath.Join(dir.Path, "mirror")
+		}
+		o.Mirror = datadir.Mirror{Dir: mirror}
 		o.Waker = sender
 	})
 	if err != nil {
@@ -256,6 +264,26 @@ func (e *env) serve(f serveFlags) error {
 			}
 		}()
 	}
+
+	// The TTL sweeper: expired escalations come down from stored deadlines.
+	workers.Add(1)
+	go func() {
+		defer workers.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+				if res, err := eng.SweepExpired(bg); err != nil && bg.Err() == nil {
+					logger.Error("TTL sweep", "err", err)
+				} else if len(res) > 0 {
+					logger.Info("escalations expired", "count", len(res))
+				}
+			}
+		}
+	}()
 
 	// Checkpoint at least every second while the log changes.
 	bgDone := make(chan struct{})

@@ -85,7 +85,7 @@ func Init(path string) (*Dir, error) {
 		{PubFile, keys.Verifier + "\n", 0o644},
 		{KeyFile, keys.Signer + "\n", 0o600},
 	} {
-		if err := writeFileSync(filepath.Join(path, f.name), []byte(f.data), f.mode); err != nil {
+		if err := writeInitFile(filepath.Join(path, f.name), []byte(f.data), f.mode); err != nil {
 			return nil, fmt.Errorf("datadir.Init: %w", err)
 		}
 	}
@@ -141,10 +141,20 @@ func readSecret(name string) (string, error) {
 }
 
 // writeFileSync writes a new file (never overwriting) and fsyncs it and its
-// directory, so keys survive a crash right after init.
+// directory.
 func writeFileSync(name string, data []byte, mode os.FileMode) error {
+	return writeNew(name, data, mode, false)
+}
+
+// writeInitFile is writeFileSync for init, which may redo a file an
+// interrupted init left behind.
+func writeInitFile(name string, data []byte, mode os.FileMode) error {
+	return writeNew(name, data, mode, true)
+}
+
+func writeNew(name string, data []byte, mode os.FileMode, replaceLeftover bool) error {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if errors.Is(err, fs.ErrExist) {
+	if errors.Is(err, fs.ErrExist) && replaceLeftover {
 		// Left by an interrupted init; the private key is absent, so
 		// nothing was ever signed with these.
 		if err = os.Remove(name); err == nil {

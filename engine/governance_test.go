@@ -1,0 +1,335 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/sqlite"
+	"github.com/warden-sh/warden/wardentest"
+)
+
+func agent(name string) *warden.Principal {
+	return &warden.Principal{Name: name, Roles: []warden.Role{warden.RoleRead}}
+}
+
+func mustEscalate(t *testing.T, env *wardentest.Env, p *warden.Principal, to warden.Profile, extra ...func(*engine.EscalateRequest)) *engine.EscalateResult {
+	t.Helper()
+	req := engine.EscalateRequest{ToProfile: string(to), EscalationType: string(warden.EscalationOperatorRequest), Reason: "test"}
+	for _, f := range extra {
+		f(&req)
+	}
+	res, err := env.Engine.Escalate(context.Background(), p, req)
+	if err != nil {
+		t.Fatalf("escalate to %s: %v", to, err)
+	}
+	return res
+}
+
+func receiptsOfType(t *testing.T, env *wardentest.Env, typ string) []*warden.Receipt {
+	t.Helper()
+	return env.MustReceipts(t, warden.ReceiptFilter{Type: typ})
+}
+
+func TestLadderRulesAndSeedSentences(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	ctx := context.Background()
+	a := agent("agent-1")
+	cases := []struct {
+		name string
+		req  engine.EscalateRequest
+		want string
+		data string
+	}{
+		{"skip level", engine.EscalateRequest{ToProfile: "guardian", EscalationType: "threat_detected", Reason: "x"}, "No escalation path from observer to guardian", ""},
+		{"claimed from_profile", engine.EscalateRequest{FromProfile: "operator", ToProfile: "guardian", EscalationType: "threat_detected", Reason: "x"}, "No escalation path from operator to guardian", ""},
+		{"downward", engine.EscalateRequest{ToProfile: "observer", EscalationType: "threat_detected", Reason: "x"}, "No escalation path from observer to observer", ""},
+		{"no reason", engine.EscalateRequest{ToProfile: "operator", EscalationType: "operator_request"}, "requires a reason", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(receiptsOfType(t, env, engine.ReceiptEscalationDenied))
+			_, err := env.Engine.Escalate(ctx, a, tc.req)
+			if warden.ErrorCode(err) != warden.EDENIED || !strings.Contains(warden.ErrorMessage(err), tc.want) {
+				t.Fatalf("got %v, want denial containing %q", err, tc.want)
+			}
+			if n := len(receiptsOfType(t, env, engine.ReceiptEscalationDenied)); n != before+1 {
+				t.Fatalf("denial not receipted")
+			}
+			if p, _ := env.Engine.CurrentProfile(ctx, a.Name); p != warden.ProfileObserver {
+				t.Fatalf("profile changed to %s", p)
+			}
+		})
+	}
+	mustEscalate(t, env, a, warden.ProfileOperator)
+	mustEscalate(t, env, a, warden.ProfileGuardian)
+	// guardian → phoenix without approval: the seed's sentence and flag.
+	_, err := env.Engine.Escalate(ctx, a, engine.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "x"})
+	var we *warden.Error
+	if !errors.As(err, &we) || !strings.Contains(we.Message, "Escalation to phoenix requires approval") || we.Data["approval_required"] != true || we.Data["request_digest"] == nil {
+		t.Fatalf("missing approval: %#v", err)
+	}
+	digest := we.Data["request_digest"].(string)
+	// Self-approval and unknown approvers are denied; so is an approver who has not approved.
+	for _, approver := range []string{"agent-1", "nobody"} {
+		_, err := env.Engine.Escalate(ctx, a, engine.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "x", ApprovedBy: engine.StringList{approver}})
+		if warden.ErrorCode(err) != warden.EDENIED {
+			t.Fatalf("approver %s: %v", approver, err)
+		}
+	}
+	env.MustCredential(t, engine.CredentialSpec{Name: "approver-1", Roles: []warden.Role{warden.RoleApprover}})
+	_, err = env.Engine.Escalate(ctx, a, engine.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "x", ApprovedBy: engine.StringList{"approver-1"}})
+	if warden.ErrorCode(err) != warden.EDENIED || !strings.Contains(warden.ErrorMessage(err), "has not approved") {
+		t.Fatalf("unapproved: %v", err)
+	}
+	approver := &warden.Principal{Name: "approver-1", Roles: []warden.Role{warden.RoleApprover}}
+	if _, err := env.Engine.Approve(ctx, a, digest); warden.ErrorCode(err) != warden.EFORBIDDEN {
+		t.Fatalf("non-approver approved: %v", err)
+	}
+	if _, err := env.Engine.Approve(ctx, approver, digest); err != nil {
+		t.Fatal(err)
+	}
+	res := mustEscalate(t, env, a, warden.ProfilePhoenix, func(r *engine.EscalateRequest) {
+		r.EscalationType, r.ApprovedBy = "crisis_declared", engine.StringList{"approver-1"}
+	})
+	if res.ExpiresAt == nil || !res.Reversible {
+		t.Fatalf("phoenix escalation: %+v", res)
+	}
+	// The approval was for one escalation: the digest moved on.
+	// phoenix → sovereign is human-only.
+	_, err = env.Engine.Escalate(ctx, a, engine.EscalateRequest{ToProfile: "sovereign", EscalationType: "crisis_declared", Reason: "x", ApprovedBy: engine.StringList{"approver-1"}})
+	if !strings.Contains(warden.ErrorMessage(err), "Escalation to sovereign requires human (sovereign) approval") {
+		t.Fatalf("sovereign: %v", err)
+	}
+	// Back to baseline, one receipted hop at a time.
+	before := len(receiptsOfType(t, env, engine.ReceiptDeescalation))
+	d, err := env.Engine.Deescalate(ctx, a, res.EscalationID, warden.DeescalationCrisisConcluded, "done")
+	if err != nil || len(d.Hops) != 3 || d.ToProfile != warden.ProfileObserver {
+		t.Fatalf("deescalate: %+v %v", d, err)
+	}
+	if n := len(receiptsOfType(t, env, engine.ReceiptDeescalation)); n != before+3 {
+		t.Fatalf("%d de-escalation receipts, want 3", n-before)
+	}
+	if _, err := env.Engine.Deescalate(ctx, a, res.EscalationID, warden.DeescalationOperatorRelease, ""); !strings.Contains(warden.ErrorMessage(err), "not found or already inactive") {
+		t.Fatalf("second deescalate: %v", err)
+	}
+}
+
+func TestTemContextHashIsInsideTheReceipt(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	res := mustEscalate(t, env, agent("a"), warden.ProfileOperator)
+	rs := receiptsOfType(t, env, engine.ReceiptEscalation)
+	var body struct {
+		TemContextHash string `json:"tem_context_hash"`
+		EscalationID   string `json:"escalation_id"`
+	}
+	json.Unmarshal(rs[len(rs)-1].Body, &body)
+	if body.TemContextHash == "" || body.TemContextHash != res.TemContextHash || body.EscalationID != res.EscalationID || rs[len(rs)-1].RootHash != res.ReceiptHash {
+		t.Fatalf("receipt body %+v vs result %+v", body, res)
+	}
+}
+
+func TestTTLSweepOneHopAtATimeAndSurvivesRestart(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	ctx := context.Background()
+	a := agent("agent-ttl")
+	mustEscalate(t, env, a, warden.ProfileOperator)                                                              // TTL 3600
+	mustEscalate(t, env, a, warden.ProfileGuardian, func(r *engine.EscalateRequest) { r.TTLSeconds = 999999 }) // capped at 7200
+
+	// Restart in the middle: close the store, reopen the same file, new engine.
+	env.Store.Close()
+	st, err := sqlite.Open(env.Dir.DBPath(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := engine.New(engine.Options{Store: st, Clock: env.Clock.Now, Signer: env.Dir.Signer, PublicKey: env.Dir.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := eng.CurrentProfile(ctx, a.Name); p != warden.ProfileGuardian {
+		t.Fatalf("after restart profile %s", p)
+	}
+	// At 3601 s the operator hop is expired but sits under guardian: nothing moves.
+	env.Clock.Advance(3601 * time.Second)
+	if res, err := eng.SweepExpired(ctx); err != nil || len(res) != 0 {
+		t.Fatalf("sweep under a live hop: %v %v", res, err)
+	}
+	// At 7201 s guardian expires, then the operator hop below it: two receipts.
+	env.Clock.Advance(3600 * time.Second)
+	res, err := eng.SweepExpired(ctx)
+	if err != nil || len(res) != 2 {
+		t.Fatalf("sweep: %+v %v", res, err)
+	}
+	if p, _ := eng.CurrentProfile(ctx, a.Name); p != warden.ProfileObserver {
+		t.Fatalf("profile after sweep %s", p)
+	}
+	var list []*warden.Receipt
+	st.View(ctx, func(tx warden.ReadTx) (err error) {
+		list, err = tx.Receipts(warden.ReceiptFilter{Type: engine.ReceiptDeescalation, Limit: 100})
+		return err
+	})
+	if len(list) != 2 {
+		t.Fatalf("%d de-escalation receipts", len(list))
+	}
+	var first struct {
+		FromProfile, ToProfile, DeescalationType string `json:"-"`
+	}
+	_ = first
+	if !strings.Contains(string(list[0].Body), `"to_profile":"guardian"`) || !strings.Contains(string(list[0].Body), `"deescalation_type":"timeout_expired"`) {
+		t.Fatalf("first hop down: %s", list[0].Body)
+	}
+}
+
+// TestConcurrentDebitsNeverOverspend: N goroutines' debits together exceed
+// the balance; exactly an affordable set succeeds and the rest are
+// receipted denials.
+func TestConcurrentDebitsNeverOverspend(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	ctx := context.Background()
+	op := agent("treasurer")
+	if _, err := env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b1", Name: "B", Allocated: 1000, Currency: "UNITS"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 64
+	var ok, insufficient atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "b1", Amount: 37, Description: fmt.Sprint(i)})
+			switch warden.ErrorCode(err) {
+			case "":
+				ok.Add(1)
+			case warden.EINSUFFICIENT:
+				insufficient.Add(1)
+			default:
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if ok.Load() != 1000/37 || insufficient.Load() != n-1000/37 {
+		t.Fatalf("%d succeeded, %d insufficient; want %d and %d", ok.Load(), insufficient.Load(), 1000/37, n-1000/37)
+	}
+	b, _ := env.Engine.Budget(ctx, "b1")
+	if b.Balance != 1000-37*(1000/37) || b.Balance < 0 {
+		t.Fatalf("balance %d", b.Balance)
+	}
+	if d := len(receiptsOfType(t, env, engine.ReceiptTreasuryDeny)); d != int(insufficient.Load()) {
+		t.Fatalf("%d denial receipts for %d denials", d, insufficient.Load())
+	}
+}
+
+func TestDebitIdempotencyAndDenialReceipt(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	ctx := context.Background()
+	op := agent("a")
+	env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "drill-budget-001", Name: "Drill Training Budget", Allocated: 100, Currency: "DRILL_UNITS"})
+	_, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "drill-budget-001", Amount: 500, Description: "DRILL: Intentional over-budget attempt"})
+	if !strings.Contains(strings.ToLower(warden.ErrorMessage(err)), "insufficient") {
+		t.Fatalf("over budget: %v", err)
+	}
+	denials := receiptsOfType(t, env, engine.ReceiptTreasuryDeny)
+	var body map[string]any
+	json.Unmarshal(denials[0].Body, &body)
+	if body["attempted_action"] != "debit" || body["requested"] != float64(500) || body["available"] != float64(100) || body["reason"] == nil {
+		t.Fatalf("denial body %v", body)
+	}
+	r1, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "drill-budget-001", Amount: 30, Description: "x", IdempotencyKey: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "drill-budget-001", Amount: 30, Description: "x", IdempotencyKey: "k1"})
+	if err != nil || !r2.IdempotentReplay || r2.ReceiptHash != r1.ReceiptHash || r2.Balance != 70 {
+		t.Fatalf("replay: %+v %v", r2, err)
+	}
+	if b, _ := env.Engine.Budget(ctx, "drill-budget-001"); b.Balance != 70 {
+		t.Fatalf("retried debit counted twice: balance %d", b.Balance)
+	}
+	if _, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "drill-budget-001", Amount: 31, IdempotencyKey: "k1"}); warden.ErrorCode(err) != warden.ECONFLICT {
+		t.Fatalf("key reuse with another amount: %v", err)
+	}
+}
+
+func TestDrillBudgetsAreIsolatedAndCapped(t *testing.T) {
+	drill := wardentest.MustEnv(t, wardentest.Drill)
+	ctx := context.Background()
+	op := agent("a")
+	if _, err := drill.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "big", Allocated: 1001, Currency: "U"}); warden.ErrorCode(err) != warden.EDENIED {
+		t.Fatalf("over the drill ceiling: %v", err)
+	}
+	if _, err := drill.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "ok", Allocated: 1000, Currency: "U"}); err != nil {
+		t.Fatal(err)
+	}
+	// The same store under a real engine cannot touch the drill budget.
+	real, err := engine.New(engine.Options{Store: drill.Store, Clock: drill.Clock.Now, Signer: drill.Dir.Signer, PublicKey: drill.Dir.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := real.Debit(ctx, op, engine.MoveRequest{BudgetID: "ok", Amount: 1}); warden.ErrorCode(err) != warden.EDENIED {
+		t.Fatalf("real engine debited a drill budget: %v", err)
+	}
+}
+
+func TestAuthorityMatrix(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	ctx := context.Background()
+	a := agent("tem-caller")
+	before := len(receiptsOfType(t, env, warden.ReceiptAuthFailure))
+	_, err := env.Engine.CallTool(ctx, a, "cognitive_invoke_tem", json.RawMessage(`{"threat_id":"t1"}`))
+	if warden.ErrorCode(err) != warden.EDENIED || !strings.Contains(warden.ErrorMessage(err), "requires profile guardian") {
+		t.Fatalf("tem at observer: %v", err)
+	}
+	if n := len(receiptsOfType(t, env, warden.ReceiptAuthFailure)); n != before+1 {
+		t.Fatalf("authority denial not receipted as auth_failure")
+	}
+	mustEscalate(t, env, a, warden.ProfileOperator)
+	mustEscalate(t, env, a, warden.ProfileGuardian)
+	if _, err := env.Engine.CallTool(ctx, a, "cognitive_invoke_tem", json.RawMessage(`{"threat_id":"t1"}`)); err != nil {
+		t.Fatalf("tem at guardian: %v", err)
+	}
+	if _, err := env.Engine.CallTool(ctx, a, "cognitive_invoke_tem", json.RawMessage(`{"bogus":1}`)); warden.ErrorCode(err) != warden.EINVALID {
+		t.Fatalf("unknown argument: %v", err)
+	}
+	if _, err := env.Engine.CallTool(ctx, a, "no_such_tool", nil); warden.ErrorCode(err) != warden.ENOTFOUND {
+		t.Fatalf("unknown tool: %v", err)
+	}
+}
+
+// BenchmarkAuthorityDecision: the in-memory authority decision.
+func BenchmarkAuthorityDecision(b *testing.B) {
+	profiles := warden.Profiles
+	tools := []string{"cognitive_invoke_tem", "treasury_debit", "escalate", "phoenix_lockdown"}
+	for i := 0; b.Loop(); i++ {
+		engine.Authorized(engine.DefaultAuthority, tools[i%len(tools)], profiles[i%len(profiles)])
+	}
+}
+
+// BenchmarkDebit measures durable debits with 64 concurrent agents.
+func BenchmarkDebit(b *testing.B) {
+	env := wardentest.MustEnv(b)
+	ctx := context.Background()
+	op := agent("a")
+	env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b", Allocated: 1 << 60, Currency: "U"})
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "b", Amount: 1, Description: "bench"}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "debits/s")
+}
