@@ -108,6 +108,7 @@ func (e *env) rootCmd() *cobra.Command {
 		e.statsCmd(),
 		e.integrityCmd(),
 		e.forensicCmd(),
+		e.mcpCmd(),
 		e.versionCmd(),
 	)
 	return root

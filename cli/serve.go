@@ -196,7 +196,7 @@ func (e *env) serve(f serveFlags) error {
 		return err
 	}
 
-	api := wardenhttp.NewServer(wardenhttp.Options{Engine: eng, Logger: logger, Registry: reg, Version: Version})
+	api := wardenhttp.NewServer(wardenhttp.Options{Engine: eng, Logger: logger, Registry: reg, Version: Version, Mount: e.mcpMount(eng, logger)})
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -163,11 +163,20 @@ func needsTargets(actions []string) bool {
 // action succeeded, else containment_failed. EFORBIDDEN if the reporter is
 // bound to another source or class; EINVALID for a bad report.
 func (e *Engine) ReportIncident(ctx context.Context, p *warden.Principal, req ReportRequest) (*warden.Incident, error) {
+	inc, _, err := e.report(ctx, p, req, nil)
+	return inc, err
+}
+
+// report is ReportIncident with an optional duplicate check run inside the
+// report's own transaction: when it finds an incident, that incident is
+// returned (dup true) and nothing is written, so racing reporters of the
+// same finding create one incident.
+func (e *Engine) report(ctx context.Context, p *warden.Principal, req ReportRequest, duplicate func(tx warden.Tx) (*warden.Incident, error)) (*warden.Incident, bool, error) {
 	if err := req.Validate(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := authorizeReport(p, &req); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ps := e.policyState()
 	rule := ps.Policy.Rules[req.Class]
@@ -176,8 +185,18 @@ func (e *Engine) ReportIncident(ctx context.Context, p *warden.Principal, req Re
 	external := needsTargets(actions)
 
 	var inc *warden.Incident
-	var deliveries bool
+	var deliveries, dup bool
 	err := e.update(ctx, func(tx warden.Tx) error {
+		if duplicate != nil {
+			existing, err := duplicate(tx)
+			if err != nil {
+				return err
+			}
+			if existing != nil {
+				inc, dup = existing, true
+				return nil
+			}
+		}
 		n, err := tx.NextCounter("incident")
 		if err != nil {
 			return err
@@ -268,7 +287,10 @@ func (e *Engine) ReportIncident(ctx context.Context, p *warden.Principal, req Re
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if dup {
+		return inc, true, nil
 	}
 	e.countReceipt(warden.ScrollIncident)
 	if deliveries {
@@ -280,10 +302,11 @@ func (e *Engine) ReportIncident(ctx context.Context, p *warden.Principal, req Re
 				e.actuator.Execute(ctx, ps.Policy, a, inc) // log_alert: logs only
 			}
 		}
-		return inc, nil
+		return inc, false, nil
 	}
 	// The client may go away; containment must not.
-	return e.contain(context.WithoutCancel(ctx), inc.ID)
+	inc, err = e.contain(context.WithoutCancel(ctx), inc.ID)
+	return inc, false, err
 }
 
 // alertResults records log_alert actions, which cannot fail: the alert is

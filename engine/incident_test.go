@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -433,10 +434,22 @@ func TestContainmentAgainstRealTargets(t *testing.T) {
 					t.Errorf("resolve of a latched %s incident: %v", inc.State, err)
 				}
 			}
-			// Receipts: reported, and exactly one containment record.
-			cs := receiptsOf(t, env, engine.ReceiptContainment, inc.ID)
-			if len(cs) != 1 || cs[0].Incident.State != tc.state {
-				t.Fatalf("%d incident_containment receipts %+v", len(cs), cs)
+			// The results are receipted exactly once, with the final state:
+			// in incident_containment, or (alerts only, contained in the
+			// report's own transaction) in the incident_reported snapshot.
+			var recorded []incidentReceipt
+			for _, typ := range []string{engine.ReceiptIncidentReported, engine.ReceiptContainment} {
+				for _, r := range receiptsOf(t, env, typ, inc.ID) {
+					if len(r.Incident.ContainmentResults) > 0 {
+						recorded = append(recorded, r)
+					}
+				}
+			}
+			if len(recorded) != 1 || recorded[0].Incident.State != tc.state {
+				t.Fatalf("%d receipts record containment results, want 1 with state %s: %+v", len(recorded), tc.state, recorded)
+			}
+			if d := cmp.Diff(inc.ContainmentResults, recorded[0].Incident.ContainmentResults); d != "" {
+				t.Fatalf("receipted results differ from the incident's (-incident +receipt):\n%s", d)
 			}
 			for _, typ := range []string{engine.ReceiptIncidentReported, engine.ReceiptContainment} {
 				for _, r := range receiptsOf(t, env, typ, inc.ID) {
@@ -519,7 +532,11 @@ func TestConcurrentRecoveryStepsHappenOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	inc := env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "quote"})
-	const racers = 8
+	// Fewer racers than the read pool has connections (see
+	// TestConcurrentColdReadsDoNotDeadlock), and a deadline regardless.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	const racers = 3
 	race := func(step func() error) (ok, conflict int) {
 		t.Helper()
 		errs := make(chan error, racers)
@@ -573,41 +590,84 @@ func TestConcurrentRecoveryStepsHappenOnce(t *testing.T) {
 
 // TestConcurrentIntegrityScansReportOnce: the periodic and an on-demand
 // scan racing over the same change report one integrity_violation, not two.
+// (Three scanners: fewer than the read pool's connections, see
+// TestConcurrentColdReadsDoNotDeadlock.)
 func TestConcurrentIntegrityScansReportOnce(t *testing.T) {
-	tg := wardentest.MustTarget(t)
-	env := wardentest.MustEnv(t, wardentest.Containment(wardentest.TargetPolicy(tg.URL)))
-	ctx := t.Context()
-	file := filepath.Join(t.TempDir(), "watched.conf")
-	if err := os.WriteFile(file, []byte("v1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Engine.RecordBaseline(ctx, wardentest.AdminPrincipal, []string{file}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, []byte("v2"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	const scanners = 4
-	results := make(chan *engine.ScanResult, scanners)
-	start := make(chan struct{})
-	for i := 0; i < scanners; i++ {
-		go func() {
-			<-start
-			res, err := env.Engine.IntegrityScan(ctx, wardentest.AdminPrincipal)
-			if err != nil {
-				t.Error(err)
-			}
-			results <- res
-		}()
-	}
-	close(start)
+	env := changedBaselineEnv(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	const scanners = 3
 	ids := map[string]bool{}
-	for i := 0; i < scanners; i++ {
-		if res := <-results; res != nil && res.Incident != nil {
+	for _, res := range concurrentScans(ctx, t, env, scanners) {
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		if res.Incident != nil {
 			ids[res.Incident.ID] = true
 		}
 	}
 	if st := env.MustStats(t); st.TotalIncidents != 1 || len(ids) != 1 {
 		t.Fatalf("%d racing scans reported %d incidents %v; want one", scanners, st.TotalIncidents, ids)
 	}
+}
+
+// TestConcurrentColdReadsDoNotDeadlock: as many concurrent requests as the
+// SQLite read pool has connections, each reading through statements not yet
+// prepared, must all complete (each holds a pooled connection; preparing a
+// statement must not need another one).
+func TestConcurrentColdReadsDoNotDeadlock(t *testing.T) {
+	env := changedBaselineEnv(t)
+	// sqlite.Options.ReadConns defaults to max(4, 2·NumCPU).
+	n := max(4, 2*runtime.NumCPU())
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	for _, res := range concurrentScans(ctx, t, env, n) {
+		if res.err != nil {
+			t.Fatalf("%d concurrent scans on a fresh store: %v (deadlocked until the deadline?)", n, res.err)
+		}
+	}
+}
+
+// changedBaselineEnv is an env with an integrity baseline whose one file
+// has since changed.
+func changedBaselineEnv(t *testing.T) *wardentest.Env {
+	t.Helper()
+	tg := wardentest.MustTarget(t)
+	env := wardentest.MustEnv(t, wardentest.Containment(wardentest.TargetPolicy(tg.URL)))
+	file := filepath.Join(t.TempDir(), "watched.conf")
+	if err := os.WriteFile(file, []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Engine.RecordBaseline(t.Context(), wardentest.AdminPrincipal, []string{file}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("v2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+type scanOutcome struct {
+	*engine.ScanResult
+	err error
+}
+
+// concurrentScans starts n integrity scans at once and waits for all.
+func concurrentScans(ctx context.Context, t *testing.T, env *wardentest.Env, n int) []scanOutcome {
+	t.Helper()
+	out := make(chan scanOutcome, n)
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		go func() {
+			<-start
+			res, err := env.Engine.IntegrityScan(ctx, wardentest.AdminPrincipal)
+			out <- scanOutcome{res, err}
+		}()
+	}
+	close(start)
+	var all []scanOutcome
+	for i := 0; i < n; i++ {
+		all = append(all, <-out)
+	}
+	return all
 }

@@ -65,6 +65,9 @@ type EscalateResult struct {
 	DeescalateCondition string                `json:"deescalate_condition"`
 	ApprovedBy          []string              `json:"approved_by"`
 	Escalation          *warden.Escalation    `json:"escalation"`
+	// ExpiredFirst lists hops whose TTL had passed and that came down,
+	// receipted, before this escalation.
+	ExpiredFirst []*DeescalateResult `json:"expired_first,omitempty"`
 }
 
 // escalationBody is the seed's escalation receipt body, plus warden's
@@ -202,7 +205,13 @@ func (e *Engine) Escalate(ctx context.Context, p *warden.Principal, req Escalate
 	now := e.now()
 	var res *EscalateResult
 	err = e.update(ctx, func(tx warden.Tx) error {
-		from, _, err := currentProfile(tx, subject)
+		// Hops whose TTL passed come down first (receipted), so an
+		// escalation never stands on an expired one.
+		expired, err := e.expireSubject(tx, subject, now)
+		if err != nil {
+			return err
+		}
+		from, stack, err := currentProfile(tx, subject)
 		if err != nil {
 			return err
 		}
@@ -264,7 +273,16 @@ func (e *Engine) Escalate(ctx context.Context, p *warden.Principal, req Escalate
 			esc.Context.MeshHealth = "unknown"
 		}
 		if ttl := hop.TTL(req.TTLSeconds); ttl > 0 {
-			exp := warden.FormatTime(now.Add(time.Duration(ttl) * time.Second))
+			deadline := now.Add(time.Duration(ttl) * time.Second)
+			// A hop never outlives the hop it stands on, so the ladder
+			// always comes down from the top.
+			if n := len(stack); n > 0 {
+				if below, ok := stack[n-1].Expiry(); ok && below.Before(deadline) {
+					deadline = below
+					ttl = int(below.Sub(now).Seconds())
+				}
+			}
+			exp := warden.FormatTime(deadline)
 			esc.ExpiresAt, esc.DeescalateAfterSeconds = &exp, &ttl
 		}
 		// The Tem context hash exists before the receipt and is part of it.
@@ -288,7 +306,8 @@ func (e *Engine) Escalate(ctx context.Context, p *warden.Principal, req Escalate
 		}
 		res = &EscalateResult{Success: true, EscalationID: esc.EscalationID, Subject: subject, FromProfile: from, ToProfile: to,
 			EscalationType: typ, Reversible: esc.Reversible, ExpiresAt: esc.ExpiresAt, ReceiptHash: esc.ReceiptHash,
-			TemContextHash: esc.TemContextHash, DeescalateCondition: esc.DeescalateCondition, ApprovedBy: nonNilStrings(approvers), Escalation: esc}
+			TemContextHash: esc.TemContextHash, DeescalateCondition: esc.DeescalateCondition, ApprovedBy: nonNilStrings(approvers), Escalation: esc,
+			ExpiredFirst: expired}
 		return nil
 	})
 	if err != nil {
@@ -525,10 +544,10 @@ func (e *Engine) popHops(tx warden.Tx, p *warden.Principal, target *warden.Escal
 
 // SweepExpired de-escalates every escalation whose TTL passed, from stored
 // deadlines: the top hop of each subject first, then each hop below it that
-// has expired too, each receipted as timeout_expired. A lower hop that
-// expires under a live one waits for it. It returns what it undid.
+// has expired too, each receipted as timeout_expired. Since a hop never
+// outlives the one below it, no expired hop stays up. It returns what it
+// undid.
 func (e *Engine) SweepExpired(ctx context.Context) ([]*DeescalateResult, error) {
-	sweeper := &warden.Principal{Name: "warden:ttl-sweeper", Roles: []warden.Role{warden.RoleOperator}}
 	var out []*DeescalateResult
 	for {
 		now := e.now()
@@ -544,42 +563,42 @@ func (e *Engine) SweepExpired(ctx context.Context) ([]*DeescalateResult, error) 
 		}
 		for _, d := range due {
 			var results []*DeescalateResult
-			err := e.update(ctx, func(tx warden.Tx) error {
-				results = nil
-				cur, err := tx.Escalation(d.EscalationID)
-				if err != nil || !cur.Active {
-					return err // another sweeper got it
-				}
-				for cur != nil {
-					exp, ok := cur.Expiry()
-					if !ok || !cur.AutoDeescalate || exp.After(now) {
-						return nil
-					}
-					ttl := 0
-					if cur.DeescalateAfterSeconds != nil {
-						ttl = *cur.DeescalateAfterSeconds
-					}
-					r, err := e.popHops(tx, sweeper, cur, warden.DeescalationTimeoutExpired, fmt.Sprintf("TTL of %ds expired", ttl), map[string]any{"escalation_id": cur.EscalationID})
-					if err != nil {
-						return err
-					}
-					results = append(results, r)
-					stack, err := tx.ActiveEscalations(cur.Subject)
-					if err != nil {
-						return err
-					}
-					cur = nil
-					if len(stack) > 0 {
-						cur = stack[len(stack)-1]
-					}
-				}
-				return nil
+			err := e.update(ctx, func(tx warden.Tx) (err error) {
+				results, err = e.expireSubject(tx, d.Subject, now)
+				return err
 			})
 			if err != nil {
 				return out, err
 			}
 			out = append(out, results...)
 		}
+	}
+}
+
+// expireSubject brings down, top first, every hop of subject whose TTL
+// passed at now, each with its own timeout_expired receipt.
+func (e *Engine) expireSubject(tx warden.Tx, subject string, now time.Time) ([]*DeescalateResult, error) {
+	sweeper := &warden.Principal{Name: "warden:ttl-sweeper", Roles: []warden.Role{warden.RoleOperator}}
+	var out []*DeescalateResult
+	for {
+		stack, err := tx.ActiveEscalations(subject)
+		if err != nil || len(stack) == 0 {
+			return out, err
+		}
+		top := stack[len(stack)-1]
+		exp, ok := top.Expiry()
+		if !ok || !top.AutoDeescalate || exp.After(now) {
+			return out, nil
+		}
+		ttl := 0
+		if top.DeescalateAfterSeconds != nil {
+			ttl = *top.DeescalateAfterSeconds
+		}
+		r, err := e.popHops(tx, sweeper, top, warden.DeescalationTimeoutExpired, fmt.Sprintf("TTL of %ds expired", ttl), map[string]any{"escalation_id": top.EscalationID})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
 	}
 }
 

@@ -84,33 +84,34 @@ func (e *Engine) IntegrityScan(ctx context.Context, p *warden.Principal) (*ScanR
 		return res, nil
 	}
 	evidence["fingerprint"] = fp
-	// The same unresolved violation is not reported twice.
-	var dup *warden.Incident
-	err = e.store.View(ctx, func(tx warden.ReadTx) error {
-		return tx.Incidents(warden.IncidentFilter{Class: warden.ClassIntegrityViolation}, func(i *warden.Incident) error {
-			if i.State != warden.StateResolved && i.Evidence["fingerprint"] == fp {
-				dup = i
-				return errStop
-			}
-			return nil
-		})
-	})
-	if err != nil && err != errStop {
-		return nil, err
-	}
-	if dup != nil {
-		res.Incident = dup
-		return res, nil
-	}
 	monitor := &warden.Principal{Name: "warden:integrity-monitor", Roles: []warden.Role{warden.RoleAdmin}}
-	inc, err := e.ReportIncident(ctx, monitor, ReportRequest{
+	// The same unresolved violation is not reported twice, even by racing
+	// scans: the check runs inside the report's transaction.
+	inc, dup, err := e.report(ctx, monitor, ReportRequest{
 		Class:       warden.ClassIntegrityViolation,
 		Source:      "warden:integrity-monitor",
 		Description: "File integrity baseline mismatch: " + evidence["summary"],
 		Evidence:    evidence,
+	}, func(tx warden.Tx) (*warden.Incident, error) {
+		var found *warden.Incident
+		err := tx.Incidents(warden.IncidentFilter{Class: warden.ClassIntegrityViolation}, func(i *warden.Incident) error {
+			if i.State != warden.StateResolved && i.Evidence["fingerprint"] == fp {
+				found = i
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			return nil, err
+		}
+		return found, nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if dup {
+		res.Incident = inc
+		return res, nil
 	}
 	res.Incident, res.Reported = inc, true
 	return res, nil

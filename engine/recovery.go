@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -234,7 +235,8 @@ func (e *Engine) Reattest(ctx context.Context, p *warden.Principal, id string) (
 	if err := e.store.View(ctx, func(tx warden.ReadTx) error {
 		r, err := tx.Requirement(id)
 		if err != nil {
-			return nil // recoveryStep below reports it precisely
+			pre = errNoRequirement // recoveryStep below reports it precisely
+			return nil
 		}
 		if !r.RequireReattest {
 			pre = fmt.Errorf("Incident %s does not require re-attestation (only critical, attestation_failure and integrity_violation incidents do).", id)
@@ -249,7 +251,9 @@ func (e *Engine) Reattest(ctx context.Context, p *warden.Principal, id string) (
 	}
 	check := map[string]any{}
 	var failure string
-	if pre == nil {
+	if pre == errNoRequirement {
+		pre = nil
+	} else if pre == nil {
 		failure = e.attestationChecks(ctx, check)
 	}
 	var r *warden.RecoveryRequirement
@@ -258,6 +262,18 @@ func (e *Engine) Reattest(ctx context.Context, p *warden.Principal, id string) (
 		inc, req, err := e.recoveryStep(tx, p, id, "reattest")
 		if err != nil {
 			return err
+		}
+		// The cheap checks again, inside the transaction: a concurrent
+		// re-attestation may have won since they first ran.
+		if pre == nil {
+			switch {
+			case !req.RequireReattest:
+				pre = fmt.Errorf("Incident %s does not require re-attestation (only critical, attestation_failure and integrity_violation incidents do).", id)
+			case req.AckedAt == "":
+				pre = fmt.Errorf("Incident %s must be acknowledged (POST /api/v1/recovery/ack) before re-attestation.", id)
+			case req.ReAttestedAt != "":
+				pre = fmt.Errorf("Incident %s was already re-attested at %s.", id, req.ReAttestedAt)
+			}
 		}
 		if pre != nil {
 			return e.deny(ReceiptRecoveryDenied, warden.ScrollIncident, denyBody, warden.ECONFLICT, "%s", pre.Error())
@@ -284,6 +300,8 @@ func (e *Engine) Reattest(ctx context.Context, p *warden.Principal, id string) (
 	e.wake()
 	return r, nil
 }
+
+var errNoRequirement = errors.New("no requirement")
 
 // attestationChecks verifies the ledger and the integrity baseline, filling
 // check with what was verified; it returns "" when both hold.

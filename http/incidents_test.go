@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -785,6 +786,12 @@ func TestWebhooks(t *testing.T) {
 	sig := r.Header.Get(contain.HeaderSignature)
 	if !contain.VerifyWebhookSignature(env.Dir.HMACKey, ts, r.Body, sig) {
 		t.Fatalf("signature %q does not verify", sig)
+	}
+	// The documented format, computed independently of package contain.
+	mac := hmac.New(sha256.New, env.Dir.HMACKey)
+	mac.Write([]byte(ts + "." + string(r.Body)))
+	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); sig != want {
+		t.Fatalf("signature %q, want HMAC-SHA256(key, timestamp.payload) = %q", sig, want)
 	}
 	if contain.VerifyWebhookSignature([]byte("another key of thirty-two bytes!"), ts, r.Body, sig) ||
 		contain.VerifyWebhookSignature(env.Dir.HMACKey, ts, append(bytes.Clone(r.Body), ' '), sig) {

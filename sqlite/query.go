@@ -22,9 +22,11 @@ const maxCachedStmts = 512
 
 // stmtCache holds prepared statements by query text.
 type stmtCache struct {
-	prep func(ctx context.Context, query string) (*sql.Stmt, error)
-	mu   sync.Mutex
-	m    map[string]*sql.Stmt
+	prep    func(ctx context.Context, query string) (*sql.Stmt, error)
+	mu      sync.Mutex
+	m       map[string]*sql.Stmt
+	warming map[string]bool
+	closed  bool
 }
 
 func newStmtCache(prep func(ctx context.Context, query string) (*sql.Stmt, error)) *stmtCache {
@@ -50,9 +52,47 @@ func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
 	return s, nil
 }
 
+// lookup returns the statement prepared for q, or nil, without blocking on
+// a preparation. On a miss it prepares q in the background.
+//
+// Read transactions MUST use lookup, not get: preparing through the pool
+// needs a free connection, and a transaction already holds one — with the
+// cache locked during preparation, enough concurrent misses deadlock the
+// pool (every connection held, every holder waiting).
+func (c *stmtCache) lookup(q string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[q]; ok {
+		return s
+	}
+	if c.closed || c.warming[q] || len(c.m)+len(c.warming) >= maxCachedStmts {
+		return nil
+	}
+	if c.warming == nil {
+		c.warming = make(map[string]bool)
+	}
+	c.warming[q] = true
+	go func() {
+		s, err := c.prep(context.Background(), q)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.warming, q)
+		if err != nil {
+			return
+		}
+		if c.closed {
+			s.Close()
+			return
+		}
+		c.m[q] = s
+	}()
+	return nil
+}
+
 func (c *stmtCache) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	var errs []error
 	for q, s := range c.m {
 		errs = append(errs, s.Close())
@@ -111,9 +151,9 @@ func (t *txQuerier) stmt(q string) (*sql.Stmt, error) {
 	if s, ok := t.bound[q]; ok {
 		return s, nil
 	}
-	ps, err := t.cache.get(t.ctx, q)
-	if err != nil || ps == nil {
-		return nil, err
+	ps := t.cache.lookup(q)
+	if ps == nil {
+		return nil, nil // run unprepared on this transaction's connection
 	}
 	s := t.tx.StmtContext(t.ctx, ps)
 	if t.bound == nil {

@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/spf13/cobra"
+	"github.com/warden-sh/warden/engine"
+	wardenmcp "github.com/warden-sh/warden/mcp"
+)
+
+func (e *env) mcpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "mcp",
+		Short: "Serve the governance tools over MCP on stdin/stdout, proxied to a running server",
+		Long: `Serve warden's governance tools as an MCP server on stdin/stdout, for agent
+runtimes that spawn a process. Each tool call is forwarded to the server at
+WARDEN_URL (or --url; default ` + DefaultURL + `) as
+POST /api/v1/governance/{tool} with the bearer token WARDEN_TOKEN (or --token):
+the server authenticates, authorizes and receipts every call, and this process
+keeps no state. stdout carries only the protocol; logs go to stderr.
+
+Agents that speak streamable HTTP can use the server's /mcp endpoint directly
+instead (docs/MCP.md).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			url := e.url
+			if url == "" {
+				url = DefaultURL
+			}
+			logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			// Tools only lists the registry; it reads nothing of the engine.
+			tools := (*engine.Engine)(nil).Tools()
+			srv := wardenmcp.NewRemoteServer(tools, url, e.bearer(), Version, wardenmcp.WithLogger(logger))
+			return wardenmcp.ServeIO(e.ctx, srv, e.stdin, e.stdout)
+		},
+	}
+}
+
+// mcpMount is the streamable MCP endpoint for `warden serve`'s listener:
+// wardenhttp.Options{…, Mount: e.mcpMount(eng, logger)}. Its sessions close
+// when the command's context ends (SIGTERM), before the HTTP server shuts
+// down, so open event streams do not hold the shutdown up.
+func (e *env) mcpMount(eng *engine.Engine, logger *slog.Logger) map[string]http.Handler {
+	return map[string]http.Handler{"/mcp": wardenmcp.Handler(eng, Version, wardenmcp.WithLogger(logger), wardenmcp.WithShutdown(e.ctx))}
+}

@@ -1,0 +1,178 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+)
+
+// Keys of auth.TokenInfo.Extra set by Handler for the tool handlers.
+const (
+	principalKey = "warden.principal"
+	remoteKey    = "warden.remote"
+)
+
+// SessionIdleTimeout closes MCP sessions that receive no request for this
+// long, so clients that vanish without DELETE do not pile up.
+const SessionIdleTimeout = 30 * time.Minute
+
+// maxRequestBytes bounds an MCP HTTP body: one call's arguments plus the
+// JSON-RPC envelope.
+const maxRequestBytes = 4 * MaxArgumentBytes
+
+type tokenInfoKey struct{}
+
+// Handler serves the tools of e over MCP streamable HTTP, for mounting at
+// /mcp on the API listener (http.Options.Mount). Every request — not just
+// a session's first — MUST carry a valid bearer credential (in --dev mode
+// none is the dev principal): a missing, unknown or revoked one is answered
+// 401 with WWW-Authenticate and receipted as an auth_failure. Tool calls
+// act as the principal of the request that carries them, and a session is
+// bound to the principal that opened it: another principal's request on it
+// is refused 403 and receipted. In --dev mode, a loopback listener also
+// refuses foreign Host headers (DNS rebinding) with 403.
+func Handler(e *engine.Engine, version string, opts ...Option) http.Handler {
+	c := newConfig(opts)
+	srv := NewServer(e, version, opts...)
+	stream := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, &sdk.StreamableHTTPOptions{
+		Logger:              sdkLogger(c.logger),
+		SessionTimeout:      SessionIdleTimeout,
+		MaxRequestBodyBytes: maxRequestBytes,
+		// DNS-rebinding protection (a loopback listener refuses foreign Host
+		// headers) guards --dev, where no token is needed. With bearer auth
+		// a rebinding page has no credential, and the check would refuse a
+		// reverse proxy on loopback that the HTTP API serves fine.
+		DisableLocalhostProtection: !e.Dev(),
+	})
+	// The SDK reads token info (the principal, and the session owner it
+	// checks) only from what its bearer middleware stores; ours has already
+	// authenticated, so its verifier just hands over the result.
+	carry := auth.RequireBearerToken(func(_ context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
+		if ti, ok := r.Context().Value(tokenInfoKey{}).(*auth.TokenInfo); ok {
+			return ti, nil
+		}
+		return nil, auth.ErrInvalidToken
+	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(stream)
+	h := &authHandler{engine: e, next: carry, cfg: c}
+	if c.shutdown != nil {
+		go func() {
+			<-c.shutdown.Done()
+			for ss := range srv.Sessions() {
+				ss.Close()
+			}
+		}()
+	}
+	return h
+}
+
+type authHandler struct {
+	engine *engine.Engine
+	next   http.Handler
+	cfg    *config
+}
+
+func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if h.cfg.shutdown != nil && h.cfg.shutdown.Err() != nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "warden is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	token, err := bearer(r)
+	var p *warden.Principal
+	if err == nil {
+		p, err = h.engine.Authenticate(r.Context(), token)
+	}
+	if err != nil {
+		if warden.ErrorCode(err) == warden.EINTERNAL {
+			h.cfg.logger.ErrorContext(r.Context(), "mcp authentication failed", "err", err)
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		h.refuse(r, nil, http.StatusUnauthorized, err)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
+		writeError(w, http.StatusUnauthorized, err)
+		return
+	}
+	ti := &auth.TokenInfo{UserID: p.Name, Extra: map[string]any{principalKey: p, remoteKey: remoteHost(r)}}
+	r2 := r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti))
+	// The credential is verified; downstream (tool handlers included) sees
+	// a marker instead of the secret.
+	r2.Header = r.Header.Clone()
+	r2.Header.Set("Authorization", "Bearer verified-by-warden")
+	sw := &statusWriter{ResponseWriter: w}
+	h.next.ServeHTTP(sw, r2)
+	if sw.status == http.StatusForbidden {
+		h.refuse(r, p, http.StatusForbidden, warden.Errorf(warden.EFORBIDDEN,
+			"MCP request refused: the session belongs to another principal, or the Host header failed the localhost check."))
+	}
+}
+
+// refuse receipts a refused request, even if the client has gone away.
+func (h *authHandler) refuse(r *http.Request, p *warden.Principal, status int, err error) {
+	f := engine.AuthFailure{Status: status, Code: warden.ErrorCode(err), Reason: warden.ErrorMessage(err),
+		Method: r.Method, Path: r.URL.Path, Remote: remoteHost(r)}
+	if p != nil {
+		f.Principal = p.Name
+	}
+	h.engine.RecordAuthFailure(context.WithoutCancel(r.Context()), f)
+}
+
+// bearer returns the request's bearer token ("" if none).
+func bearer(r *http.Request) (string, error) {
+	v := r.Header.Get("Authorization")
+	if v == "" {
+		return "", nil
+	}
+	scheme, rest, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
+		return "", warden.Errorf(warden.EUNAUTHORIZED, "Authorization header must be \"Bearer <token>\".")
+	}
+	return strings.TrimSpace(rest), nil
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": warden.ErrorMessage(err), "code": warden.ErrorCode(err)})
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// statusWriter records the status; Unwrap keeps http.ResponseController
+// (the SDK's SSE flushes) working through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
