@@ -65,7 +65,7 @@ func buildStoppedLog(t *testing.T, n int) string {
 // the append-only triggers dropped.
 func attack(t *testing.T, data string, stmts ...string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(data, datadir.DBFile))
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, datadir.DBFile)+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestVerifyWithSavedCheckpointCatchesStrippedTail(t *testing.T) {
 		t.Fatal(out)
 	}
 	saved := filepath.Join(t.TempDir(), "cp.note")
-	db, err := sql.Open("sqlite", filepath.Join(data, datadir.DBFile))
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, datadir.DBFile)+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -237,28 +237,103 @@ func (e *Engine) Export(ctx context.Context, w io.Writer, origin string) error {
 	return bw.Flush()
 }
 
+// verifyChunk is how many receipts one reader scans at a time.
+const verifyChunk = 16384
+
 // VerifyStore verifies the whole log in the store against its signed
-// checkpoints, using every core. It returns a *ledger.VerifyError naming the
-// first bad sequence number, or the summary.
+// checkpoints, using every core: readers scan disjoint seq ranges in
+// parallel (receipts below the head are immutable, so separate snapshots
+// agree on them), checkers re-hash in parallel, and the Merkle rebuild
+// consumes them in order. Memory is bounded by the chunks in flight. It
+// returns a *ledger.VerifyError naming the first bad sequence number, or
+// the summary.
 func VerifyStore(ctx context.Context, s warden.Store, v *ledger.Verifier) (*ledger.Summary, error) {
+	var size uint64
 	err := s.View(ctx, func(tx warden.ReadTx) error {
 		if err := tx.Checkpoints(func(c *warden.Checkpoint) error {
-			if err := v.AddCheckpoint([]byte(c.Note)); err != nil {
-				return err
-			}
-			return nil
+			return v.AddCheckpoint([]byte(c.Note))
 		}); err != nil {
 			return err
 		}
-		p := v.Pipeline(runtime.GOMAXPROCS(0))
-		scanErr := tx.ScanReceipts(0, func(r *warden.Receipt) error { return p.Push(r) })
-		if err := p.Close(); err != nil {
+		// The scan covers every stored row, whatever the head claims, so
+		// a row inserted past the head is still seen.
+		h, err := tx.Head()
+		if err != nil {
 			return err
 		}
-		return scanErr
+		size = h.Size
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	workers := runtime.GOMAXPROCS(0)
+	p := v.Pipeline(workers)
+	type chunk struct {
+		recs []*warden.Receipt
+		err  error
+	}
+	nchunks := int(size/verifyChunk) + 1 // the last one also reads past the head
+	results := make([]chan chunk, nchunks)
+	for i := range results {
+		results[i] = make(chan chunk, 1)
+	}
+	sem := make(chan struct{}, workers+1) // chunks in flight
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for i := 0; i < nchunks; i++ {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			go func(i int) {
+				from := uint64(i) * verifyChunk
+				last := i == nchunks-1
+				var c chunk
+				c.err = s.View(ctx, func(tx warden.ReadTx) error {
+					return tx.ScanReceipts(from, func(r *warden.Receipt) error {
+						if !last && r.Seq >= from+verifyChunk {
+							return errStop
+						}
+						c.recs = append(c.recs, r)
+						return nil
+					})
+				})
+				if c.err == errStop {
+					c.err = nil
+				}
+				results[i] <- c
+			}(i)
+		}
+	}()
+	var scanErr error
+	for i := 0; i < nchunks && scanErr == nil; i++ {
+		var c chunk
+		select {
+		case c = <-results[i]:
+		case <-ctx.Done():
+			scanErr = ctx.Err()
+			continue
+		}
+		<-sem
+		if c.err != nil {
+			scanErr = c.err
+			break
+		}
+		for _, r := range c.recs {
+			if err := p.Push(r); err != nil {
+				break
+			}
+		}
+	}
+	cancel()
+	if err := p.Close(); err != nil {
+		return nil, err
+	}
+	if scanErr != nil {
+		return nil, scanErr
 	}
 	return v.Finish()
 }

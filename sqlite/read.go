@@ -90,8 +90,11 @@ func scanReceipt(rows *sql.Rows) (*warden.Receipt, error) {
 	if err := rows.Scan(&r.Seq, &r.SchemaVersion, &r.Type, &r.Timestamp, &r.Scroll, &tags, &r.RootHash, &body, &leaf); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(tags), &r.Tags); err != nil {
-		return nil, fmt.Errorf("receipt %d tags: %w", r.Seq, err)
+	var ok bool
+	if r.Tags, ok = fastTags(tags); !ok {
+		if err := json.Unmarshal([]byte(tags), &r.Tags); err != nil {
+			return nil, fmt.Errorf("receipt %d tags: %w", r.Seq, err)
+		}
 	}
 	if r.Tags == nil {
 		r.Tags = []string{}
@@ -433,4 +436,40 @@ func (r *reader) Meta(key string) (string, error) {
 // parseTime parses a stored timestamp (warden.TimeFormat, UTC).
 func parseTime(s string) (time.Time, error) {
 	return time.Parse(warden.TimeFormat, s)
+}
+
+// fastTags decodes a tags column without escapes (the common case:
+// ["a","b"]) without encoding/json, which dominates a full-log scan. It
+// reports false for anything else, which the caller decodes in full.
+func fastTags(s string) ([]string, bool) {
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' || strings.IndexByte(s, '\\') >= 0 {
+		return nil, false
+	}
+	inner := s[1 : len(s)-1]
+	if inner == "" {
+		return []string{}, true
+	}
+	out := make([]string, 0, 4)
+	for inner != "" {
+		if inner[0] != '"' {
+			return nil, false
+		}
+		end := strings.IndexByte(inner[1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		out = append(out, inner[1:1+end])
+		inner = inner[2+end:]
+		if inner == "" {
+			break
+		}
+		if inner[0] != ',' {
+			return nil, false
+		}
+		inner = inner[1:]
+		if inner == "" {
+			return nil, false
+		}
+	}
+	return out, true
 }
