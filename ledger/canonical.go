@@ -19,6 +19,11 @@ import (
 // Canonical returns the RFC 8785 (JCS) canonical JSON of v.
 func Canonical(v any) ([]byte, error) {
 	raw, ok := v.(json.RawMessage)
+	if ok && isCanonical(raw) {
+		// Already canonical (a caller prepared it outside the writer):
+		// checking is several times cheaper than rewriting.
+		return raw, nil
+	}
 	if !ok {
 		var err error
 		if raw, err = json.Marshal(v); err != nil {
