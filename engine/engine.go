@@ -90,8 +90,10 @@ type Engine struct {
 	integrity  IntegrityChecker
 	hmacKey    []byte
 	ladder     *warden.Ladder
-	authority  map[string]warden.Profile
-	mirror     Mirror
+	// pendingWake is set when a transaction enqueued webhook deliveries.
+	pendingWake atomic.Bool
+	authority   map[string]warden.Profile
+	mirror      Mirror
 }
 
 // New returns an engine. It does not write anything until Start.

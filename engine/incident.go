@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/ledger"
 )
 
 // Incident receipt types, all in the incident scroll.
@@ -105,9 +106,55 @@ type incidentBody struct {
 }
 
 func (e *Engine) incidentDraft(typ string, inc *warden.Incident, principal string, detail any) warden.Draft {
-	snap := *inc
-	body := incidentBody{Incident: &snap, Principal: principal, PolicyDigest: e.policyState().Digest, Detail: detail}
-	return e.draft(typ, warden.ScrollIncident, body, "incident", inc.Class, string(inc.Severity))
+	d := e.draft(typ, warden.ScrollIncident, nil, "incident", inc.Class, string(inc.Severity))
+	body, err := canonicalIncidentBody(inc, principal, e.policyState().Digest, detail)
+	if err != nil {
+		// Let the store's canonicaliser report the problem.
+		snap := *inc
+		d.Body = incidentBody{Incident: &snap, Principal: principal, PolicyDigest: e.policyState().Digest, Detail: detail}
+		return d
+	}
+	d.Body = body
+	return d
+}
+
+// canonicalIncidentBody writes an incidentBody directly in RFC 8785 form
+// (members in key order: detail, incident, policy_digest, principal), so
+// the store, which runs every write on one goroutine, only checks it
+// instead of rewriting it. The result is byte-identical to canonicalising
+// the incidentBody struct (TestIncidentBodyIsCanonical).
+func canonicalIncidentBody(inc *warden.Incident, principal, digest string, detail any) (json.RawMessage, error) {
+	incident, err := ledger.Canonical(inc)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(incident)+256)
+	out = append(out, '{')
+	if detail != nil {
+		d, err := ledger.Canonical(detail)
+		if err != nil {
+			return nil, err
+		}
+		if string(d) != "null" {
+			out = append(out, `"detail":`...)
+			out = append(out, d...)
+			out = append(out, ',')
+		}
+	}
+	out = append(out, `"incident":`...)
+	out = append(out, incident...)
+	for _, kv := range [][2]string{{"policy_digest", digest}, {"principal", principal}} {
+		if kv[0] == "policy_digest" && kv[1] == "" {
+			continue
+		}
+		v, err := ledger.Canonical(kv[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, `,"`+kv[0]+`":`...)
+		out = append(out, v...)
+	}
+	return append(out, '}'), nil
 }
 
 // authorizeReport enforces a reporter's binding to its source and classes.
@@ -443,6 +490,7 @@ func (e *Engine) enqueueWebhooks(tx warden.Tx, ps *policyState, event string, in
 	if len(urls) == 0 {
 		return nil
 	}
+	e.pendingWake.Store(true)
 	payload, err := json.Marshal(WebhookPayload{Event: event, Timestamp: warden.FormatTime(now), Incident: inc,
 		Actions: inc.ContainmentActions, Severity: inc.Severity, Source: inc.Source})
 	if err != nil {
@@ -457,8 +505,10 @@ func (e *Engine) enqueueWebhooks(tx warden.Tx, ps *policyState, event string, in
 	return nil
 }
 
+// wake tells the webhook sender about deliveries committed since the last
+// wake, if any.
 func (e *Engine) wake() {
-	if e.waker != nil {
+	if e.waker != nil && e.pendingWake.Swap(false) {
 		e.waker.Wake()
 	}
 }
