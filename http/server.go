@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/http/openapi"
 )
 
 // Server serves the API over an engine.
@@ -86,6 +87,10 @@ func NewServer(o Options) *Server {
 	for pattern, h := range o.Mount {
 		s.mux.Handle(pattern, h)
 	}
+	s.mux.HandleFunc("GET /api/v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openapi.Document)
+	})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, warden.Errorf(warden.ENOTFOUND, "No such endpoint: %s %s.", r.Method, r.URL.Path))
