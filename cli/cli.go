@@ -95,6 +95,7 @@ func (e *env) rootCmd() *cobra.Command {
 	pf.StringVar(&e.data, "data", envOr("WARDEN_DATA", "warden-data"), "data directory (env WARDEN_DATA)")
 	pf.StringVar(&e.url, "url", os.Getenv("WARDEN_URL"), "talk to a running server at this URL instead of the data directory (env WARDEN_URL)")
 	pf.StringVar(&e.token, "token", "", "bearer token for --url (default: env WARDEN_TOKEN)")
+	root.AddCommand(e.governanceCmds()...)
 	root.AddCommand(
 		e.initCmd(),
 		e.serveCmd(),

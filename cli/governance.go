@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// callTool calls a governance tool on the server and prints its result.
+func (e *env) callTool(name string, args any) error {
+	var out json.RawMessage
+	if err := e.api().do("POST", "/api/v1/governance/"+name, args, &out); err != nil {
+		return err
+	}
+	var v any
+	if err := json.Unmarshal(out, &v); err != nil {
+		return err
+	}
+	return e.print(v, func(w io.Writer) {
+		b, _ := json.MarshalIndent(v, "", "  ")
+		fmt.Fprintln(w, string(b))
+	})
+}
+
+func (e *env) governanceCmds() []*cobra.Command {
+	var to, typ, reason, subject, threatID, threatType string
+	var ttl int
+	var approvedBy []string
+	escalate := &cobra.Command{
+		Use:   "escalate --to PROFILE --type TYPE [--reason R] [--approved-by NAME]...",
+		Short: "Escalate one hop up the ladder from your current profile",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := map[string]any{"to_profile": to, "escalation_type": typ}
+			if reason != "" {
+				req["reason"] = reason
+			}
+			if ttl > 0 {
+				req["ttl_seconds"] = ttl
+			}
+			if len(approvedBy) > 0 {
+				req["approved_by"] = approvedBy
+			}
+			if subject != "" {
+				req["subject"] = subject
+			}
+			if threatID != "" || threatType != "" {
+				c := map[string]any{}
+				if threatID != "" {
+					c["threat_id"] = threatID
+				}
+				if threatType != "" {
+					c["threat_type"] = threatType
+				}
+				req["context"] = c
+			}
+			return e.callTool("escalate", req)
+		},
+	}
+	ef := escalate.Flags()
+	ef.StringVar(&to, "to", "", "target profile: operator, guardian, phoenix, sovereign")
+	ef.StringVar(&typ, "type", "operator_request", "threat_detected, operator_request, crisis_declared, quorum_approved, sovereign_override")
+	ef.StringVar(&reason, "reason", "", "why")
+	ef.IntVar(&ttl, "ttl", 0, "TTL in seconds (capped by the hop's maximum)")
+	ef.StringArrayVar(&approvedBy, "approved-by", nil, "approver who approved the request digest (repeatable)")
+	ef.StringVar(&subject, "subject", "", "escalate another principal (operators and admins)")
+	ef.StringVar(&threatID, "threat-id", "", "context: threat id")
+	ef.StringVar(&threatType, "threat-type", "", "context: threat type")
+	_ = escalate.MarkFlagRequired("to")
+
+	var dtyp, dreason string
+	deescalate := &cobra.Command{
+		Use:   "deescalate ESCALATION_ID [--type TYPE] [--reason R]",
+		Short: "Undo an escalation and the hops above it (crisis_concluded: back to observer)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.callTool("deescalate", map[string]any{"escalation_id": args[0], "deescalation_type": dtyp, "reason": dreason})
+		},
+	}
+	deescalate.Flags().StringVar(&dtyp, "type", "operator_release", "timeout_expired, threat_resolved, operator_release, crisis_concluded, sovereign_revoke")
+	deescalate.Flags().StringVar(&dreason, "reason", "", "why")
+
+	var who, profile string
+	var limit int
+	escalations := &cobra.Command{
+		Use:   "escalations [--subject S | --subject '*']",
+		Short: "Active escalations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := map[string]any{}
+			if who != "" {
+				req["subject"] = who
+			}
+			return e.callTool("get_active_escalations", req)
+		},
+	}
+	escalations.Flags().StringVar(&who, "subject", "", "whose escalations (operators: any principal, or * for all)")
+	history := &cobra.Command{
+		Use:   "history [--profile P] [--limit N]",
+		Short: "Escalation history, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.callTool("get_escalation_history", map[string]any{"profile": profile, "limit": limit})
+		},
+	}
+	history.Flags().StringVar(&profile, "profile", "", "only transitions touching this profile")
+	history.Flags().IntVar(&limit, "limit", 100, "at most this many")
+	sweep := &cobra.Command{
+		Use:   "sweep",
+		Short: "De-escalate every escalation whose TTL passed, now",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.callTool("check_expired_escalations", map[string]any{})
+		},
+	}
+	escalations.AddCommand(history, sweep)
+
+	approve := &cobra.Command{
+		Use:   "approve REQUEST_DIGEST",
+		Short: "Approve an escalation request (approver role)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.callTool("approve_escalation", map[string]any{"request_digest": args[0]})
+		},
+	}
+
+	budget := &cobra.Command{Use: "budget", Short: "Treasury budgets"}
+	var name, currency, desc, key string
+	var allocated, amount int64
+	create := &cobra.Command{
+		Use:  "create BUDGET_ID --allocated N --currency C [--name N]",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.callTool("treasury_create_budget", map[string]any{"budget_id": args[0], "name": name, "allocated": allocated, "currency": currency})
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "display name")
+	create.Flags().Int64Var(&allocated, "allocated", 0, "units allocated")
+	create.Flags().StringVar(&currency, "currency", "UNITS", "currency")
+	move := func(verb, tool string) *cobra.Command {
+		c := &cobra.Command{
+			Use:  verb + " BUDGET_ID --amount N [--description D] [--idempotency-key K]",
+			Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return e.callTool(tool, map[string]any{"budget_id": args[0], "amount": amount, "description": desc, "idempotency_key": key})
+			},
+		}
+		c.Flags().Int64Var(&amount, "amount", 0, "units")
+		c.Flags().StringVar(&desc, "description", "", "what for")
+		c.Flags().StringVar(&key, "idempotency-key", "", "a retried call with the same key counts once")
+		return c
+	}
+	balance := &cobra.Command{
+		Use:  "balance BUDGET_ID",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.callTool("treasury_balance", map[string]any{"budget_id": args[0]})
+		},
+	}
+	budget.AddCommand(create, move("debit", "treasury_debit"), move("credit", "treasury_credit"), balance)
+
+	var decision, reasoning string
+	var confidence float64
+	decide := &cobra.Command{
+		Use:   "decide --decision D [--reasoning R] [--confidence C]",
+		Short: "Record a decision in the cognitive scroll",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.callTool("cognitive_decide", map[string]any{"decision": decision, "reasoning": reasoning, "confidence": confidence})
+		},
+	}
+	decide.Flags().StringVar(&decision, "decision", "", "the decision")
+	decide.Flags().StringVar(&reasoning, "reasoning", "", "why")
+	decide.Flags().Float64Var(&confidence, "confidence", 0, "0..1")
+
+	var temThreat, temType, temReason string
+	tem := &cobra.Command{
+		Use:   "tem [--threat-id T] [--threat-type T] [--reason R]",
+		Short: "Invoke Tem (guardian or above)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.callTool("cognitive_invoke_tem", map[string]any{"threat_id": temThreat, "threat_type": temType, "reason": temReason})
+		},
+	}
+	tem.Flags().StringVar(&temThreat, "threat-id", "", "threat id")
+	tem.Flags().StringVar(&temType, "threat-type", "", "threat type")
+	tem.Flags().StringVar(&temReason, "reason", "", "why")
+
+	guardian := &cobra.Command{Use: "guardian", Short: "Scroll roots, checkpoints, anchoring"}
+	guardian.AddCommand(
+		&cobra.Command{Use: "status", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error { return e.callTool("guardian_status", map[string]any{}) }},
+		&cobra.Command{Use: "anchor", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error { return e.callTool("guardian_anchor", map[string]any{}) }},
+	)
+
+	tool := &cobra.Command{
+		Use:   "tool NAME [JSON_ARGUMENTS]",
+		Short: "Call any governance tool with a JSON object of arguments",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			raw := json.RawMessage("{}")
+			if len(args) == 2 {
+				raw = json.RawMessage(strings.TrimSpace(args[1]))
+			}
+			return e.callTool(args[0], raw)
+		},
+	}
+	return []*cobra.Command{escalate, deescalate, escalations, approve, budget, decide, tem, guardian, tool}
+}
