@@ -168,7 +168,25 @@ func openDir(dir *datadir.Dir, logger *slog.Logger, onCommit func(int, time.Dura
 	if err != nil {
 		return nil, err
 	}
-	o := engine.Options{Store: st, Logger: logger, Signer: dir.Signer, PublicKey: dir.PublicKey}
+	// A rotation interrupted after its hand-over was committed is finished;
+	// one interrupted before is abandoned.
+	if staged := dir.StagedKey(); staged != "" {
+		done, err := engine.HandedOverTo(context.Background(), st, staged)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		if done {
+			if err := dir.CommitKey(); err != nil {
+				st.Close()
+				return nil, err
+			}
+			logger.Warn("finished a ledger key rotation interrupted by a crash")
+		} else {
+			dir.AbandonKey()
+		}
+	}
+	o := engine.Options{Store: st, Logger: logger, Signer: dir.Signer, PublicKey: dir.PublicKey, Keys: dir}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -111,9 +111,12 @@ func Load(path string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("datadir.Load: %w", err)
 	}
+	// ledger.pub lists every key the log was signed with, oldest first.
 	d.PublicKey = strings.TrimSpace(string(pub))
-	if _, err := note.NewVerifier(d.PublicKey); err != nil {
-		return nil, fmt.Errorf("datadir.Load: %s: %w", PubFile, err)
+	for _, line := range strings.Split(d.PublicKey, "\n") {
+		if _, err := note.NewVerifier(strings.TrimSpace(line)); err != nil {
+			return nil, fmt.Errorf("datadir.Load: %s: %w", PubFile, err)
+		}
 	}
 	hk, err := readSecret(filepath.Join(path, HMACFile))
 	if err != nil {
@@ -176,6 +179,90 @@ func writeNew(name string, data []byte, mode os.FileMode, replaceLeftover bool) 
 		return err
 	}
 	dir, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// Key rotation files: the next key is staged beside the current one, the
+// hand-over is committed to the log, then the staged key replaces the
+// current one and its public key is appended to ledger.pub (which keeps
+// every key the log was ever signed with).
+const (
+	NextKeyFile = "ledger.key.next"
+	NextPubFile = "ledger.pub.next"
+)
+
+// StageKey writes a new key pair beside the current one (0600).
+func (d *Dir) StageKey(signer, verifier string) error {
+	for _, n := range []string{NextKeyFile, NextPubFile} {
+		os.Remove(filepath.Join(d.Path, n)) // an earlier, abandoned rotation
+	}
+	if err := writeFileSync(filepath.Join(d.Path, NextPubFile), []byte(verifier+"\n"), 0o644); err != nil {
+		return fmt.Errorf("datadir.StageKey: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(d.Path, NextKeyFile), []byte(signer+"\n"), 0o600); err != nil {
+		return fmt.Errorf("datadir.StageKey: %w", err)
+	}
+	return nil
+}
+
+// StagedKey returns the staged public key, or "" when none is staged.
+func (d *Dir) StagedKey() string {
+	b, err := os.ReadFile(filepath.Join(d.Path, NextPubFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// CommitKey makes the staged key current: ledger.pub gains its public key,
+// ledger.key is replaced, and the directory is reloaded into d.
+func (d *Dir) CommitKey() error {
+	next := filepath.Join(d.Path, NextKeyFile)
+	pub := d.StagedKey()
+	if pub == "" {
+		return fmt.Errorf("datadir.CommitKey: no staged key")
+	}
+	cur, err := os.ReadFile(filepath.Join(d.Path, PubFile))
+	if err != nil {
+		return fmt.Errorf("datadir.CommitKey: %w", err)
+	}
+	if !strings.Contains(string(cur), pub) {
+		tmp := filepath.Join(d.Path, PubFile+".tmp")
+		os.Remove(tmp)
+		if err := writeFileSync(tmp, []byte(strings.TrimSpace(string(cur))+"\n"+pub+"\n"), 0o644); err != nil {
+			return fmt.Errorf("datadir.CommitKey: %w", err)
+		}
+		if err := os.Rename(tmp, filepath.Join(d.Path, PubFile)); err != nil {
+			return fmt.Errorf("datadir.CommitKey: %w", err)
+		}
+	}
+	if err := os.Rename(next, filepath.Join(d.Path, KeyFile)); err != nil {
+		return fmt.Errorf("datadir.CommitKey: %w", err)
+	}
+	os.Remove(filepath.Join(d.Path, NextPubFile))
+	if err := syncDir(d.Path); err != nil {
+		return err
+	}
+	nd, err := Load(d.Path)
+	if err != nil {
+		return err
+	}
+	*d = *nd
+	return nil
+}
+
+// AbandonKey removes a staged key the log never handed over to.
+func (d *Dir) AbandonKey() {
+	os.Remove(filepath.Join(d.Path, NextKeyFile))
+	os.Remove(filepath.Join(d.Path, NextPubFile))
+}
+
+func syncDir(path string) error {
+	dir, err := os.Open(path)
 	if err != nil {
 		return err
 	}

@@ -66,6 +66,8 @@ type Options struct {
 	Authority map[string]warden.Profile
 	// Mirror receives anchored checkpoints (nil: not exported).
 	Mirror Mirror
+	// Keys stores rotated signing keys (nil: rotation unavailable).
+	Keys KeyStore
 }
 
 // Engine applies warden's rules over a Store.
@@ -94,6 +96,8 @@ type Engine struct {
 	pendingWake atomic.Bool
 	authority   map[string]warden.Profile
 	mirror      Mirror
+	keys        KeyStore
+	keyMu       sync.RWMutex // guards signer, pubkey and known across a rotation
 }
 
 // New returns an engine. It does not write anything until Start.
@@ -135,7 +139,7 @@ func New(o Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine.New: %w", err)
 	}
 	e.policy.Store(ps)
-	e.ladder, e.authority, e.mirror = o.Ladder, o.Authority, o.Mirror
+	e.ladder, e.authority, e.mirror, e.keys = o.Ladder, o.Authority, o.Mirror, o.Keys
 	if e.ladder == nil {
 		e.ladder = warden.DefaultLadder()
 	}

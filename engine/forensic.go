@@ -66,7 +66,8 @@ func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.W
 	if err := Authorize(p, "export forensic bundles", warden.RoleForensic); err != nil {
 		return nil, err
 	}
-	if e.signer == nil || len(e.hmacKey) == 0 {
+	signer, _ := e.keyState()
+	if signer == nil || len(e.hmacKey) == 0 {
 		return nil, fmt.Errorf("engine.ExportForensic: signing keys not configured")
 	}
 	// Anchor everything so far, so the audit entries are provable.
@@ -134,7 +135,7 @@ func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.W
 			TotalIncidents: stats.TotalIncidents, OpenIncidents: stats.OpenIncidents, ContainedCount: stats.ContainedCount,
 			ResolvedCount: stats.ResolvedCount, ByClass: stats.ByClass, OpenBySeverity: stats.OpenBySeverity,
 			PendingRecoveries: pending, AttestationState: att.State, IntegrityState: integ.State,
-			LogSize: head.Size, CheckpointSize: cp.Size, Origin: e.signer.Name(), DrillMode: e.drill, WardenVersion: version,
+			LogSize: head.Size, CheckpointSize: cp.Size, Origin: signer.Name(), DrillMode: e.drill, WardenVersion: version,
 		})
 		if bw.err != nil {
 			return bw.err
@@ -143,7 +144,7 @@ func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.W
 		bw.hash = false
 		sum.BundleHash = hex.EncodeToString(bw.h.Sum(nil))
 
-		bundleNote, err := note.Sign(&note.Note{Text: forensic.NoteText(sum.BundleHash)}, e.signer)
+		bundleNote, err := note.Sign(&note.Note{Text: forensic.NoteText(sum.BundleHash)}, signer)
 		if err != nil {
 			return err
 		}
@@ -154,7 +155,7 @@ func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.W
 		bw.str(`,"bundle_note":`)
 		bw.canonical(string(bundleNote))
 		bw.str(`,"pubkey":`)
-		bw.canonical(e.pubkey)
+		bw.canonical(e.PublicKey())
 		bw.str(`,"checkpoint":`)
 		bw.canonical(cp.Note)
 		bw.str(`,"format":`)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,4 +334,52 @@ func BenchmarkDebit(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "debits/s")
+}
+
+// BenchmarkEscalate measures durable escalations with 64 concurrent agents,
+// each escalating a fresh subject observer → operator.
+func BenchmarkEscalate(b *testing.B) {
+	env := wardentest.MustEnv(b)
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p := agent(fmt.Sprintf("agent-%d", n.Add(1)))
+			if _, err := env.Engine.Escalate(ctx, p, engine.EscalateRequest{ToProfile: "operator", EscalationType: "operator_request", Reason: "bench"}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "escalations/s")
+}
+
+// BenchmarkGovernanceSerialLatency reports p50/p99 of one client's durable
+// escalate and debit calls.
+func BenchmarkGovernanceSerialLatency(b *testing.B) {
+	env := wardentest.MustEnv(b)
+	ctx := context.Background()
+	op := agent("solo")
+	env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b", Allocated: 1 << 60, Currency: "U"})
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		var err error
+		if i%2 == 0 {
+			_, err = env.Engine.Escalate(ctx, agent(fmt.Sprintf("s-%d", i)), engine.EscalateRequest{ToProfile: "operator", EscalationType: "operator_request", Reason: "bench"})
+		} else {
+			_, err = env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "b", Amount: 1})
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sort"
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/ledger"
@@ -41,16 +40,7 @@ func (e *Engine) Checkpoint(ctx context.Context) (*warden.Checkpoint, error) {
 		if head.Size == 0 {
 			return nil
 		}
-		body := &ledger.CheckpointBody{Origin: e.signer.Name(), Size: head.Size, Root: head.RootHash}
-		names := make([]string, 0, len(head.Scrolls))
-		for name := range head.Scrolls {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			s := head.Scrolls[name]
-			body.Scrolls = append(body.Scrolls, ledger.ScrollRoot{Name: name, Size: s.Size, Root: s.RootHash})
-		}
+		body := checkpointBody(e.signer.Name(), head)
 		msg, err := ledger.SignCheckpoint(body, e.signer)
 		if err != nil {
 			return err
@@ -82,8 +72,13 @@ func (e *Engine) LatestCheckpoint(ctx context.Context) (*warden.Checkpoint, erro
 	return c, err
 }
 
-// PublicKey returns the signed-note verifier key of the ledger.
-func (e *Engine) PublicKey() string { return e.pubkey }
+// PublicKey returns the ledger's signed-note verifier keys, one per line,
+// oldest first (more than one after a key rotation).
+func (e *Engine) PublicKey() string {
+	e.keyMu.RLock()
+	defer e.keyMu.RUnlock()
+	return e.pubkey
+}
 
 // Receipts lists receipts matching f.
 func (e *Engine) Receipts(ctx context.Context, f warden.ReceiptFilter) ([]*warden.Receipt, error) {
@@ -221,7 +216,7 @@ func (e *Engine) Export(ctx context.Context, w io.Writer, origin string) error {
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	err := e.store.View(ctx, func(tx warden.ReadTx) error {
-		if err := enc.Encode(ExportHeader{Format: ExportFormat, Origin: origin, PublicKey: e.pubkey, ExportedAt: warden.FormatTime(e.now())}); err != nil {
+		if err := enc.Encode(ExportHeader{Format: ExportFormat, Origin: origin, PublicKey: e.PublicKey(), ExportedAt: warden.FormatTime(e.now())}); err != nil {
 			return err
 		}
 		if err := tx.Checkpoints(func(c *warden.Checkpoint) error {

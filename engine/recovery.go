@@ -306,10 +306,11 @@ var errNoRequirement = errors.New("no requirement")
 // attestationChecks verifies the ledger and the integrity baseline, filling
 // check with what was verified; it returns "" when both hold.
 func (e *Engine) attestationChecks(ctx context.Context, check map[string]any) string {
-	if e.known == nil {
+	_, known := e.keyState()
+	if known == nil {
 		return "no ledger public key is configured to verify against"
 	}
-	v := ledger.NewVerifier(e.known, "")
+	v := ledger.NewVerifier(known, "")
 	v.AllowUnanchored = true // the live log grows between checkpoints
 	sum, err := VerifyStore(ctx, e.store, v)
 	if err != nil {

@@ -46,6 +46,7 @@ var DefaultAuthority = map[string]warden.Profile{
 	"register_approver_key":      warden.ProfileObserver,
 	"phoenix_revoke_credentials": warden.ProfilePhoenix,
 	"phoenix_lockdown":           warden.ProfilePhoenix,
+	"phoenix_rotate_key":         warden.ProfilePhoenix,
 }
 
 // Authorized is the authority decision: may a caller at profile call tool
@@ -216,6 +217,10 @@ var tools = []*Tool{
 	tool("phoenix_revoke_credentials", "Revoke every non-admin credential (phoenix; dry-run in drill mode).",
 		func(ctx context.Context, e *Engine, p *warden.Principal, a *noArgs) (any, error) {
 			return e.RevokeAll(ctx, p)
+		}),
+	tool("phoenix_rotate_key", "Hand the ledger over to a new signing key, co-signed by the old one (phoenix; dry-run in drill mode).",
+		func(ctx context.Context, e *Engine, p *warden.Principal, a *noArgs) (any, error) {
+			return e.RotateKey(ctx, p)
 		}),
 	tool("phoenix_lockdown", "Freeze every agent and disable the airlock (phoenix; dry-run in drill mode).",
 		func(ctx context.Context, e *Engine, p *warden.Principal, a *reasonArgs) (any, error) {

@@ -251,11 +251,11 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 	known := o.Verifiers
 	if known == nil {
 		rep.EmbeddedKey = true
-		v, err := note.NewVerifier(strs["pubkey"])
+		v, _, err := ledger.ParseVerifiers([]byte(strs["pubkey"]))
 		if err != nil {
 			rep.problem("embedded pubkey is invalid: %v", err)
 		} else {
-			known = note.VerifierList(v)
+			known = v
 		}
 	}
 	var cp *ledger.CheckpointBody

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -102,7 +104,7 @@ type checkpointAt struct {
 // not stop verification of the receipts before the seq it blames, since one
 // of those may be bad too.
 type Verifier struct {
-	known       note.Verifiers
+	known       *keyring
 	origin      string
 	checkpoints []checkpointAt
 	next        int // index into checkpoints of the next one to reach
@@ -111,6 +113,8 @@ type Verifier struct {
 	last        []byte       // leaf hash of the last receipt appended
 	verified    uint64       // size of the largest checkpoint the rebuilt log matched
 	bad         []badClaim   // failed checkpoints, blamed once all are registered
+	pending     []pendingKey // handed-over keys awaiting a trusted checkpoint
+	deferred    []deferredCheckpoint
 	err         *VerifyError // the lowest failure so far
 	// AllowUnanchored accepts receipts after the newest checkpoint (a live
 	// log between checkpoints). By default they fail verification, since
@@ -121,7 +125,44 @@ type Verifier struct {
 // NewVerifier returns a verifier that trusts checkpoints signed by known for
 // origin (empty origin: take it from the first checkpoint).
 func NewVerifier(known note.Verifiers, origin string) *Verifier {
-	return &Verifier{known: known, origin: origin, tree: NewTree(), scrolls: map[string]*Tree{}}
+	return &Verifier{known: &keyring{base: known}, origin: origin, tree: NewTree(), scrolls: map[string]*Tree{}}
+}
+
+// KeyRotationType is the receipt type of a ledger signing-key hand-over.
+// Its body names the new key ("new_pubkey", a signed-note verifier key);
+// the checkpoint that first covers it is signed by the old key and the new
+// one. A verifier trusts the new key once a checkpoint signed by a key it
+// already trusts covers the hand-over, so verification spans every key the
+// log ever had, starting from the first public key alone.
+const KeyRotationType = "ledger_key_rotation"
+
+// keyring is the verifier's trusted keys: those it was given, plus those
+// handed over inside the log.
+type keyring struct {
+	base  note.Verifiers
+	extra []note.Verifier
+}
+
+func (k *keyring) Verifier(name string, hash uint32) (note.Verifier, error) {
+	for _, v := range k.extra {
+		if v.Name() == name && v.KeyHash() == hash {
+			return v, nil
+		}
+	}
+	return k.base.Verifier(name, hash)
+}
+
+// pendingKey is a handed-over key not yet covered by a trusted checkpoint.
+type pendingKey struct {
+	seq uint64
+	key note.Verifier
+}
+
+// deferredCheckpoint is a checkpoint signed by a key not (yet) trusted; it
+// is opened if a hand-over to its key becomes trusted, else it fails.
+type deferredCheckpoint struct {
+	msg  []byte
+	size uint64
 }
 
 // badClaim is a checkpoint that failed to verify and the size it claims.
@@ -140,6 +181,11 @@ type badClaim struct {
 // itself returns nil.
 func (v *Verifier) AddCheckpoint(msg []byte) error {
 	c, err := OpenCheckpoint(msg, v.known)
+	var unknown *note.UnverifiedNoteError
+	if err != nil && errors.As(err, &unknown) {
+		v.deferred = append(v.deferred, deferredCheckpoint{msg: msg, size: claimedSize(msg)})
+		return nil
+	}
 	if err != nil {
 		size := claimedSize(msg)
 		v.bad = append(v.bad, badClaim{size, fmt.Sprintf("checkpoint claiming size %d is forged or unreadable: %v", size, err)})
@@ -280,6 +326,9 @@ func (v *Verifier) AddChecked(r *warden.Receipt, leaf []byte) error {
 		return v.err
 	}
 	v.last = leaf
+	if r.Type == KeyRotationType {
+		v.noteHandOver(r)
+	}
 	v.reach()
 	if v.done() {
 		return v.err
@@ -327,15 +376,66 @@ func (v *Verifier) checkAt(c *CheckpointBody) {
 		}
 	}
 	v.verified = c.Size
+	v.trustHandOvers(c.Size)
 }
 
 // lastCheckpoint returns the size of the largest registered checkpoint (0 if
 // none).
 func (v *Verifier) lastCheckpoint() uint64 {
-	if len(v.checkpoints) == 0 {
-		return 0
+	var last uint64
+	if len(v.checkpoints) > 0 {
+		last = v.checkpoints[len(v.checkpoints)-1].body.Size
 	}
-	return v.checkpoints[len(v.checkpoints)-1].body.Size
+	// A checkpoint by a handed-over key may yet vouch for later receipts.
+	for _, d := range v.deferred {
+		last = max(last, d.size)
+	}
+	return last
+}
+
+// noteHandOver records a key hand-over receipt appended to the log.
+func (v *Verifier) noteHandOver(r *warden.Receipt) {
+	var body struct {
+		NewPubkey string `json:"new_pubkey"`
+	}
+	if json.Unmarshal(r.Body, &body) != nil {
+		return
+	}
+	if k, err := note.NewVerifier(body.NewPubkey); err == nil {
+		v.pending = append(v.pending, pendingKey{seq: r.Seq, key: k})
+	}
+}
+
+// trustHandOvers trusts every handed-over key that the checkpoint just
+// verified (size) covers, and opens the checkpoints those keys signed.
+func (v *Verifier) trustHandOvers(size uint64) {
+	kept := v.pending[:0]
+	added := false
+	for _, p := range v.pending {
+		if p.seq < size {
+			v.known.extra = append(v.known.extra, p.key)
+			added = true
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	v.pending = kept
+	if !added {
+		return
+	}
+	var still []deferredCheckpoint
+	for _, d := range v.deferred {
+		if d.size <= size {
+			still = append(still, d) // too late to check against the rebuilt tree
+			continue
+		}
+		if _, err := OpenCheckpoint(d.msg, v.known); err != nil {
+			still = append(still, d)
+			continue
+		}
+		v.AddCheckpoint(d.msg)
+	}
+	v.deferred = still
 }
 
 // Summary describes a log that verified.
@@ -355,6 +455,11 @@ func (s *Summary) String() string {
 // Finish ends verification: every checkpoint must have been reached (else the
 // log was truncated) and, unless AllowUnanchored, every receipt covered.
 func (v *Verifier) Finish() (*Summary, error) {
+	// Checkpoints no trusted hand-over vouched for are forged.
+	for _, d := range v.deferred {
+		v.bad = append(v.bad, badClaim{d.size, fmt.Sprintf("checkpoint claiming size %d is signed by a key neither given nor handed over in the log", d.size)})
+	}
+	v.deferred = nil
 	v.settle()
 	n := v.tree.Size()
 	if v.next < len(v.checkpoints) {

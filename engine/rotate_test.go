@@ -1,0 +1,106 @@
+package engine_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/ledger"
+	"github.com/warden-sh/warden/wardentest"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// TestKeyRotationVerifiesWithTheFirstKeyAlone: after two rotations, the
+// whole log verifies with nothing but the original public key; a
+// checkpoint signed by a key never handed over fails.
+func TestKeyRotationVerifiesWithTheFirstKeyAlone(t *testing.T) {
+	env := wardentest.MustEnv(t, func(o *engine.Options) { o.Keys = nil })
+	ctx := context.Background()
+	firstPub := strings.TrimSpace(env.Dir.PublicKey)
+	eng, err := engine.New(engine.Options{Store: env.Store, Clock: env.Clock.Now, Signer: env.Dir.Signer, PublicKey: env.Dir.PublicKey, Keys: env.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &warden.Principal{Name: "root", Roles: []warden.Role{warden.RoleAdmin}}
+	for round := 0; round < 2; round++ {
+		env.MustCredential(t, engine.CredentialSpec{Name: "before-" + string(rune('a'+round)), Roles: []warden.Role{warden.RoleRead}})
+		if _, err := eng.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		res, err := eng.RotateKey(ctx, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res["new_pubkey"] == res["old_pubkey"] {
+			t.Fatalf("rotation kept the key: %v", res)
+		}
+		env.MustCredential(t, engine.CredentialSpec{Name: "after-" + string(rune('a'+round)), Roles: []warden.Role{warden.RoleRead}})
+		if _, err := eng.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The newest checkpoint is signed by the third key only.
+	cp, _ := eng.LatestCheckpoint(ctx)
+	v0, _ := note.NewVerifier(firstPub)
+	if _, err := ledger.OpenCheckpoint([]byte(cp.Note), note.VerifierList(v0)); err == nil {
+		t.Fatalf("the latest checkpoint verifies with the first key directly; it should need the hand-over")
+	}
+	if lines := strings.Split(strings.TrimSpace(eng.PublicKey()), "\n"); len(lines) != 3 {
+		t.Fatalf("public keys after two rotations: %d", len(lines))
+	}
+	sum, err := engine.VerifyStore(ctx, env.Store, ledger.NewVerifier(note.VerifierList(v0), ""))
+	if err != nil {
+		t.Fatalf("verify with the first key alone: %v", err)
+	}
+	if sum.CheckpointSize != cp.Size {
+		t.Fatalf("summary %+v, latest checkpoint %d", sum, cp.Size)
+	}
+	// A key nobody handed over signs a checkpoint: verification fails.
+	rogue, _ := ledger.GenerateKeys(env.Dir.Origin)
+	rs, _ := note.NewSigner(rogue.Signer)
+	env.MustCredential(t, engine.CredentialSpec{Name: "late", Roles: []warden.Role{warden.RoleRead}})
+	err = env.Store.Update(ctx, func(tx warden.Tx) error {
+		head, err := tx.Head()
+		if err != nil {
+			return err
+		}
+		body := &ledger.CheckpointBody{Origin: env.Dir.Origin, Size: head.Size, Root: head.RootHash}
+		for name, s := range head.Scrolls {
+			body.Scrolls = append(body.Scrolls, ledger.ScrollRoot{Name: name, Size: s.Size, Root: s.RootHash})
+		}
+		sortScrolls(body.Scrolls)
+		msg, err := ledger.SignCheckpoint(body, rs)
+		if err != nil {
+			return err
+		}
+		return tx.PutCheckpoint(&warden.Checkpoint{Size: head.Size, RootHash: head.RootHash, Note: string(msg), CreatedAt: env.Clock.Now()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.VerifyStore(ctx, env.Store, ledger.NewVerifier(note.VerifierList(v0), "")); err == nil || !strings.Contains(err.Error(), "neither given nor handed over") {
+		t.Fatalf("rogue checkpoint: %v", err)
+	}
+}
+
+func TestKeyRotationIsADryRunInDrillMode(t *testing.T) {
+	env := wardentest.MustEnv(t, wardentest.Drill)
+	before := env.Dir.PublicKey
+	res, err := env.Engine.RotateKey(context.Background(), &warden.Principal{Name: "root", Roles: []warden.Role{warden.RoleAdmin}})
+	if err != nil || res["dry_run"] != true || env.Engine.PublicKey() != before {
+		t.Fatalf("drill rotation: %v %v", res, err)
+	}
+	if n := len(env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptPhoenixRotateKey})); n != 1 {
+		t.Fatalf("dry run not receipted")
+	}
+}
+
+func sortScrolls(s []ledger.ScrollRoot) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j].Name < s[j-1].Name; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
