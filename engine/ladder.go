@@ -207,13 +207,13 @@ func (e *Engine) Escalate(ctx context.Context, p *warden.Principal, req Escalate
 	err = e.update(ctx, func(tx warden.Tx) error {
 		// Hops whose TTL passed come down first (receipted), so an
 		// escalation never stands on an expired one.
-		expired, err := e.expireSubject(tx, subject, now)
+		expired, stack, err := e.expireSubject(tx, subject, now)
 		if err != nil {
 			return err
 		}
-		from, stack, err := currentProfile(tx, subject)
-		if err != nil {
-			return err
+		from := warden.ProfileObserver
+		if len(stack) > 0 {
+			from = stack[len(stack)-1].ToProfile
 		}
 		if req.FromProfile != "" && warden.Profile(req.FromProfile) != from {
 			return e.denyEscalation(p, subject, &req, nil, warden.EDENIED,
@@ -564,7 +564,7 @@ func (e *Engine) SweepExpired(ctx context.Context) ([]*DeescalateResult, error) 
 		for _, d := range due {
 			var results []*DeescalateResult
 			err := e.update(ctx, func(tx warden.Tx) (err error) {
-				results, err = e.expireSubject(tx, d.Subject, now)
+				results, _, err = e.expireSubject(tx, d.Subject, now)
 				return err
 			})
 			if err != nil {
@@ -577,18 +577,18 @@ func (e *Engine) SweepExpired(ctx context.Context) ([]*DeescalateResult, error) 
 
 // expireSubject brings down, top first, every hop of subject whose TTL
 // passed at now, each with its own timeout_expired receipt.
-func (e *Engine) expireSubject(tx warden.Tx, subject string, now time.Time) ([]*DeescalateResult, error) {
+func (e *Engine) expireSubject(tx warden.Tx, subject string, now time.Time) ([]*DeescalateResult, []*warden.Escalation, error) {
 	sweeper := &warden.Principal{Name: "warden:ttl-sweeper", Roles: []warden.Role{warden.RoleOperator}}
 	var out []*DeescalateResult
 	for {
 		stack, err := tx.ActiveEscalations(subject)
 		if err != nil || len(stack) == 0 {
-			return out, err
+			return out, stack, err
 		}
 		top := stack[len(stack)-1]
 		exp, ok := top.Expiry()
 		if !ok || !top.AutoDeescalate || exp.After(now) {
-			return out, nil
+			return out, stack, nil
 		}
 		ttl := 0
 		if top.DeescalateAfterSeconds != nil {
@@ -596,7 +596,7 @@ func (e *Engine) expireSubject(tx warden.Tx, subject string, now time.Time) ([]*
 		}
 		r, err := e.popHops(tx, sweeper, top, warden.DeescalationTimeoutExpired, fmt.Sprintf("TTL of %ds expired", ttl), map[string]any{"escalation_id": top.EscalationID})
 		if err != nil {
-			return out, err
+			return out, nil, err
 		}
 		out = append(out, r)
 	}
