@@ -75,6 +75,7 @@ type serveFlags struct {
 	integrityInterval time.Duration
 	mirror            string
 	cpuprofile        string
+	governance        string
 	compatPorts       bool
 	addr              string
 	dev               bool
@@ -106,6 +107,7 @@ that it runs in dev mode.`,
 	fl.DurationVar(&f.integrityInterval, "integrity-interval", time.Minute, "how often to scan the integrity baseline (0 disables the periodic scan)")
 	fl.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file (performance work)")
 	_ = fl.MarkHidden("cpuprofile")
+	fl.StringVar(&f.governance, "governance", os.Getenv("WARDEN_GOVERNANCE"), "governance YAML: ladder hops (TTLs, approvals, quorum) and the tool authority matrix (default: seed 002's ladder; env WARDEN_GOVERNANCE)")
 	fl.StringVar(&f.mirror, "mirror", "", "directory guardian_anchor exports signed checkpoints to (default DATA/mirror)")
 	fl.BoolVar(&f.compatPorts, "compat-ports", false, "also answer GET /api/v1/state on :8505 (attestation) and :8510 (integrity) of the same host, as the runbook's step 10 expects")
 	return cmd
@@ -158,6 +160,9 @@ func (e *env) serve(f serveFlags) error {
 	}, func(o *engine.Options) {
 		o.Dev, o.Drill, o.Metrics, o.HMACKey = f.dev, f.drill, metrics, dir.HMACKey
 		optErr = containmentOptions(o, policyPath, f.drill, logger)
+		if optErr == nil && f.governance != "" {
+			o.Ladder, o.Authority, optErr = loadGovernance(f.governance)
+		}
 		sender = &contain.WebhookSender{Store: o.Store, HMACKey: dir.HMACKey, Logger: logger}
 		mirror := f.mirror
 		if mirror == "" {

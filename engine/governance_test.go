@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -382,4 +384,52 @@ func BenchmarkGovernanceSerialLatency(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// TestQuorumAndSignedApprovals: a 2-of-M quorum needs two distinct
+// approvers; one may approve with its credential, the other with an ed25519
+// signature over the request digest; a bad signature is denied.
+func TestQuorumAndSignedApprovals(t *testing.T) {
+	ladder := warden.DefaultLadder()
+	for i := range ladder.Hops {
+		if ladder.Hops[i].To == warden.ProfilePhoenix {
+			ladder.Hops[i].Quorum = 2
+		}
+	}
+	env := wardentest.MustEnv(t, func(o *engine.Options) { o.Ladder = ladder })
+	ctx := context.Background()
+	a := agent("crisis-agent")
+	mustEscalate(t, env, a, warden.ProfileOperator)
+	mustEscalate(t, env, a, warden.ProfileGuardian)
+	env.MustCredential(t, engine.CredentialSpec{Name: "appr-1", Roles: []warden.Role{warden.RoleApprover}})
+	env.MustCredential(t, engine.CredentialSpec{Name: "appr-2", Roles: []warden.Role{warden.RoleApprover}})
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	root := &warden.Principal{Name: "root", Roles: []warden.Role{warden.RoleAdmin}}
+	if err := env.Engine.RegisterApproverKey(ctx, root, "appr-2", pub); err != nil {
+		t.Fatal(err)
+	}
+	req := engine.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "outage"}
+	_, err := env.Engine.Escalate(ctx, a, req)
+	var we *warden.Error
+	if !errors.As(err, &we) {
+		t.Fatalf("no approval: %v", err)
+	}
+	digest := we.Data["request_digest"].(string)
+	if _, err := env.Engine.Approve(ctx, &warden.Principal{Name: "appr-1", Roles: []warden.Role{warden.RoleApprover}}, digest); err != nil {
+		t.Fatal(err)
+	}
+	req.ApprovedBy = engine.StringList{"appr-1"}
+	if _, err := env.Engine.Escalate(ctx, a, req); !strings.Contains(warden.ErrorMessage(err), "1 of 2 approvals") {
+		t.Fatalf("one of two: %v", err)
+	}
+	req.ApprovedBy = engine.StringList{"appr-1", "appr-2"}
+	req.ApprovalSignatures = map[string]string{"appr-2": base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte("not the digest")))}
+	if _, err := env.Engine.Escalate(ctx, a, req); !strings.Contains(warden.ErrorMessage(err), "does not verify") {
+		t.Fatalf("bad signature: %v", err)
+	}
+	req.ApprovalSignatures["appr-2"] = base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(digest)))
+	res, err := env.Engine.Escalate(ctx, a, req)
+	if err != nil || res.ToProfile != warden.ProfilePhoenix || len(res.ApprovedBy) != 2 {
+		t.Fatalf("quorum met: %+v %v", res, err)
+	}
 }
