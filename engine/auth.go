@@ -83,7 +83,9 @@ type AuthFailure struct {
 	Principal string `json:"principal,omitempty"` // known for 403
 	Method    string `json:"method"`
 	Path      string `json:"path"`
-	Remote    string `json:"remote"`
+	// Tool names the governance tool refused by the authority matrix.
+	Tool   string `json:"tool,omitempty"`
+	Remote string `json:"remote"`
 	// Suppressed counts failures since the previous auth_failure receipt
 	// that were not receipted individually (rate limit).
 	Suppressed uint64 `json:"suppressed_since_previous"`

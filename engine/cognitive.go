@@ -18,6 +18,8 @@ const (
 	ReceiptGuardianAnchor = "guardian_anchor"
 	ReceiptPhoenixRevoke  = "phoenix_revoke_credentials"
 	ReceiptPhoenixLock    = "phoenix_lockdown"
+	// ReceiptPhoenixLockStart precedes the lockdown's actions.
+	ReceiptPhoenixLockStart = "phoenix_lockdown_started"
 )
 
 func randomID(prefix string) string {
@@ -47,8 +49,8 @@ func (e *Engine) Decide(ctx context.Context, p *warden.Principal, req DecideRequ
 	}
 	id := randomID("dec_")
 	var out map[string]any
-	err := e.store.Update(ctx, func(tx warden.Tx) error {
-		prof, _, err := currentProfile(tx, p.Name)
+	err := e.update(ctx, func(tx warden.Tx) error {
+		prof, err := e.requireProfile(tx, p, "cognitive_decide", e.authority["cognitive_decide"])
 		if err != nil {
 			return err
 		}
@@ -78,8 +80,8 @@ type TemRequest struct {
 func (e *Engine) InvokeTem(ctx context.Context, p *warden.Principal, req TemRequest) (map[string]any, error) {
 	id := randomID("tem_")
 	var out map[string]any
-	err := e.store.Update(ctx, func(tx warden.Tx) error {
-		prof, _, err := currentProfile(tx, p.Name)
+	err := e.update(ctx, func(tx warden.Tx) error {
+		prof, err := e.requireProfile(tx, p, "cognitive_invoke_tem", e.authority["cognitive_invoke_tem"])
 		if err != nil {
 			return err
 		}
@@ -329,7 +331,10 @@ func (e *Engine) CognitiveContext(ctx context.Context, p *warden.Principal, incl
 // In drill mode it is refused as a dry run and receipted as such.
 func (e *Engine) RevokeAll(ctx context.Context, p *warden.Principal) (map[string]any, error) {
 	var revoked []string
-	err := e.store.Update(ctx, func(tx warden.Tx) error {
+	err := e.update(ctx, func(tx warden.Tx) error {
+		if _, err := e.requireProfile(tx, p, "phoenix_revoke_credentials", e.authority["phoenix_revoke_credentials"]); err != nil {
+			return err
+		}
 		creds, err := tx.Credentials()
 		if err != nil {
 			return err
@@ -362,8 +367,21 @@ func (e *Engine) Lockdown(ctx context.Context, p *warden.Principal, reason strin
 	pseudo := &warden.Incident{ID: randomID("LOCKDOWN-"), Class: warden.ClassUnauthorizedAccess, Severity: warden.SeverityCritical,
 		Source: "warden:phoenix", Description: "global lockdown: " + reason, Evidence: map[string]string{}}
 	actions := []string{warden.ActionFreezeAgent, warden.ActionDisableAirlock}
-	results := e.runActions(ctx, ps, actions, pseudo)
-	err := e.store.Update(ctx, func(tx warden.Tx) error {
+	// The lockdown is receipted before anything is frozen, so an action
+	// never happens without its record, even if warden dies mid-way.
+	err := e.update(ctx, func(tx warden.Tx) error {
+		if _, err := e.requireProfile(tx, p, "phoenix_lockdown", e.authority["phoenix_lockdown"]); err != nil {
+			return err
+		}
+		_, err := tx.Append(e.draft(ReceiptPhoenixLockStart, warden.ScrollIncident, map[string]any{"principal": p.Name, "reason": reason,
+			"lockdown_id": pseudo.ID, "actions": actions, "dry_run": e.drill}, "phoenix"))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	results := e.runActions(context.WithoutCancel(ctx), ps, actions, pseudo)
+	err = e.store.Update(context.WithoutCancel(ctx), func(tx warden.Tx) error {
 		_, err := tx.Append(e.draft(ReceiptPhoenixLock, warden.ScrollIncident, map[string]any{"principal": p.Name, "reason": reason,
 			"lockdown_id": pseudo.ID, "results": results, "dry_run": e.drill, "reversible": true}, "phoenix"))
 		return err

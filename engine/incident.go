@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -465,12 +466,17 @@ func (e *Engine) ResumeContainment(ctx context.Context) (int, error) {
 	}); err != nil {
 		return 0, err
 	}
+	// One incident that cannot be finished does not hold up the others.
+	var errs []error
+	done := 0
 	for _, id := range ids {
 		if _, err := e.contain(ctx, id); err != nil {
-			return 0, fmt.Errorf("engine.ResumeContainment %s: %w", id, err)
+			errs = append(errs, fmt.Errorf("engine.ResumeContainment %s: %w", id, err))
+			continue
 		}
+		done++
 	}
-	return len(ids), nil
+	return done, errors.Join(errs...)
 }
 
 // WebhookPayload is what webhooks receive (the reference shape).

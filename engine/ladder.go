@@ -119,23 +119,44 @@ func subjectOf(p *warden.Principal, subject string) (string, error) {
 	return subject, warden.ValidatePrincipalName(subject)
 }
 
-// currentProfile is the subject's profile: its deepest active hop, or observer.
-func currentProfile(tx warden.ReadTx, subject string) (warden.Profile, []*warden.Escalation, error) {
+// currentProfile is the subject's profile at now: its deepest active hop
+// whose TTL has not passed, or observer. Expired hops the sweeper has not
+// reached yet grant nothing.
+func currentProfile(tx warden.ReadTx, subject string, now time.Time) (warden.Profile, []*warden.Escalation, error) {
 	stack, err := tx.ActiveEscalations(subject)
 	if err != nil {
 		return "", nil, err
 	}
-	if len(stack) == 0 {
-		return warden.ProfileObserver, stack, nil
+	for i := len(stack) - 1; i >= 0; i-- {
+		if exp, ok := stack[i].Expiry(); ok && stack[i].AutoDeescalate && !exp.After(now) {
+			continue
+		}
+		return stack[i].ToProfile, stack, nil
 	}
-	return stack[len(stack)-1].ToProfile, stack, nil
+	return warden.ProfileObserver, stack, nil
+}
+
+// requireProfile refuses, with an auth_failure receipt, a caller whose
+// current profile is below min; tools that act with authority call it
+// inside their own transaction, so a concurrent de-escalation cannot slip
+// between the check and the act.
+func (e *Engine) requireProfile(tx warden.Tx, p *warden.Principal, tool string, min warden.Profile) (warden.Profile, error) {
+	prof, _, err := currentProfile(tx, p.Name, e.now())
+	if err != nil {
+		return "", err
+	}
+	if prof.Rank() < min.Rank() {
+		return prof, e.deny(warden.ReceiptAuthFailure, warden.ScrollIdentity, map[string]any{"tool": tool, "principal": p.Name,
+			"profile": prof, "required": min}, warden.EDENIED, "Tool %s requires profile %s or above; %s is %s.", tool, min, p.Name, prof)
+	}
+	return prof, nil
 }
 
 // CurrentProfile returns a subject's current profile.
 func (e *Engine) CurrentProfile(ctx context.Context, subject string) (warden.Profile, error) {
 	var p warden.Profile
 	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
-		p, _, err = currentProfile(tx, subject)
+		p, _, err = currentProfile(tx, subject, e.now())
 		return err
 	})
 	return p, err
@@ -398,10 +419,22 @@ func (e *Engine) Approve(ctx context.Context, p *warden.Principal, digest string
 	}
 	a := &warden.Approval{RequestDigest: digest, Approver: p.Name, Method: "credential", CreatedAt: warden.FormatTime(e.now())}
 	err := e.store.Update(ctx, func(tx warden.Tx) error {
+		// Approving twice is idempotent: the first approval stands and no
+		// second receipt contradicts the stored one.
+		existing, err := tx.Approvals(digest)
+		if err != nil {
+			return err
+		}
+		for _, x := range existing {
+			if x.Approver == p.Name {
+				a = x
+				return nil
+			}
+		}
 		if err := tx.PutApproval(a); err != nil {
 			return err
 		}
-		_, err := tx.Append(e.draft(ReceiptApproval, warden.ScrollIdentity, a, "approval"))
+		_, err = tx.Append(e.draft(ReceiptApproval, warden.ScrollIdentity, a, "approval"))
 		return err
 	})
 	if err != nil {

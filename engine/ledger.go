@@ -17,11 +17,11 @@ import (
 // (nil when the log is empty and none exists). It runs inside one store
 // transaction, so the size, root and scroll roots it signs are one snapshot.
 func (e *Engine) Checkpoint(ctx context.Context) (*warden.Checkpoint, error) {
+	e.cpMu.Lock() // also held by RotateKey while it swaps the signer
+	defer e.cpMu.Unlock()
 	if e.signer == nil {
 		return nil, fmt.Errorf("engine.Checkpoint: no signing key")
 	}
-	e.cpMu.Lock()
-	defer e.cpMu.Unlock()
 	var out *warden.Checkpoint
 	signed := false
 	err := e.store.Update(ctx, func(tx warden.Tx) error {

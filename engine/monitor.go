@@ -2,8 +2,12 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
+	"unicode/utf8"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -77,8 +81,15 @@ func (e *Engine) IntegrityScan(ctx context.Context, p *warden.Principal) (*ScanR
 	}
 	clean, evidence, fp, err := e.integrity.Check(b)
 	if err != nil {
-		return nil, err
+		// A scan that cannot read a watched file fails closed: it is a
+		// violation in itself (the file may have been made unreadable to
+		// hide a change).
+		msg := err.Error()
+		sum := sha256.Sum256([]byte(msg))
+		clean, fp = false, "scan-error:"+hex.EncodeToString(sum[:8])
+		evidence = map[string]string{"scan_error": msg, "summary": "integrity scan failed: " + truncate(msg, 200)}
 	}
+	evidence = boundEvidence(evidence)
 	res := &ScanResult{Clean: clean, Files: len(b.Files), Evidence: evidence}
 	if clean {
 		return res, nil
@@ -169,4 +180,40 @@ func (e *Engine) IntegrityState(ctx context.Context) (*TrustState, error) {
 		st.State, st.Detail = "degraded", fmt.Sprintf("%d integrity violation(s) not recovered", len(st.Pending))
 	}
 	return st, err
+}
+
+// boundEvidence fits monitor findings into the limits every incident's
+// evidence obeys, so a hostile file name (a 4 KiB path, thousands of
+// files) can never make the violation unreportable: long keys become
+// "file:<hash>" with the path moved into the value, long values are cut
+// with a note, and entries past the key limit are dropped with a count
+// (the summary and the path lists stay).
+func boundEvidence(ev map[string]string) map[string]string {
+	out := make(map[string]string, len(ev))
+	keys := make([]string, 0, len(ev))
+	for k := range ev {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	dropped := 0
+	for _, k := range keys {
+		v := ev[k]
+		if len(k) > MaxEvidenceKey || !utf8.ValidString(k) {
+			sum := sha256.Sum256([]byte(k))
+			v = "path=" + strings.ToValidUTF8(k, "?") + " " + v
+			k = "file:" + hex.EncodeToString(sum[:8])
+		}
+		if len(v) > MaxEvidenceValue || !utf8.ValidString(v) {
+			v = truncate(strings.ToValidUTF8(v, "?"), MaxEvidenceValue-64) + fmt.Sprintf(" (%d bytes cut)", len(v))
+		}
+		if len(out) >= MaxEvidenceKeys-2 {
+			dropped++
+			continue
+		}
+		out[k] = v
+	}
+	if dropped > 0 {
+		out["evidence_dropped"] = fmt.Sprintf("%d more entries", dropped)
+	}
+	return out
 }

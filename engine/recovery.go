@@ -313,8 +313,12 @@ func (e *Engine) attestationChecks(ctx context.Context, check map[string]any) st
 	v := ledger.NewVerifier(known, "")
 	v.AllowUnanchored = true // the live log grows between checkpoints
 	sum, err := VerifyStore(ctx, e.store, v)
-	if err != nil {
-		return fmt.Sprintf("ledger verification failed: %v", err)
+	var ve *ledger.VerifyError
+	if errors.As(err, &ve) {
+		return fmt.Sprintf("ledger verification failed: %v", ve)
+	} else if err != nil {
+		e.log.Error("re-attestation: ledger verification could not run", "err", err)
+		return "ledger verification could not run (details in the server log)"
 	}
 	check["ledger"] = map[string]any{"receipts": sum.Count, "checkpoint_size": sum.CheckpointSize, "checkpoints": sum.Checkpoints, "root": sum.Root}
 	var b *warden.IntegrityBaseline
@@ -327,7 +331,8 @@ func (e *Engine) attestationChecks(ctx context.Context, check map[string]any) st
 		check["integrity"] = "no baseline recorded"
 		return ""
 	case err != nil:
-		return fmt.Sprintf("reading the integrity baseline: %v", err)
+		e.log.Error("re-attestation: reading the integrity baseline", "err", err)
+		return "the integrity baseline could not be read (details in the server log)"
 	case e.integrity == nil:
 		return "an integrity baseline exists but no integrity checker is configured"
 	}

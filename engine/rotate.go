@@ -59,7 +59,10 @@ func (e *Engine) RotateKey(ctx context.Context, p *warden.Principal) (map[string
 	}
 	oldPub := e.currentPubkey()
 	var cp *warden.Checkpoint
-	err = e.store.Update(ctx, func(tx warden.Tx) error {
+	err = e.update(ctx, func(tx warden.Tx) error {
+		if _, err := e.requireProfile(tx, p, "phoenix_rotate_key", e.authority["phoenix_rotate_key"]); err != nil {
+			return err
+		}
 		if _, err := tx.Append(e.draft(ledger.KeyRotationType, warden.ScrollSystem, map[string]any{
 			"old_pubkey": oldPub, "new_pubkey": keys.Verifier, "principal": p.Name, "reversible": false,
 		}, "phoenix", "key-rotation")); err != nil {

@@ -263,11 +263,11 @@ func (e *Engine) CallTool(ctx context.Context, p *warden.Principal, name string,
 		return nil, err
 	}
 	if !Authorized(e.authority, name, prof) {
-		return nil, e.update(ctx, func(tx warden.Tx) error {
-			return e.deny(warden.ReceiptAuthFailure, warden.ScrollIdentity, map[string]any{"tool": name, "principal": p.Name,
-				"profile": prof, "required": e.authority[name]}, warden.EDENIED,
-				"Tool %s requires profile %s or above; %s is %s.", name, e.authority[name], p.Name, prof)
-		})
+		err := warden.Errorf(warden.EDENIED, "Tool %s requires profile %s or above; %s is %s.", name, e.authority[name], p.Name, prof)
+		// Receipted like every refused request, under the same flood limit.
+		e.RecordAuthFailure(ctx, AuthFailure{Status: 403, Code: warden.EDENIED, Reason: err.Message, Principal: p.Name,
+			Method: "tool", Path: name, Tool: name})
+		return nil, err
 	}
 	return t.Call(ctx, e, p, args)
 }

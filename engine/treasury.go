@@ -16,6 +16,10 @@ const (
 	ReceiptTreasuryDeny  = "treasury_denial"
 )
 
+// MaxAmount bounds every amount and balance: receipts are RFC 8785 JSON,
+// whose numbers are exact only up to 2^53-1.
+const MaxAmount = 1<<53 - 1
+
 var budgetID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 // CreateBudgetRequest is treasury_create_budget's arguments.
@@ -44,8 +48,8 @@ func (e *Engine) CreateBudget(ctx context.Context, p *warden.Principal, req Crea
 	if !budgetID.MatchString(req.BudgetID) {
 		return nil, warden.Errorf(warden.EINVALID, "budget_id must be 1-128 letters, digits or ._:- starting with a letter or digit.")
 	}
-	if req.Allocated < 0 {
-		return nil, warden.Errorf(warden.EINVALID, "allocated must not be negative.")
+	if req.Allocated < 0 || req.Allocated > MaxAmount {
+		return nil, warden.Errorf(warden.EINVALID, "allocated must be between 0 and %d.", int64(MaxAmount))
 	}
 	if strings.TrimSpace(req.Currency) == "" || len(req.Currency) > 32 || len(req.Name) > 256 {
 		return nil, warden.Errorf(warden.EINVALID, "currency is required (at most 32 bytes) and name at most 256 bytes.")
@@ -106,8 +110,8 @@ func (e *Engine) Credit(ctx context.Context, p *warden.Principal, req MoveReques
 }
 
 func (e *Engine) move(ctx context.Context, p *warden.Principal, req MoveRequest, kind string) (*MoveResult, error) {
-	if req.Amount <= 0 {
-		return nil, warden.Errorf(warden.EINVALID, "amount must be a positive whole number of units.")
+	if req.Amount <= 0 || req.Amount > MaxAmount {
+		return nil, warden.Errorf(warden.EINVALID, "amount must be a whole number of units between 1 and %d.", int64(MaxAmount))
 	}
 	if len(req.Description) > 1024 || len(req.IdempotencyKey) > 128 {
 		return nil, warden.Errorf(warden.EINVALID, "description is limited to 1024 bytes and idempotency_key to 128.")
@@ -124,6 +128,14 @@ func (e *Engine) move(ctx context.Context, p *warden.Principal, req MoveRequest,
 			return err
 		}
 		denyBody["available"] = b.Balance()
+		// Budgets belong to their creator: others may not spend them, and
+		// only operators may add funds (an agent cannot mint its own).
+		if kind == "debit" && b.CreatedBy != p.Name && !p.HasRole(warden.RoleOperator) {
+			return warden.Errorf(warden.EFORBIDDEN, "Budget %q belongs to %s; %s may not spend from it.", req.BudgetID, b.CreatedBy, p.Name)
+		}
+		if kind == "credit" && !p.HasRole(warden.RoleOperator) {
+			return warden.Errorf(warden.EFORBIDDEN, "Only operators and admins may credit budgets; %s may not.", p.Name)
+		}
 		if b.Drill != e.drill {
 			mode := map[bool]string{true: "a drill budget", false: "a real budget"}[b.Drill]
 			return e.deny(ReceiptTreasuryDeny, warden.ScrollTreasury, denyBody, warden.EDENIED,
@@ -148,6 +160,15 @@ func (e *Engine) move(ctx context.Context, p *warden.Principal, req MoveRequest,
 			}
 			b.Spent += req.Amount
 		} else {
+			total := b.Allocated + b.Credited + req.Amount
+			if total > MaxAmount {
+				return e.deny(ReceiptTreasuryDeny, warden.ScrollTreasury, denyBody, warden.EDENIED,
+					"Credit refused: budget %q would exceed %d units.", req.BudgetID, int64(MaxAmount))
+			}
+			if b.Drill && total > warden.DrillBudgetCeiling {
+				return e.deny(ReceiptTreasuryDeny, warden.ScrollTreasury, denyBody, warden.EDENIED,
+					"Credit refused: drill budgets are capped at %d units; %q would reach %d.", warden.DrillBudgetCeiling, req.BudgetID, total)
+			}
 			b.Credited += req.Amount
 		}
 		if err := tx.UpdateBudget(b); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -40,6 +41,9 @@ func (s *Server) handleTools(w http.ResponseWriter, r *http.Request, _ *warden.P
 func (s *Server) handleTool(w http.ResponseWriter, r *http.Request, p *warden.Principal) error {
 	if _, err := query(r); err != nil {
 		return err
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return warden.Errorf(warden.EINVALID, "Content-Type must be application/json, not %q.", ct)
 	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {

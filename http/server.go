@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,6 +194,12 @@ func (s *Server) dispatch(pattern string, byMethod map[string]*route) http.Handl
 			})
 			return
 		}
+		// In --dev mode any request is admin: refuse browsers on other
+		// sites (CSRF, DNS rebinding) by their Origin and Sec-Fetch-Site.
+		if s.engine.Dev() && crossSite(r) {
+			s.refuse(sw, r, nil, warden.Errorf(warden.EFORBIDDEN, "Cross-site requests are refused in dev mode."))
+			return
+		}
 		var p *warden.Principal
 		if rt.roles != nil {
 			var err error
@@ -277,3 +284,26 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// crossSite reports whether a browser sent r from another site: an Origin
+// that is not a loopback host, or Sec-Fetch-Site cross-site/same-site.
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return true
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}

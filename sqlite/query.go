@@ -22,11 +22,12 @@ const maxCachedStmts = 512
 
 // stmtCache holds prepared statements by query text.
 type stmtCache struct {
-	prep    func(ctx context.Context, query string) (*sql.Stmt, error)
-	mu      sync.Mutex
-	m       map[string]*sql.Stmt
-	warming map[string]bool
-	closed  bool
+	prep     func(ctx context.Context, query string) (*sql.Stmt, error)
+	mu       sync.Mutex
+	m        map[string]*sql.Stmt
+	warming  map[string]bool
+	closed   bool
+	inflight sync.WaitGroup // background preparations, awaited by close
 }
 
 func newStmtCache(prep func(ctx context.Context, query string) (*sql.Stmt, error)) *stmtCache {
@@ -72,7 +73,9 @@ func (c *stmtCache) lookup(q string) *sql.Stmt {
 		c.warming = make(map[string]bool)
 	}
 	c.warming[q] = true
+	c.inflight.Add(1)
 	go func() {
+		defer c.inflight.Done()
 		s, err := c.prep(context.Background(), q)
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -91,8 +94,13 @@ func (c *stmtCache) lookup(q string) *sql.Stmt {
 
 func (c *stmtCache) close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
+	c.mu.Unlock()
+	// A preparation still running holds a pool connection; the pool must
+	// not be closed under it (SQLite would recreate the WAL files late).
+	c.inflight.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var errs []error
 	for q, s := range c.m {
 		errs = append(errs, s.Close())
