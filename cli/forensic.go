@@ -66,6 +66,7 @@ func (e *env) forensicCmd() *cobra.Command {
 	export.Flags().StringVarP(&out, "output", "o", "", "output file (default stdout)")
 
 	var hmacFile, pubFile string
+	var trustEmbedded bool
 	verify := &cobra.Command{
 		Use:   "verify FILE [--hmac-key FILE] [--pubkey FILE]",
 		Short: "Verify a forensic bundle offline and name what was tampered",
@@ -77,6 +78,9 @@ entry is missing, and every incident against its latest receipted state.
 Exit 3 names every failed check.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if hmacFile == "" && pubFile == "" && !trustEmbedded {
+				return usageError{fmt.Errorf("give --pubkey and/or --hmac-key: without a key you trust, a re-signed bundle would verify (--trust-embedded-key checks integrity only)")}
+			}
 			var o forensic.Options
 			if hmacFile != "" {
 				b, err := os.ReadFile(hmacFile)
@@ -125,6 +129,7 @@ Exit 3 names every failed check.`,
 	}
 	verify.Flags().StringVar(&hmacFile, "hmac-key", "", "file with the forensic HMAC key (hex), e.g. DATA/hmac.key")
 	verify.Flags().StringVar(&pubFile, "pubkey", "", "file with the trusted ledger public key, e.g. DATA/ledger.pub")
+	verify.Flags().BoolVar(&trustEmbedded, "trust-embedded-key", false, "check the bundle with the key it carries (proves integrity, not origin)")
 	cmd.AddCommand(export, verify)
 	return cmd
 }

@@ -19,6 +19,7 @@ func TestKeyRotationVerifiesWithTheFirstKeyAlone(t *testing.T) {
 	env := wardentest.MustEnv(t, func(o *engine.Options) { o.Keys = nil })
 	ctx := context.Background()
 	firstPub := strings.TrimSpace(env.Dir.PublicKey)
+	firstSigner := env.Dir.Signer
 	// The phoenix profile is the ladder's business (tested elsewhere); here
 	// the matrix lets the test's admin rotate directly.
 	authority := map[string]warden.Profile{}
@@ -64,11 +65,18 @@ func TestKeyRotationVerifiesWithTheFirstKeyAlone(t *testing.T) {
 	if sum.CheckpointSize != cp.Size {
 		t.Fatalf("summary %+v, latest checkpoint %d", sum, cp.Size)
 	}
-	// A key nobody handed over signs a checkpoint: verification fails.
-	rogue, _ := ledger.GenerateKeys(env.Dir.Origin)
-	rs, _ := note.NewSigner(rogue.Signer)
-	env.MustCredential(t, engine.CredentialSpec{Name: "late", Roles: []warden.Role{warden.RoleRead}})
-	err = env.Store.Update(ctx, func(tx warden.Tx) error {
+	// The retired first key re-signs a later checkpoint on its own (as a
+	// thief of the old key would, after rewriting the tail): refused.
+	env.MustCredential(t, engine.CredentialSpec{Name: "rewritten", Roles: []warden.Role{warden.RoleRead}})
+	putCheckpoint(t, env, firstSigner)
+	if _, err := engine.VerifyStore(ctx, env.Store, ledger.NewVerifier(note.VerifierList(v0), "")); err == nil || !strings.Contains(err.Error(), "retired key") {
+		t.Fatalf("checkpoint by the retired key: %v", err)
+	}
+}
+
+func putCheckpoint(t *testing.T, env *wardentest.Env, signer note.Signer) {
+	t.Helper()
+	err := env.Store.Update(context.Background(), func(tx warden.Tx) error {
 		head, err := tx.Head()
 		if err != nil {
 			return err
@@ -78,7 +86,7 @@ func TestKeyRotationVerifiesWithTheFirstKeyAlone(t *testing.T) {
 			body.Scrolls = append(body.Scrolls, ledger.ScrollRoot{Name: name, Size: s.Size, Root: s.RootHash})
 		}
 		sortScrolls(body.Scrolls)
-		msg, err := ledger.SignCheckpoint(body, rs)
+		msg, err := ledger.SignCheckpoint(body, signer)
 		if err != nil {
 			return err
 		}
@@ -87,6 +95,20 @@ func TestKeyRotationVerifiesWithTheFirstKeyAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestKeyRotationRogueKey(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	ctx := context.Background()
+	v0, _ := note.NewVerifier(strings.TrimSpace(env.Dir.PublicKey))
+	if _, err := env.Engine.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A key nobody handed over signs a checkpoint: verification fails.
+	rogue, _ := ledger.GenerateKeys(env.Dir.Origin)
+	rs, _ := note.NewSigner(rogue.Signer)
+	env.MustCredential(t, engine.CredentialSpec{Name: "late", Roles: []warden.Role{warden.RoleRead}})
+	putCheckpoint(t, env, rs)
 	if _, err := engine.VerifyStore(ctx, env.Store, ledger.NewVerifier(note.VerifierList(v0), "")); err == nil || !strings.Contains(err.Error(), "neither given nor handed over") {
 		t.Fatalf("rogue checkpoint: %v", err)
 	}

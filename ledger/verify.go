@@ -93,6 +93,7 @@ func writtenAs(r *warden.Receipt, stored []byte) (uint64, bool) {
 
 type checkpointAt struct {
 	body *CheckpointBody
+	msg  []byte // the signed note, re-checked against the newest key
 }
 
 // Verifier rebuilds a log from its receipts in seq order and checks it
@@ -114,8 +115,13 @@ type Verifier struct {
 	verified    uint64       // size of the largest checkpoint the rebuilt log matched
 	bad         []badClaim   // failed checkpoints, blamed once all are registered
 	pending     []pendingKey // handed-over keys awaiting a trusted checkpoint
-	deferred    []deferredCheckpoint
-	err         *VerifyError // the lowest failure so far
+	// newest is the last handed-over key, trusted from newestFrom on:
+	// checkpoints beyond it must carry its signature, so a retired key
+	// (perhaps the compromised one) cannot vouch for anything later.
+	newest     note.Verifier
+	newestFrom uint64
+	deferred   []deferredCheckpoint
+	err        *VerifyError // the lowest failure so far
 	// AllowUnanchored accepts receipts after the newest checkpoint (a live
 	// log between checkpoints). By default they fail verification, since
 	// nothing signed vouches for them.
@@ -207,7 +213,7 @@ func (v *Verifier) AddCheckpoint(msg []byte) error {
 	}
 	v.checkpoints = append(v.checkpoints, checkpointAt{})
 	copy(v.checkpoints[i+1:], v.checkpoints[i:])
-	v.checkpoints[i] = checkpointAt{body: c}
+	v.checkpoints[i] = checkpointAt{body: c, msg: msg}
 	return nil
 }
 
@@ -359,6 +365,13 @@ func (v *Verifier) failReceipt(r *warden.Receipt, err error) {
 // checkAt compares the rebuilt tree with a checkpoint of the same size.
 func (v *Verifier) checkAt(c *CheckpointBody) {
 	from := v.coveredBelow(c.Size)
+	if v.newest != nil && c.Size > v.newestFrom {
+		msg := v.checkpointMsg(c.Size)
+		if _, err := note.Open(msg, note.VerifierList(v.newest)); err != nil {
+			v.fail(from, fmt.Sprintf("checkpoint at size %d is not signed by the key the log was handed over to at size %d: a retired key cannot vouch for later receipts", c.Size, v.newestFrom))
+			return
+		}
+	}
 	if root := v.tree.Root(); !bytes.Equal(root, c.Root) {
 		v.fail(from, fmt.Sprintf("Merkle root of receipts %d..%d is %s but the signed checkpoint at size %d says %s: a receipt in that range was rewritten with recomputed hashes",
 			from, c.Size-1, b64(root), c.Size, b64(c.Root)))
@@ -393,6 +406,16 @@ func (v *Verifier) lastCheckpoint() uint64 {
 	return last
 }
 
+// checkpointMsg returns the signed note registered for size.
+func (v *Verifier) checkpointMsg(size uint64) []byte {
+	for _, c := range v.checkpoints {
+		if c.body.Size == size {
+			return c.msg
+		}
+	}
+	return nil
+}
+
 // noteHandOver records a key hand-over receipt appended to the log.
 func (v *Verifier) noteHandOver(r *warden.Receipt) {
 	var body struct {
@@ -414,6 +437,7 @@ func (v *Verifier) trustHandOvers(size uint64) {
 	for _, p := range v.pending {
 		if p.seq < size {
 			v.known.extra = append(v.known.extra, p.key)
+			v.newest, v.newestFrom = p.key, size
 			added = true
 		} else {
 			kept = append(kept, p)
