@@ -137,6 +137,9 @@ func (l *Ladder) Validate() error {
 		if h.From.Rank() == 0 || h.To.Rank() != h.From.Rank()+1 {
 			return Errorf(EINVALID, "Ladder hop %d (%s → %s) is not an adjacent upward hop.", i, h.From, h.To)
 		}
+		if h.AutoDeescalate && !h.Reversible {
+			return Errorf(EINVALID, "Ladder hop %s → %s auto-de-escalates but is not reversible; a TTL cannot undo an irreversible hop.", h.From, h.To)
+		}
 		if h.DefaultTTL < 0 || h.MaxTTL < 0 || (h.MaxTTL > 0 && h.DefaultTTL > h.MaxTTL) {
 			return Errorf(EINVALID, "Ladder hop %s → %s has invalid TTLs.", h.From, h.To)
 		}

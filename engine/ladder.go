@@ -228,6 +228,16 @@ func (e *Engine) Escalate(ctx context.Context, p *warden.Principal, req Escalate
 	err = e.update(ctx, func(tx warden.Tx) error {
 		// Hops whose TTL passed come down first (receipted), so an
 		// escalation never stands on an expired one.
+		if subject != p.Name {
+			// Acting on another principal: it must exist and be active,
+			// so no profile waits for a credential created later.
+			c, err := tx.Credential(subject)
+			if warden.ErrorCode(err) == warden.ENOTFOUND || (err == nil && c.RevokedAt != nil) {
+				return warden.Errorf(warden.EINVALID, "Subject %q is not an active principal.", subject)
+			} else if err != nil {
+				return err
+			}
+		}
 		expired, stack, err := e.expireSubject(tx, subject, now)
 		if err != nil {
 			return err
