@@ -21,19 +21,30 @@ func asError(err error, target **warden.Error) bool { return errors.As(err, targ
 // (see package jsonx, the one decoder every transport shares).
 func DecodeJSON(data []byte, v any) error { return jsonx.Decode(data, v) }
 
-// readJSON reads the request body (at most MaxBodyBytes) and decodes it.
+// readJSON reads the request body (see readBody) and decodes it strictly.
 func readJSON(r *http.Request, v any) error {
+	data, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return DecodeJSON(data, v)
+}
+
+// readBody reads a JSON request body: at most MaxBodyBytes, and a
+// Content-Type, if any, of application/json (a browser's cross-site form
+// post cannot send that without a preflight).
+func readBody(r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return warden.Errorf(warden.EINVALID, "Content-Type must be application/json, not %q.", ct)
+		return nil, warden.Errorf(warden.EINVALID, "Content-Type must be application/json, not %q.", ct)
 	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
-		return warden.Errorf(warden.EINVALID, "Request body could not be read.")
+		return nil, warden.Errorf(warden.EINVALID, "Request body could not be read.")
 	}
 	if len(data) > MaxBodyBytes {
-		return warden.Errorf(warden.ETOOLARGE, "Request body exceeds %d bytes.", MaxBodyBytes)
+		return nil, warden.Errorf(warden.ETOOLARGE, "Request body exceeds %d bytes.", MaxBodyBytes)
 	}
-	return DecodeJSON(data, v)
+	return data, nil
 }
 
 // query validates the query string against the allowed parameter names, so

@@ -2,9 +2,7 @@ package http
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
-	"strings"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -42,15 +40,9 @@ func (s *Server) handleTool(w http.ResponseWriter, r *http.Request, p *warden.Pr
 	if _, err := query(r); err != nil {
 		return err
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return warden.Errorf(warden.EINVALID, "Content-Type must be application/json, not %q.", ct)
-	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	data, err := readBody(r)
 	if err != nil {
-		return warden.Errorf(warden.EINVALID, "Request body could not be read.")
-	}
-	if len(data) > MaxBodyBytes {
-		return warden.Errorf(warden.ETOOLARGE, "Request body exceeds %d bytes.", MaxBodyBytes)
+		return err
 	}
 	res, err := s.engine.CallTool(r.Context(), p, r.PathValue("tool"), json.RawMessage(data))
 	if err != nil {
