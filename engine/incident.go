@@ -119,6 +119,14 @@ func (e *Engine) incidentDraft(typ string, inc *warden.Incident, principal strin
 	return d
 }
 
+// incidentNote is an incident receipt that refers to the incident instead
+// of carrying its snapshot: used beside the incident_reported receipt of
+// the same transaction, which already holds the snapshot after this change.
+func (e *Engine) incidentNote(typ string, inc *warden.Incident, principal string, detail any) warden.Draft {
+	body := map[string]any{"incident_id": inc.ID, "class": inc.Class, "severity": inc.Severity, "principal": principal, "detail": detail}
+	return e.draft(typ, warden.ScrollIncident, body, "incident", inc.Class, string(inc.Severity))
+}
+
 // canonicalIncidentBody writes an incidentBody directly in RFC 8785 form
 // (members in key order: detail, incident, policy_digest, principal), so
 // the store, which runs every write on one goroutine, only checks it
@@ -302,7 +310,7 @@ func (e *Engine) report(ctx context.Context, p *warden.Principal, req ReportRequ
 		if window != nil {
 			detail := map[string]any{"from": inc.EscalatedFrom, "to": inc.Severity, "threshold": window.Threshold,
 				"window_seconds": int(window.Window.Seconds()), "rule": fmt.Sprintf("%d %s incidents within %s escalate to %s", window.Threshold, window.Class, window.Window, window.Raise)}
-			if _, err := tx.Append(e.incidentDraft(ReceiptSeverityRaised, inc, p.Name, detail)); err != nil {
+			if _, err := tx.Append(e.incidentNote(ReceiptSeverityRaised, inc, p.Name, detail)); err != nil {
 				return err
 			}
 			if err := e.enqueueWebhooks(tx, ps, warden.EventEscalation, inc, now); err != nil {
@@ -321,7 +329,7 @@ func (e *Engine) report(ctx context.Context, p *warden.Principal, req ReportRequ
 			if err := tx.PutRequirement(r); err != nil {
 				return err
 			}
-			if _, err := tx.Append(e.incidentDraft(ReceiptRecoveryRequired, inc, p.Name, r)); err != nil {
+			if _, err := tx.Append(e.incidentNote(ReceiptRecoveryRequired, inc, p.Name, r)); err != nil {
 				return err
 			}
 		}

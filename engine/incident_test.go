@@ -23,10 +23,13 @@ import (
 
 // incidentReceipt is the body every incident receipt carries.
 type incidentReceipt struct {
-	Incident  warden.Incident `json:"incident"`
-	Principal string          `json:"principal"`
-	Detail    json.RawMessage `json:"detail"`
-	Tags      []string        `json:"-"`
+	Incident warden.Incident `json:"incident"`
+	// IncidentID names the incident in receipts that sit beside the one
+	// carrying its snapshot (severity raised, recovery required).
+	IncidentID string          `json:"incident_id"`
+	Principal  string          `json:"principal"`
+	Detail     json.RawMessage `json:"detail"`
+	Tags       []string        `json:"-"`
 }
 
 // receiptsOf returns the receipts of type typ about incident id, oldest first.
@@ -38,7 +41,7 @@ func receiptsOf(t *testing.T, env *wardentest.Env, typ, id string) []incidentRec
 		if err := json.Unmarshal(r.Body, &b); err != nil {
 			t.Fatalf("receipt %d: %v", r.Seq, err)
 		}
-		if b.Incident.ID == id {
+		if b.Incident.ID == id || b.IncidentID == id {
 			b.Tags = r.Tags
 			out = append(out, b)
 		}
