@@ -124,7 +124,7 @@ func TestAppendOnlyTriggers(t *testing.T) {
 		{"delete receipt", "DELETE FROM receipts WHERE seq = 3"},
 		{"delete all receipts", "DELETE FROM receipts"},
 		{"update node", "UPDATE merkle_nodes SET hash = zeroblob(32)"},
-		{"delete node", "DELETE FROM merkle_nodes WHERE level = 1 AND idx = 0"},
+		{"delete node", "DELETE FROM merkle_nodes WHERE level = 2 AND idx = 0"},
 		{"update checkpoint", "UPDATE checkpoints SET note = 'x'"},
 		{"delete checkpoint", "DELETE FROM checkpoints"},
 	}

@@ -127,6 +127,9 @@ func (t *writeTx) Append(d warden.Draft) (*warden.Receipt, error) {
 		return nil, t.failed("Append", err)
 	}
 	for _, n := range nodes {
+		if n.level == 1 {
+			continue // recomputed from its two leaves on read (MerkleHashes)
+		}
 		if _, err := t.w.q.exec(sqlInsertNode, int64(n.level), int64(n.index), n.hash); err != nil {
 			return nil, t.failed("Append", err)
 		}

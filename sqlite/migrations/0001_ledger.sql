@@ -32,8 +32,10 @@ BEGIN
 	SELECT RAISE(ABORT, 'receipts are append-only');
 END;
 
--- Interior nodes (level >= 1) of the global RFC 6962 tree, written as they
--- complete. Leaves are receipts.leaf_hash.
+-- Interior nodes (level >= 2) of the global RFC 6962 tree, written as they
+-- complete. Leaves are receipts.leaf_hash; level-1 nodes are not stored
+-- (half the node inserts on the append path): a read hashes their two
+-- leaves.
 CREATE TABLE merkle_nodes (
 	level INTEGER NOT NULL CHECK (level >= 1),
 	idx   INTEGER NOT NULL CHECK (idx >= 0),
