@@ -324,7 +324,7 @@ func BenchmarkDebit(b *testing.B) {
 	env := wardentest.MustEnv(b)
 	ctx := context.Background()
 	op := agent("a")
-	env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b", Allocated: 1 << 60, Currency: "U"})
+	env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b", Allocated: engine.MaxAmount, Currency: "U"})
 	b.SetParallelism(32)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -364,7 +364,7 @@ func BenchmarkGovernanceSerialLatency(b *testing.B) {
 	env := wardentest.MustEnv(b)
 	ctx := context.Background()
 	op := agent("solo")
-	env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b", Allocated: 1 << 60, Currency: "U"})
+	env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b", Allocated: engine.MaxAmount, Currency: "U"})
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
