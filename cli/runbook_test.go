@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -201,4 +200,3 @@ func getRaw(t *testing.T, url string) string {
 	return b.String()
 }
 
-var _ = json.Marshal
