@@ -199,4 +199,3 @@ func getRaw(t *testing.T, url string) string {
 	}
 	return b.String()
 }
-
