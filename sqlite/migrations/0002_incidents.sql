@@ -10,9 +10,11 @@ CREATE TABLE counters (
 	value INTEGER NOT NULL CHECK (value >= 0)
 ) STRICT;
 
+-- number is the rowid (one B-tree fewer to write per report than a
+-- separate key); id is unique beside it.
 CREATE TABLE incidents (
-	id                  TEXT PRIMARY KEY,
-	number              INTEGER NOT NULL UNIQUE,
+	number              INTEGER PRIMARY KEY CHECK (number > 0),
+	id                  TEXT NOT NULL UNIQUE,
 	class               TEXT NOT NULL,
 	severity_rank       INTEGER NOT NULL CHECK (severity_rank BETWEEN 1 AND 4),
 	state               TEXT NOT NULL,
