@@ -43,12 +43,10 @@ func (e *env) credentialCmd() *cobra.Command {
 					return err
 				}
 			} else {
-				l, err := e.openLocal(nil)
-				if err != nil {
+				if err := e.withLocal(func(l *local) (err error) {
+					c, err = l.engine.AddCredential(e.ctx, cliPrincipal(), spec)
 					return err
-				}
-				defer l.Close()
-				if c, err = l.engine.AddCredential(e.ctx, cliPrincipal(), spec); err != nil {
+				}); err != nil {
 					return err
 				}
 			}
@@ -79,12 +77,10 @@ func (e *env) credentialCmd() *cobra.Command {
 				}
 				creds = out.Credentials
 			} else {
-				l, err := e.openLocal(nil)
-				if err != nil {
+				if err := e.withLocal(func(l *local) (err error) {
+					creds, err = l.engine.Credentials(e.ctx, cliPrincipal())
 					return err
-				}
-				defer l.Close()
-				if creds, err = l.engine.Credentials(e.ctx, cliPrincipal()); err != nil {
+				}); err != nil {
 					return err
 				}
 			}
@@ -115,12 +111,10 @@ func (e *env) credentialCmd() *cobra.Command {
 					return err
 				}
 			} else {
-				l, err := e.openLocal(nil)
-				if err != nil {
+				if err := e.withLocal(func(l *local) (err error) {
+					c, err = l.engine.RevokeCredential(e.ctx, cliPrincipal(), args[0])
 					return err
-				}
-				defer l.Close()
-				if c, err = l.engine.RevokeCredential(e.ctx, cliPrincipal(), args[0]); err != nil {
+				}); err != nil {
 					return err
 				}
 			}

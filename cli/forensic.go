@@ -4,12 +4,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
-	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/forensic"
 	"github.com/warden-sh/warden/ledger"
 )
@@ -22,45 +20,15 @@ func (e *env) forensicCmd() *cobra.Command {
 		Short: "Download a forensic bundle from the server (forensic role)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := e.api()
-			req, err := http.NewRequestWithContext(e.ctx, "GET", c.base+"/api/v1/forensic/export", nil)
+			body, err := e.api().open("GET", "/api/v1/forensic/export", nil)
 			if err != nil {
 				return err
 			}
-			if c.token != "" {
-				req.Header.Set("Authorization", "Bearer "+c.token)
-			}
-			resp, err := (&http.Client{}).Do(req)
-			if err != nil {
+			defer body.Close()
+			return e.writeOutput(out, 0o600, func(w io.Writer) error {
+				_, err := io.Copy(w, body)
 				return err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-				return warden.Errorf(warden.EINTERNAL, "export: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
-			}
-			w := io.Writer(e.stdout)
-			var f *os.File
-			if out != "" && out != "-" {
-				if f, err = os.OpenFile(out+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-					return err
-				}
-				w = f
-			}
-			if _, err := io.Copy(w, resp.Body); err != nil {
-				return err
-			}
-			if f != nil {
-				if err := f.Sync(); err != nil {
-					return err
-				}
-				f.Close()
-				if err := os.Rename(out+".tmp", out); err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stderr, "forensic bundle written to %s\n", out)
-			}
-			return nil
+			})
 		},
 	}
 	export.Flags().StringVarP(&out, "output", "o", "", "output file (default stdout)")

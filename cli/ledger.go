@@ -26,40 +26,9 @@ func (e *env) exportCmd() *cobra.Command {
 		Short: "Write every receipt as JSON Lines, after every signed checkpoint",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := e.openLocal(nil)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			w := io.Writer(e.stdout)
-			var f *os.File
-			if out != "" && out != "-" {
-				tmp := out + ".tmp"
-				if f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
-					return err
-				}
-				w = f
-			}
-			if err := l.engine.Export(e.ctx, w, l.dir.Origin); err != nil {
-				if f != nil {
-					f.Close()
-					os.Remove(f.Name())
-				}
-				return err
-			}
-			if f != nil {
-				if err := f.Sync(); err != nil {
-					return err
-				}
-				if err := f.Close(); err != nil {
-					return err
-				}
-				if err := os.Rename(f.Name(), out); err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stderr, "exported to %s\n", out)
-			}
-			return nil
+			return e.withLocal(func(l *local) error {
+				return e.writeOutput(out, 0o644, func(w io.Writer) error { return l.engine.Export(e.ctx, w, l.dir.Origin) })
+			})
 		},
 	}
 	receipts.Flags().StringVarP(&out, "output", "o", "", "output file (default stdout)")
@@ -230,12 +199,10 @@ func (e *env) receiptsCmd() *cobra.Command {
 				}
 				list = out.Receipts
 			} else {
-				l, err := e.openLocal(nil)
-				if err != nil {
+				if err := e.withLocal(func(l *local) (err error) {
+					list, err = l.engine.Receipts(e.ctx, f)
 					return err
-				}
-				defer l.Close()
-				if list, err = l.engine.Receipts(e.ctx, f); err != nil {
+				}); err != nil {
 					return err
 				}
 			}
@@ -272,12 +239,10 @@ func (e *env) receiptsCmd() *cobra.Command {
 					return err
 				}
 			} else {
-				l, err := e.openLocal(nil)
-				if err != nil {
+				if err := e.withLocal(func(l *local) (err error) {
+					rp, err = l.engine.Receipt(e.ctx, seq)
 					return err
-				}
-				defer l.Close()
-				if rp, err = l.engine.Receipt(e.ctx, seq); err != nil {
+				}); err != nil {
 					return err
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/warden-sh/warden/engine"
@@ -30,4 +31,45 @@ func peekHeader(name string) (*engine.ExportHeader, error) {
 		return nil, fmt.Errorf("%s: export header: %w", name, err)
 	}
 	return &h, nil
+}
+
+// writeOutput hands write stdout, or, for a path, a temporary file that
+// is fsync'd and renamed into place only when write succeeds, so a failed
+// export never leaves a file that looks complete.
+func (e *env) writeOutput(path string, mode os.FileMode, write func(io.Writer) error) error {
+	if path == "" || path == "-" {
+		return write(e.stdout)
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	fmt.Fprintf(e.stderr, "written to %s\n", path)
+	return nil
+}
+
+// withLocal opens the data directory's store and engine for fn and closes
+// them after.
+func (e *env) withLocal(fn func(l *local) error) error {
+	l, err := e.openLocal(nil)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	return fn(l)
 }

@@ -252,7 +252,13 @@ func (a *HTTPActuator) post(ctx context.Context, p *warden.ContainmentPolicy, c 
 			return attempts, nil
 		}
 		last = err
-		if !retry || ctx.Err() != nil {
+		if cerr := ctx.Err(); cerr != nil && retry {
+			// Say why retrying stopped, however the race between the
+			// answer and the cancellation went.
+			last = fmt.Errorf("%v; canceled, not retried: %v", err, cerr)
+			break
+		}
+		if !retry {
 			break
 		}
 	}

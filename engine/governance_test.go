@@ -433,3 +433,83 @@ func TestQuorumAndSignedApprovals(t *testing.T) {
 		t.Fatalf("quorum met: %+v %v", res, err)
 	}
 }
+
+// TestEscalateOnThreatThresholds: observer → operator at any confidence,
+// operator → guardian from 0.8, guardian → phoenix from 0.95 (and phoenix
+// still needs approval); below the threshold the seed's sentence is
+// returned, escalated false, and the refusal is receipted.
+func TestEscalateOnThreatThresholds(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	ctx := context.Background()
+	a := agent("sensor")
+	call := func(conf float64) (any, error) {
+		return env.Engine.CallTool(ctx, a, "escalate_on_threat", json.RawMessage(fmt.Sprintf(`{"threat_id":"t","threat_type":"x","confidence":%g}`, conf)))
+	}
+	if res, err := call(0.1); err != nil || res.(*engine.EscalateResult).ToProfile != warden.ProfileOperator {
+		t.Fatalf("observer at 0.1: %v %v", res, err)
+	}
+	before := len(receiptsOfType(t, env, engine.ReceiptEscalationDenied))
+	_, err := call(0.79)
+	var we *warden.Error
+	if !errors.As(err, &we) || we.Message != "Confidence 0.79 insufficient for escalation from operator" || we.Data["escalated"] != false {
+		t.Fatalf("operator at 0.79: %#v", err)
+	}
+	if n := len(receiptsOfType(t, env, engine.ReceiptEscalationDenied)); n != before+1 {
+		t.Fatalf("insufficient confidence not receipted")
+	}
+	if res, err := call(0.8); err != nil || res.(*engine.EscalateResult).ToProfile != warden.ProfileGuardian {
+		t.Fatalf("operator at 0.8: %v %v", res, err)
+	}
+	if _, err := call(0.94); !strings.Contains(warden.ErrorMessage(err), "insufficient for escalation from guardian") {
+		t.Fatalf("guardian at 0.94: %v", err)
+	}
+	if _, err := call(0.95); !strings.Contains(warden.ErrorMessage(err), "Escalation to phoenix requires approval") {
+		t.Fatalf("guardian at 0.95: %v", err)
+	}
+}
+
+// TestSovereignIsIrreversibleWithoutOverride: phoenix → sovereign needs a
+// sovereign_override with approval; it then falls only to sovereign_revoke
+// by an admin, with the seed's sentence otherwise.
+func TestSovereignIsIrreversibleWithoutOverride(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	ctx := context.Background()
+	a := agent("crisis")
+	approver := &warden.Principal{Name: "appr", Roles: []warden.Role{warden.RoleApprover}}
+	env.MustCredential(t, engine.CredentialSpec{Name: "appr", Roles: []warden.Role{warden.RoleApprover}})
+	mustEscalate(t, env, a, warden.ProfileOperator)
+	mustEscalate(t, env, a, warden.ProfileGuardian)
+	approve := func(to warden.Profile, typ string) *engine.EscalateResult {
+		t.Helper()
+		req := engine.EscalateRequest{ToProfile: string(to), EscalationType: typ, Reason: "r"}
+		_, err := env.Engine.Escalate(ctx, a, req)
+		var we *warden.Error
+		if !errors.As(err, &we) || we.Data["request_digest"] == nil {
+			t.Fatalf("escalate to %s without approval: %v", to, err)
+		}
+		if _, err := env.Engine.Approve(ctx, approver, we.Data["request_digest"].(string)); err != nil {
+			t.Fatal(err)
+		}
+		req.ApprovedBy = engine.StringList{"appr"}
+		res, err := env.Engine.Escalate(ctx, a, req)
+		if err != nil {
+			t.Fatalf("escalate to %s: %v", to, err)
+		}
+		return res
+	}
+	approve(warden.ProfilePhoenix, "crisis_declared")
+	sov := approve(warden.ProfileSovereign, "sovereign_override")
+	if sov.Reversible || sov.ExpiresAt != nil {
+		t.Fatalf("sovereign hop: %+v", sov)
+	}
+	if _, err := env.Engine.Deescalate(ctx, a, sov.EscalationID, warden.DeescalationOperatorRelease, ""); warden.ErrorMessage(err) != fmt.Sprintf("Escalation %s is not reversible without sovereign override", sov.EscalationID) {
+		t.Fatalf("release of sovereign: %v", err)
+	}
+	if _, err := env.Engine.Deescalate(ctx, &warden.Principal{Name: "op", Roles: []warden.Role{warden.RoleOperator}}, sov.EscalationID, warden.DeescalationSovereignRevoke, ""); warden.ErrorCode(err) != warden.EDENIED {
+		t.Fatalf("sovereign_revoke by a non-admin: %v", err)
+	}
+	res, err := env.Engine.Deescalate(ctx, &warden.Principal{Name: "human", Roles: []warden.Role{warden.RoleAdmin}}, sov.EscalationID, warden.DeescalationSovereignRevoke, "")
+	if err != nil || res.ToProfile != warden.ProfileObserver || len(res.Hops) != 4 {
+		t.Fatalf("sovereign_revoke by an admin: %+v %v", res, err)
+	}
+}

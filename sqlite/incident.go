@@ -160,18 +160,9 @@ func decodeIncident(rec string) (*warden.Incident, error) {
 
 // Incident returns one incident.
 func (r *reader) Incident(id string) (*warden.Incident, error) {
-	var rec string
-	err := r.q.queryRow("SELECT record FROM incidents WHERE id = ?", id).Scan(&rec)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", id)
-	} else if err != nil {
-		return nil, fmt.Errorf("sqlite.Incident: %w", err)
-	}
-	i, err := decodeIncident(rec)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite.Incident: %w", err)
-	}
-	return i, nil
+	return getRecord[warden.Incident](r, "Incident", func() error {
+		return warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", id)
+	}, "SELECT record FROM incidents WHERE id = ?", id)
 }
 
 // Incidents streams incidents page by page in listing order.
@@ -308,18 +299,9 @@ func (t *writeTx) PutRequirement(req *warden.RecoveryRequirement) error {
 
 // Requirement returns an incident's recovery requirement.
 func (r *reader) Requirement(id string) (*warden.RecoveryRequirement, error) {
-	var rec string
-	err := r.q.queryRow("SELECT record FROM recovery_requirements WHERE incident_id = ?", id).Scan(&rec)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, warden.Errorf(warden.ENOTFOUND, "Incident %q has no recovery requirement.", id)
-	} else if err != nil {
-		return nil, fmt.Errorf("sqlite.Requirement: %w", err)
-	}
-	var req warden.RecoveryRequirement
-	if err := json.Unmarshal([]byte(rec), &req); err != nil {
-		return nil, fmt.Errorf("sqlite.Requirement: %w", err)
-	}
-	return &req, nil
+	return getRecord[warden.RecoveryRequirement](r, "Requirement", func() error {
+		return warden.Errorf(warden.ENOTFOUND, "Incident %q has no recovery requirement.", id)
+	}, "SELECT record FROM recovery_requirements WHERE incident_id = ?", id)
 }
 
 // Requirements streams requirements, oldest first.
@@ -328,28 +310,9 @@ func (r *reader) Requirements(pendingOnly bool, fn func(*warden.RecoveryRequirem
 	if pendingOnly {
 		q = "SELECT record FROM recovery_requirements WHERE complete = 0 ORDER BY created_ns, incident_id"
 	}
-	rows, err := r.q.query(q)
+	list, err := listRecords[warden.RecoveryRequirement](r, "Requirements", q)
 	if err != nil {
-		return fmt.Errorf("sqlite.Requirements: %w", err)
-	}
-	var list []*warden.RecoveryRequirement
-	for rows.Next() {
-		var rec string
-		if err := rows.Scan(&rec); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite.Requirements: %w", err)
-		}
-		var req warden.RecoveryRequirement
-		if err := json.Unmarshal([]byte(rec), &req); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite.Requirements: %w", err)
-		}
-		list = append(list, &req)
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return fmt.Errorf("sqlite.Requirements: %w", err)
+		return err
 	}
 	for _, req := range list {
 		if err := fn(req); err != nil {
@@ -361,28 +324,9 @@ func (r *reader) Requirements(pendingOnly bool, fn func(*warden.RecoveryRequirem
 
 // PendingContainment streams incidents whose containment is unrecorded.
 func (r *reader) PendingContainment(fn func(*warden.Incident) error) error {
-	rows, err := r.q.query("SELECT record FROM incidents WHERE containment_pending = 1 ORDER BY number")
+	list, err := listRecords[warden.Incident](r, "PendingContainment", "SELECT record FROM incidents WHERE containment_pending = 1 ORDER BY number")
 	if err != nil {
-		return fmt.Errorf("sqlite.PendingContainment: %w", err)
-	}
-	var list []*warden.Incident
-	for rows.Next() {
-		var rec string
-		if err := rows.Scan(&rec); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite.PendingContainment: %w", err)
-		}
-		i, err := decodeIncident(rec)
-		if err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite.PendingContainment: %w", err)
-		}
-		list = append(list, i)
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return fmt.Errorf("sqlite.PendingContainment: %w", err)
+		return err
 	}
 	for _, i := range list {
 		if err := fn(i); err != nil {
@@ -413,18 +357,9 @@ func (t *writeTx) PutIntegrityBaseline(b *warden.IntegrityBaseline) error {
 
 // IntegrityBaseline returns the baseline.
 func (r *reader) IntegrityBaseline() (*warden.IntegrityBaseline, error) {
-	var rec string
-	err := r.q.queryRow("SELECT record FROM integrity_baseline WHERE id = 1").Scan(&rec)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, warden.Errorf(warden.ENOTFOUND, "No integrity baseline is recorded.")
-	} else if err != nil {
-		return nil, fmt.Errorf("sqlite.IntegrityBaseline: %w", err)
-	}
-	var b warden.IntegrityBaseline
-	if err := json.Unmarshal([]byte(rec), &b); err != nil {
-		return nil, fmt.Errorf("sqlite.IntegrityBaseline: %w", err)
-	}
-	return &b, nil
+	return getRecord[warden.IntegrityBaseline](r, "IntegrityBaseline", func() error {
+		return warden.Errorf(warden.ENOTFOUND, "No integrity baseline is recorded.")
+	}, "SELECT record FROM integrity_baseline WHERE id = 1")
 }
 
 func validDelivery(d *warden.Delivery) error {
@@ -494,48 +429,16 @@ func (t *writeTx) UpdateDelivery(d *warden.Delivery) error {
 	return nil
 }
 
-func (r *reader) deliveries(q string, args ...any) ([]*warden.Delivery, error) {
-	rows, err := r.q.query(q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []*warden.Delivery{}
-	for rows.Next() {
-		var rec string
-		if err := rows.Scan(&rec); err != nil {
-			return nil, err
-		}
-		var d warden.Delivery
-		if err := json.Unmarshal([]byte(rec), &d); err != nil {
-			return nil, err
-		}
-		out = append(out, &d)
-	}
-	return out, rows.Err()
-}
-
 // DueDeliveries returns pending deliveries due at now, oldest first.
 func (r *reader) DueDeliveries(now time.Time, limit int) ([]*warden.Delivery, error) {
-	out, err := r.deliveries(`SELECT record FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ns <= ?
+	return listRecords[warden.Delivery](r, "DueDeliveries", `SELECT record FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ns <= ?
 		ORDER BY next_attempt_ns, id LIMIT ?`, now.UnixNano(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite.DueDeliveries: %w", err)
-	}
-	return out, nil
 }
 
 // Deliveries returns an incident's (or all) recent deliveries, newest first.
 func (r *reader) Deliveries(incidentID string, limit int) ([]*warden.Delivery, error) {
-	var out []*warden.Delivery
-	var err error
 	if incidentID == "" {
-		out, err = r.deliveries("SELECT record FROM webhook_deliveries ORDER BY id DESC LIMIT ?", limit)
-	} else {
-		out, err = r.deliveries("SELECT record FROM webhook_deliveries WHERE incident_id = ? ORDER BY id DESC LIMIT ?", incidentID, limit)
+		return listRecords[warden.Delivery](r, "Deliveries", "SELECT record FROM webhook_deliveries ORDER BY id DESC LIMIT ?", limit)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("sqlite.Deliveries: %w", err)
-	}
-	return out, nil
+	return listRecords[warden.Delivery](r, "Deliveries", "SELECT record FROM webhook_deliveries WHERE incident_id = ? ORDER BY id DESC LIMIT ?", incidentID, limit)
 }
