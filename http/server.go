@@ -28,6 +28,7 @@ type Server struct {
 	engine   *engine.Engine
 	version  string
 	log      *slog.Logger
+	idle     time.Duration
 	registry *prometheus.Registry
 	mux      *http.ServeMux
 	routes   map[string]map[string]*route // pattern → method → route
@@ -58,7 +59,16 @@ type Options struct {
 	// Mount adds handlers of other transports (e.g. "/mcp") to the same
 	// listener; they authenticate for themselves.
 	Mount map[string]http.Handler
+	// WriteIdle bounds how long one write of an API response may wait for
+	// the client to read (default DefaultWriteIdle). A client that stops
+	// reading a streamed listing or export is cut off after it, so it
+	// cannot hold the stream's read snapshot, and with it the store's
+	// checkpointing, open forever. Mounted handlers are not bounded.
+	WriteIdle time.Duration
 }
+
+// DefaultWriteIdle is Options.WriteIdle's default.
+const DefaultWriteIdle = 30 * time.Second
 
 // NewServer builds the API's routes.
 func NewServer(o Options) *Server {
@@ -68,10 +78,14 @@ func NewServer(o Options) *Server {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
+	if o.WriteIdle <= 0 {
+		o.WriteIdle = DefaultWriteIdle
+	}
 	s := &Server{
 		engine:   o.Engine,
 		version:  o.Version,
 		log:      o.Logger,
+		idle:     o.WriteIdle,
 		registry: o.Registry,
 		mux:      http.NewServeMux(),
 		routes:   map[string]map[string]*route{},
@@ -162,7 +176,7 @@ type RouteInfo struct {
 func (s *Server) dispatch(pattern string, byMethod map[string]*route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK, rc: http.NewResponseController(w), idle: s.idle}
 		var principal string
 		defer func() {
 			d := time.Since(start)
@@ -273,13 +287,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// statusWriter records the status of an API response and gives each write
+// the server's WriteIdle to reach the client.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	rc     *http.ResponseController
+	idle   time.Duration
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.extend()
+	return w.ResponseWriter.Write(b)
+}
+
+// extend moves the write deadline to idle from now. The last one set also
+// bounds the flush after the handler returns; net/http then clears it, so
+// it never reaches the connection's next request (an MCP event stream,
+// say). Writers that cannot take a deadline (test recorders) are left
+// unbounded.
+func (w *statusWriter) extend() {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
+	w.extend()
 	w.ResponseWriter.WriteHeader(code)
 }
 

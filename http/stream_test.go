@@ -1,0 +1,159 @@
+package http_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+	wardenhttp "github.com/warden-sh/warden/http"
+	"github.com/warden-sh/warden/wardentest"
+)
+
+// smallBuffers accepts connections whose kernel send buffer is small, so a
+// client that stops reading stalls the server after little data.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+// serveIdle serves the API with the given write idle bound and mounts.
+func serveIdle(t *testing.T, env *wardentest.Env, idle time.Duration, reg *prometheus.Registry, mount map[string]http.Handler) string {
+	t.Helper()
+	api := wardenhttp.NewServer(wardenhttp.Options{Engine: env.Engine, Registry: reg, WriteIdle: idle, Mount: mount})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(smallBuffers{ln})
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// finished returns how many requests to route have returned from their
+// handler, from the server's request counter.
+func finished(t *testing.T, reg *prometheus.Registry, route string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "warden_http_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "route" && l.GetValue() == route {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// TestStalledReaderIsCutOff: a client that requests the incident listing
+// and never reads it does not keep the handler, and so its read snapshot,
+// alive: the stream ends once a write has waited WriteIdle.
+func TestStalledReaderIsCutOff(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "agent-1",
+					Description: fmt.Sprintf("stalled reader fixture %d/%d, padded so the listing is far larger than every buffer on the way", g, i)})
+			}
+		}()
+	}
+	wg.Wait()
+
+	reg := prometheus.NewRegistry()
+	addr := serveIdle(t, env, 200*time.Millisecond, reg, nil)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "GET /api/v1/incidents HTTP/1.1\r\nHost: warden\r\nAuthorization: Bearer %s\r\n\r\n", env.Admin); err != nil {
+		t.Fatal(err)
+	}
+	// Read nothing. Without the bound the handler would wait here until
+	// the client went away.
+	deadline := time.Now().Add(20 * time.Second)
+	for finished(t, reg, "/api/v1/incidents") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the listing handler is still writing to a client that stopped reading")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The client got a truncated stream, never a complete listing.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Fatalf("read a complete %d-byte listing from a stream that was cut off", len(body))
+	}
+}
+
+// TestWriteBoundDoesNotOutliveItsRequest: the deadline an API response set
+// is gone before the next request on the same connection (net/http clears
+// it once a response is finished), so a mounted handler (an MCP event
+// stream) that writes later is not cut off.
+func TestWriteBoundDoesNotOutliveItsRequest(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	const idle = 100 * time.Millisecond
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(3 * idle) // past any deadline the previous request left
+		io.WriteString(w, "still here")
+	})
+	addr := serveIdle(t, env, idle, prometheus.NewRegistry(), map[string]http.Handler{"/slow": slow})
+
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	var conns []string
+	for _, path := range []string{"/health", "/slow"} {
+		req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var local string
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr().String() },
+		}))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %q %v", path, resp.StatusCode, body, err)
+		}
+		conns = append(conns, local)
+	}
+	if conns[0] != conns[1] {
+		t.Fatalf("requests used connections %v; the test needs one kept-alive connection", conns)
+	}
+}
