@@ -137,9 +137,16 @@ type Incident struct {
 	ContainmentActions []string            `json:"containment_actions"`
 	ContainmentResults []ContainmentResult `json:"containment_results"`
 	ResolvedAt         string              `json:"resolved_at"`
+	// AckedAt and AckedBy copy the recovery acknowledgment (ceremony step
+	// 6: when, and the operator named) onto the record, as the runbook
+	// shows; empty until then and for incidents without a requirement.
+	AckedAt string `json:"acked_at"`
+	AckedBy string `json:"acked_by"`
 	// Warden additions.
 	Number         uint64 `json:"number"` // the id's counter, unique forever
 	ReportedBy     string `json:"reported_by"`
+	// AcknowledgedAt/By record the operator's acknowledge transition (state
+	// acknowledged), which is not the recovery acknowledgment above.
 	AcknowledgedAt string `json:"acknowledged_at,omitempty"`
 	AcknowledgedBy string `json:"acknowledged_by,omitempty"`
 	ResolvedBy     string `json:"resolved_by,omitempty"`

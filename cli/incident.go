@@ -127,6 +127,9 @@ func printIncident(w io.Writer, i *warden.Incident) {
 		fmt.Fprintf(w, " (raised from %s)", i.EscalatedFrom)
 	}
 	fmt.Fprintf(w, "\nstate:       %s\nsource:      %s\ndescription: %s\ncreated_at:  %s\n", i.State, i.Source, i.Description, i.CreatedAt)
+	if i.AckedAt != "" {
+		fmt.Fprintf(w, "acked:       %s by %s\n", i.AckedAt, i.AckedBy)
+	}
 	if i.ResolvedAt != "" {
 		fmt.Fprintf(w, "resolved_at: %s\n", i.ResolvedAt)
 	}
@@ -160,7 +163,11 @@ func (e *env) recoveryCmd() *cobra.Command {
 				return err
 			}
 			return e.print(st, func(w io.Writer) {
-				fmt.Fprintf(w, "%d pending recoveries\n", st.Count)
+				noun := "recoveries"
+				if st.Count == 1 {
+					noun = "recovery"
+				}
+				fmt.Fprintf(w, "%d pending %s\n", st.Count, noun)
 				for _, r := range st.PendingRecoveries {
 					fmt.Fprintf(w, "  %s  missing: %s\n", r.IncidentID, strings.Join(r.Missing(), ", "))
 				}

@@ -102,7 +102,8 @@ func TestRunbookCeremony(t *testing.T) {
 	}
 	// 3. Review.
 	var got warden.Incident
-	if st := httpJSON(t, "GET", s.URL+"/api/v1/incidents/get?id="+inc.ID, "", nil, &got); st != 200 || got.Evidence["pcr7"] != "deadbeef" {
+	if st := httpJSON(t, "GET", s.URL+"/api/v1/incidents/get?id="+inc.ID, "", nil, &got); st != 200 || got.Evidence["pcr7"] != "deadbeef" ||
+		got.AckedAt != "" || got.AckedBy != "" {
 		t.Fatalf("get: %d %+v", st, got)
 	}
 	// 5. Recovery requirements.
@@ -131,6 +132,12 @@ func TestRunbookCeremony(t *testing.T) {
 	var ack map[string]any
 	if st := httpJSON(t, "POST", s.URL+"/api/v1/recovery/ack", "", map[string]string{"incident_id": inc.ID, "operator": "admin@secai"}, &ack); st != 200 || ack["status"] != "acknowledged" {
 		t.Fatalf("ack: %d %v", st, ack)
+	}
+	// "The incident record now has acked_at and acked_by populated."
+	var acked map[string]any
+	if st := httpJSON(t, "GET", s.URL+"/api/v1/incidents/get?id="+inc.ID, "", nil, &acked); st != 200 ||
+		acked["acked_by"] != "admin@secai" || acked["acked_at"] == "" || acked["acked_at"] == nil {
+		t.Fatalf("incident after ack: %d %v", st, acked)
 	}
 	if st := httpJSON(t, "POST", s.URL+"/api/v1/incidents/resolve", "", map[string]string{"id": inc.ID}, &e); st != 409 ||
 		strings.Contains(e.Error, "acknowledgment") || !strings.Contains(e.Error, "re-attestation") {

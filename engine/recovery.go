@@ -203,6 +203,10 @@ func (e *Engine) RecoveryAck(ctx context.Context, p *warden.Principal, id, opera
 		if err := tx.PutRequirement(req); err != nil {
 			return err
 		}
+		inc.AckedAt, inc.AckedBy = req.AckedAt, req.AckedBy
+		if err := tx.UpdateIncident(inc); err != nil {
+			return err
+		}
 		if _, err := tx.Append(e.incidentDraft(ReceiptRecoveryAcknowledged, inc, p.Name, req)); err != nil {
 			return err
 		}
