@@ -143,8 +143,8 @@ type Incident struct {
 	AckedAt string `json:"acked_at"`
 	AckedBy string `json:"acked_by"`
 	// Warden additions.
-	Number         uint64 `json:"number"` // the id's counter, unique forever
-	ReportedBy     string `json:"reported_by"`
+	Number     uint64 `json:"number"` // the id's counter, unique forever
+	ReportedBy string `json:"reported_by"`
 	// AcknowledgedAt/By record the operator's acknowledge transition (state
 	// acknowledged), which is not the recovery acknowledgment above.
 	AcknowledgedAt string `json:"acknowledged_at,omitempty"`
