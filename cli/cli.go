@@ -147,9 +147,52 @@ type local struct {
 	dir    *datadir.Dir
 	store  *sqlite.DB
 	engine *engine.Engine
+	// openSize is the log size at open; covered says a signed checkpoint
+	// covered all of it then.
+	openSize uint64
+	covered  bool
 }
 
-func (l *local) Close() error { return l.store.Close() }
+// Close signs a checkpoint over what was appended while the store was
+// open, so `warden verify` does not take an offline command's receipts
+// (credential add, say) for a forged tail, then closes the store. It signs
+// only if a checkpoint covered the whole log at open: a tail nobody signed
+// for before this command ran is left for verify to report, never vouched
+// for.
+func (l *local) Close() error {
+	var err error
+	if l.covered {
+		if size, cerr := l.coverage(); cerr != nil {
+			err = cerr
+		} else if size.head > l.openSize {
+			_, err = l.engine.Checkpoint(context.Background())
+		}
+	}
+	return errors.Join(err, l.store.Close())
+}
+
+type logCoverage struct{ head, checkpoint uint64 }
+
+// coverage reads the log size and the size of its latest checkpoint.
+func (l *local) coverage() (logCoverage, error) {
+	var c logCoverage
+	err := l.store.View(context.Background(), func(tx warden.ReadTx) error {
+		h, err := tx.Head()
+		if err != nil {
+			return err
+		}
+		c.head = h.Size
+		cp, err := tx.LatestCheckpoint()
+		if warden.ErrorCode(err) == warden.ENOTFOUND {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		c.checkpoint = cp.Size
+		return nil
+	})
+	return c, err
+}
 
 // openLocal loads the data directory and opens its store.
 func (e *env) openLocal(logger *slog.Logger, opts ...func(*engine.Options)) (*local, error) {
@@ -195,7 +238,14 @@ func openDir(dir *datadir.Dir, logger *slog.Logger, onCommit func(int, time.Dura
 		st.Close()
 		return nil, err
 	}
-	return &local{dir: dir, store: st, engine: eng}, nil
+	l := &local{dir: dir, store: st, engine: eng}
+	c, err := l.coverage()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	l.openSize, l.covered = c.head, c.checkpoint == c.head
+	return l, nil
 }
 
 // cliPrincipal is the principal of a command run directly on the data

@@ -259,3 +259,52 @@ func TestVerifyWithSavedCheckpointCatchesStrippedTail(t *testing.T) {
 		t.Fatalf("with the saved checkpoint: %d %s", code, errs)
 	}
 }
+
+// TestOfflineCommandsSignWhatTheyAppend: receipts an offline command
+// appends (credential add/revoke on the data directory) are covered by a
+// checkpoint it signs on the way out, so verify passes; but a tail that no
+// checkpoint covered before the command ran stays uncovered, for verify to
+// report.
+func TestOfflineCommandsSignWhatTheyAppend(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if code, _, errs := run(t, "init", "--data", data); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, _, errs := run(t, "credential", "add", "--data", data, "--name", "bob", "--role", "read"); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, _, errs := run(t, "credential", "revoke", "--data", data, "bob"); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, out, errs := run(t, "verify", "--data", data); code != 0 {
+		t.Fatalf("after offline credential commands: %d %s %s", code, out, errs)
+	}
+
+	// A receipt appended with no checkpoint after it, as by a server that
+	// died before signing.
+	data = buildStoppedLog(t, 4)
+	dir, err := datadir.Load(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(dir.DBPath(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Options{Store: st, Signer: dir.Signer, PublicKey: dir.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &warden.Principal{Name: "t", Roles: []warden.Role{warden.RoleAdmin}}
+	if _, err := eng.AddCredential(t.Context(), admin, engine.CredentialSpec{Name: "unsigned", Roles: []warden.Role{warden.RoleRead}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if code, _, errs := run(t, "credential", "add", "--data", data, "--name", "carol", "--role", "read"); code != 0 {
+		t.Fatal(errs)
+	}
+	code, _, errs := run(t, "verify", "--data", data)
+	if code != cli.ExitVerify || !strings.Contains(errs, "first bad sequence number 5:") {
+		t.Fatalf("an offline command vouched for a tail nobody had signed: %d %s", code, errs)
+	}
+}
