@@ -91,8 +91,9 @@ func TestCeremonyThroughTheCLI(t *testing.T) {
 	}
 }
 
-// TestCompatPorts: with --compat-ports, GET /api/v1/state answers on :8505
-// (attestation) and :8510 (integrity), as the runbook's step 10 curls.
+// TestCompatPorts: a dev server answers GET /api/v1/state on :8505 with
+// the attestation state and on :8510 with the integrity state, as the
+// runbook's step 10 curls.
 func TestCompatPorts(t *testing.T) {
 	for _, p := range []string{"8505", "8510"} {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+p)
@@ -101,12 +102,15 @@ func TestCompatPorts(t *testing.T) {
 		}
 		ln.Close()
 	}
-	s := startServer(t, filepath.Join(t.TempDir(), "data"), "--dev", "--compat-ports")
-	_ = s
-	for _, url := range []string{"http://localhost:8505/api/v1/state", "http://localhost:8510/api/v1/state"} {
-		var st map[string]any
-		if code := httpJSON(t, "GET", url, "", nil, &st); code != 200 || st["state"] != "trusted" {
-			t.Fatalf("%s: %d %v", url, code, st)
+	s := startServerAsIs(t, filepath.Join(t.TempDir(), "data"), "--dev")
+	for port, path := range map[string]string{"8505": "/api/v1/attestation/state", "8510": "/api/v1/integrity/state"} {
+		var compat, direct map[string]any
+		if code := httpJSON(t, "GET", "http://localhost:"+port+"/api/v1/state", "", nil, &compat); code != 200 || compat["state"] != "trusted" {
+			t.Fatalf(":%s: %d %v", port, code, compat)
+		}
+		httpJSON(t, "GET", s.URL+path, "", nil, &direct)
+		if compat["detail"] != direct["detail"] {
+			t.Errorf(":%s answers %v, want %s's %v", port, compat, path, direct)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,16 @@ func (s *syncBuffer) String() string {
 
 // startServer runs `warden serve` with args until the test ends or stop.
 func startServer(t *testing.T, data string, args ...string) *server {
+	t.Helper()
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--compat-ports") }) {
+		// --dev would take the fixed step 10 ports; parallel tests must not.
+		args = append(args, "--compat-ports=false")
+	}
+	return startServerAsIs(t, data, args...)
+}
+
+// startServerAsIs is startServer without test defaults: args as given.
+func startServerAsIs(t *testing.T, data string, args ...string) *server {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
 	ctx, cancel := context.WithCancel(context.Background())

@@ -77,6 +77,7 @@ type serveFlags struct {
 	cpuprofile        string
 	governance        string
 	compatPorts       bool
+	compatSet         bool // --compat-ports was given, either way
 	addr              string
 	dev               bool
 	drill             bool
@@ -95,7 +96,10 @@ func (e *env) serveCmd() *cobra.Command {
 unauthenticated requests as principal "dev" (admin), and records in a receipt
 that it runs in dev mode.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return e.serve(f) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.compatSet = cmd.Flags().Changed("compat-ports")
+			return e.serve(f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.addr, "addr", envOr("WARDEN_ADDR", "127.0.0.1:8515"), "listen address (env WARDEN_ADDR)")
@@ -109,7 +113,7 @@ that it runs in dev mode.`,
 	_ = fl.MarkHidden("cpuprofile")
 	fl.StringVar(&f.governance, "governance", os.Getenv("WARDEN_GOVERNANCE"), "governance YAML: ladder hops (TTLs, approvals, quorum) and the tool authority matrix (default: seed 002's ladder; env WARDEN_GOVERNANCE)")
 	fl.StringVar(&f.mirror, "mirror", "", "directory guardian_anchor exports signed checkpoints to (default DATA/mirror)")
-	fl.BoolVar(&f.compatPorts, "compat-ports", false, "also answer GET /api/v1/state on :8505 (attestation) and :8510 (integrity) of the same host, as the runbook's step 10 expects")
+	fl.BoolVar(&f.compatPorts, "compat-ports", false, "also answer GET /api/v1/state on :8505 (attestation) and :8510 (integrity) of the same host, as the runbook's step 10 expects (default: on with --dev, where a busy port is only a warning)")
 	return cmd
 }
 
@@ -232,11 +236,16 @@ func (e *env) serve(f serveFlags) error {
 		}
 	}
 
+	// A dev trial follows the runbook verbatim, step 10 included, unless
+	// told otherwise; asked for explicitly, the ports are required.
 	var compat []*http.Server
-	if f.compatPorts {
+	if f.compatPorts || (f.dev && !f.compatSet) {
 		if compat, err = serveCompat(f.addr, api, logger); err != nil {
-			srv.Close()
-			return err
+			if f.compatPorts {
+				srv.Close()
+				return err
+			}
+			logger.Warn("dev mode serves without the runbook's step 10 ports (--compat-ports)", "err", err)
 		}
 	}
 
