@@ -201,14 +201,42 @@ func (s *Server) handleForensicExport(w http.ResponseWriter, r *http.Request, p 
 	if _, err := query(r); err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Disposition", `attachment; filename="forensic-bundle.json"`)
-	if _, err := s.engine.ExportForensic(r.Context(), p, w, s.version); err != nil {
+	if r.Method == http.MethodHead {
+		// An export is receipted; a HEAD must not cause one.
+		bundleHeaders(w.Header())
+		return nil
+	}
+	bw := &bundleResponse{w: w}
+	if _, err := s.engine.ExportForensic(r.Context(), p, bw, s.version); err != nil {
+		if !bw.started {
+			return err // nothing sent yet: a proper error answer
+		}
 		// Headers are gone once streaming started; the truncated body
 		// fails verification, and the cause is logged.
 		s.log.Error("forensic export failed", "err", err)
 	}
 	return nil
+}
+
+func bundleHeaders(h http.Header) {
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Disposition", `attachment; filename="forensic-bundle.json"`)
+}
+
+// bundleResponse sends the bundle's headers with its first bytes, so an
+// export that fails before producing any is answered with an error.
+type bundleResponse struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (b *bundleResponse) Write(p []byte) (int, error) {
+	if !b.started {
+		b.started = true
+		bundleHeaders(b.w.Header())
+		b.w.WriteHeader(http.StatusOK)
+	}
+	return b.w.Write(p)
 }
 
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request, p *warden.Principal) error {

@@ -157,3 +157,34 @@ func TestWriteBoundDoesNotOutliveItsRequest(t *testing.T) {
 		t.Fatalf("requests used connections %v; the test needs one kept-alive connection", conns)
 	}
 }
+
+// TestForensicExportFailureIsAnError: an export that fails before sending
+// anything is answered with a JSON error, not an empty 200; and a HEAD of
+// the export neither exports nor receipts an export.
+func TestForensicExportFailureIsAnError(t *testing.T) {
+	env := wardentest.MustEnv(t, func(o *engine.Options) { o.HMACKey = nil })
+	base, _ := env.MustServer(t)
+	var e apiErr
+	if st, raw := call(t, "GET", base+"/api/v1/forensic/export", env.Admin, nil, &e); st != http.StatusInternalServerError || e.Code != "internal" {
+		t.Fatalf("export without keys: %d %s", st, raw)
+	}
+
+	env = wardentest.MustEnv(t)
+	base, _ = env.MustServer(t)
+	req, err := http.NewRequest("HEAD", base+"/api/v1/forensic/export", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+env.Admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("HEAD export: %d %v", resp.StatusCode, resp.Header)
+	}
+	if got := env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptForensicExport}); len(got) != 0 {
+		t.Fatalf("a HEAD request was receipted as %d export(s)", len(got))
+	}
+}
