@@ -167,7 +167,7 @@ func (e *env) serve(f serveFlags) error {
 		if optErr == nil && f.governance != "" {
 			o.Ladder, o.Authority, optErr = loadGovernance(f.governance)
 		}
-		sender = &contain.WebhookSender{Store: o.Store, HMACKey: dir.HMACKey, Logger: logger}
+		sender = &contain.WebhookSender{Store: o.Store, HMACKey: dir.WebhookKey, Logger: logger}
 		mirror := f.mirror
 		if mirror == "" {
 			mirror = filepath.Join(dir.Path, "mirror")

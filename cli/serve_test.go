@@ -1,15 +1,21 @@
 package cli_test
 
 import (
+	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/cli"
+	"github.com/warden-sh/warden/contain"
 )
 
 func TestServeDevModeIsReceiptedAndShutsDownWithCheckpoint(t *testing.T) {
@@ -106,7 +112,7 @@ func TestInitTokenShownOnceAndStoredHashed(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("data dir mode %v", st.Mode().Perm())
 	}
-	for _, f := range []string{"ledger.key", "hmac.key"} {
+	for _, f := range []string{"ledger.key", "hmac.key", "webhook.key"} {
 		st, err := os.Stat(filepath.Join(data, f))
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Fatalf("%s mode %v %v", f, st.Mode().Perm(), err)
@@ -136,5 +142,55 @@ func TestInitTokenShownOnceAndStoredHashed(t *testing.T) {
 	code, out, _ = run(t, "receipts", "show", "0", "--data", data)
 	if code != 0 || !strings.Contains(out, "proof:") {
 		t.Fatalf("show: %s", out)
+	}
+}
+
+// TestWebhooksAreSignedWithTheWebhookKey: the server signs webhooks with
+// webhook.key, not with the forensic key, so a receiver that can check
+// webhooks cannot forge a forensic bundle's HMAC.
+func TestWebhooksAreSignedWithTheWebhookKey(t *testing.T) {
+	got := make(chan *http.Request, 8)
+	bodies := make(chan []byte, 8)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r
+		bodies <- b
+	}))
+	t.Cleanup(hook.Close)
+	targets := newTargets(t)
+	policy := policyFile(t, targets.URL,
+		"  # webhooks:\n  #   - url: https://alerts.example.internal/warden\n  #     events: [containment, escalation, recovery]",
+		"  webhooks:\n    - url: "+hook.URL+"/hook\n      events: [containment, escalation, recovery]")
+	data := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, data, "--dev", "--policy", policy)
+	if st := httpJSON(t, "POST", s.URL+"/api/v1/incidents/report", "", map[string]any{
+		"class": "forbidden_airlock_request", "source": "airlock", "description": "egress to an unlisted host",
+	}, nil); st != 201 {
+		t.Fatalf("report: %d", st)
+	}
+	var r *http.Request
+	select {
+	case r = <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no webhook arrived")
+	}
+	body := <-bodies
+	key := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(data, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	ts, sig := r.Header.Get(contain.HeaderTimestamp), r.Header.Get(contain.HeaderSignature)
+	if !contain.VerifyWebhookSignature(key("webhook.key"), ts, body, sig) {
+		t.Fatal("the webhook does not verify with webhook.key")
+	}
+	if contain.VerifyWebhookSignature(key("hmac.key"), ts, body, sig) {
+		t.Fatal("the webhook is signed with the forensic key")
 	}
 }

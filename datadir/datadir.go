@@ -1,11 +1,14 @@
 // Package datadir lays out and loads a warden data directory: the SQLite
-// database, the ledger signing key, its public key and the HMAC key.
+// database, the ledger signing key, its public key and the HMAC keys.
 //
-//	DIR/            0700
-//	DIR/warden.db   SQLite database (WAL files beside it)
-//	DIR/ledger.key  ed25519 signed-note private key, 0600
-//	DIR/ledger.pub  signed-note public key, 0644: give it to verifiers
-//	DIR/hmac.key    32 random bytes, hex, 0600: forensic bundles, webhooks
+//	DIR/             0700
+//	DIR/warden.db    SQLite database (WAL files beside it)
+//	DIR/ledger.key   ed25519 signed-note private key, 0600
+//	DIR/ledger.pub   signed-note public key, 0644: give it to verifiers
+//	DIR/hmac.key     32 random bytes, hex, 0600: the forensic key (bundle HMACs)
+//	DIR/webhook.key  32 random bytes, hex, 0600: webhook signatures; share it
+//	                 with webhook receivers. A separate key, so a receiver
+//	                 that can check webhooks cannot forge forensic bundles.
 package datadir
 
 import (
@@ -27,7 +30,8 @@ const (
 	DBFile   = "warden.db"
 	KeyFile  = "ledger.key"
 	PubFile  = "ledger.pub"
-	HMACFile = "hmac.key"
+	HMACFile    = "hmac.key"
+	WebhookFile = "webhook.key"
 )
 
 // Dir is a loaded data directory.
@@ -36,7 +40,9 @@ type Dir struct {
 	Origin    string // the log's origin line and key name
 	Signer    note.Signer
 	PublicKey string // signed-note verifier key text
-	HMACKey   []byte
+	HMACKey   []byte // the forensic key
+	// WebhookKey signs webhook deliveries (never forensic bundles).
+	WebhookKey []byte
 }
 
 // DBPath returns the database file's path.
@@ -53,7 +59,7 @@ func Initialized(path string) bool {
 // never silently replaced. The database is created by the store on open.
 func Init(path string) (*Dir, error) {
 	if Initialized(path) {
-		return nil, fmt.Errorf("datadir.Init: %s is already initialised (it has %s)", path, KeyFile)
+		return nil, fmt.Errorf("%s is already initialised (it has %s); warden never replaces a data directory's keys", path, KeyFile)
 	}
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("datadir.Init: %w", err)
@@ -70,8 +76,11 @@ func Init(path string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("datadir.Init: %w", err)
 	}
-	var hk [32]byte
+	var hk, wk [32]byte
 	if _, err := rand.Read(hk[:]); err != nil {
+		return nil, fmt.Errorf("datadir.Init: %w", err)
+	}
+	if _, err := rand.Read(wk[:]); err != nil {
 		return nil, fmt.Errorf("datadir.Init: %w", err)
 	}
 	// The private key is written last: its presence marks the directory
@@ -82,6 +91,7 @@ func Init(path string) (*Dir, error) {
 		mode os.FileMode
 	}{
 		{HMACFile, hex.EncodeToString(hk[:]) + "\n", 0o600},
+		{WebhookFile, hex.EncodeToString(wk[:]) + "\n", 0o600},
 		{PubFile, keys.Verifier + "\n", 0o644},
 		{KeyFile, keys.Signer + "\n", 0o600},
 	} {
@@ -96,7 +106,7 @@ func Init(path string) (*Dir, error) {
 // readable by group or others.
 func Load(path string) (*Dir, error) {
 	if !Initialized(path) {
-		return nil, fmt.Errorf("datadir.Load: %s is not a warden data directory (run `warden init --data %s`)", path, path)
+		return nil, fmt.Errorf("%s is not a warden data directory (run `warden init --data %s`)", path, path)
 	}
 	d := &Dir{Path: path}
 	skey, err := readSecret(filepath.Join(path, KeyFile))
@@ -125,7 +135,36 @@ func Load(path string) (*Dir, error) {
 	if d.HMACKey, err = hex.DecodeString(hk); err != nil || len(d.HMACKey) < 32 {
 		return nil, fmt.Errorf("datadir.Load: %s is not 32+ bytes of hex", HMACFile)
 	}
+	if d.WebhookKey, err = loadWebhookKey(path); err != nil {
+		return nil, fmt.Errorf("datadir.Load: %w", err)
+	}
 	return d, nil
+}
+
+// loadWebhookKey reads webhook.key, creating it in a directory initialised
+// before webhooks had a key of their own (they were signed with hmac.key;
+// receivers need the new key).
+func loadWebhookKey(path string) ([]byte, error) {
+	name := filepath.Join(path, WebhookFile)
+	if _, err := os.Stat(name); errors.Is(err, fs.ErrNotExist) {
+		var wk [32]byte
+		if _, err := rand.Read(wk[:]); err != nil {
+			return nil, err
+		}
+		// O_EXCL: if another process created it first, theirs is read below.
+		if err := writeFileSync(name, []byte(hex.EncodeToString(wk[:])+"\n"), 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+	}
+	text, err := readSecret(name)
+	if err != nil {
+		return nil, err
+	}
+	key, err := hex.DecodeString(text)
+	if err != nil || len(key) < 32 {
+		return nil, fmt.Errorf("%s is not 32+ bytes of hex", WebhookFile)
+	}
+	return key, nil
 }
 
 func readSecret(name string) (string, error) {

@@ -1,6 +1,7 @@
 package datadir_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,8 @@ func TestInitLoadAndModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(d.Origin, "warden/") || d.Signer.Name() != d.Origin || len(d.HMACKey) != 32 {
+	if !strings.HasPrefix(d.Origin, "warden/") || d.Signer.Name() != d.Origin || len(d.HMACKey) != 32 ||
+		len(d.WebhookKey) != 32 || bytes.Equal(d.HMACKey, d.WebhookKey) {
 		t.Fatalf("init: %+v", d)
 	}
 	if _, err := datadir.Init(path); err == nil {
@@ -89,5 +91,31 @@ func TestKeyStagingCommitAndAbandon(t *testing.T) {
 	}
 	if _, vs, _ := ledger.ParseVerifiers([]byte(reloaded.PublicKey)); vs[1].KeyHash() != reloaded.Signer.KeyHash() {
 		t.Fatal("the current signer is not the newest public key")
+	}
+}
+
+// TestLoadGivesOlderDirectoriesAWebhookKey: a directory from before
+// webhooks had their own key gets one (0600) on load, and keeps it.
+func TestLoadGivesOlderDirectoriesAWebhookKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d")
+	d, err := datadir.Init(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(path, datadir.WebhookFile)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := datadir.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(path, datadir.WebhookFile))
+	if err != nil || st.Mode().Perm() != 0o600 || len(l.WebhookKey) != 32 ||
+		bytes.Equal(l.WebhookKey, d.WebhookKey) || bytes.Equal(l.WebhookKey, l.HMACKey) {
+		t.Fatalf("webhook key after load: %v %v", st, err)
+	}
+	again, err := datadir.Load(path)
+	if err != nil || !bytes.Equal(again.WebhookKey, l.WebhookKey) {
+		t.Fatalf("the webhook key changed between loads: %v", err)
 	}
 }

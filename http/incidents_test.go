@@ -745,7 +745,7 @@ func TestWebhooks(t *testing.T) {
 	mustStart(t, env)
 	base, _ := env.MustServer(t)
 	sender := &contain.WebhookSender{
-		Store: env.Store, Clock: env.Clock.Now, HMACKey: env.Dir.HMACKey, MaxAttempts: 3,
+		Store: env.Store, Clock: env.Clock.Now, HMACKey: env.Dir.WebhookKey, MaxAttempts: 3,
 		Logger: slog.New(slog.DiscardHandler), OnFinalFailure: env.Engine.RecordWebhookFailure,
 	}
 	runOnce := func(want int) {
@@ -784,17 +784,17 @@ func TestWebhooks(t *testing.T) {
 		t.Fatalf("webhook request %s %s %v", r.Method, r.Path, r.Header)
 	}
 	sig := r.Header.Get(contain.HeaderSignature)
-	if !contain.VerifyWebhookSignature(env.Dir.HMACKey, ts, r.Body, sig) {
+	if !contain.VerifyWebhookSignature(env.Dir.WebhookKey, ts, r.Body, sig) {
 		t.Fatalf("signature %q does not verify", sig)
 	}
 	// The documented format, computed independently of package contain.
-	mac := hmac.New(sha256.New, env.Dir.HMACKey)
+	mac := hmac.New(sha256.New, env.Dir.WebhookKey)
 	mac.Write([]byte(ts + "." + string(r.Body)))
 	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); sig != want {
 		t.Fatalf("signature %q, want HMAC-SHA256(key, timestamp.payload) = %q", sig, want)
 	}
 	if contain.VerifyWebhookSignature([]byte("another key of thirty-two bytes!"), ts, r.Body, sig) ||
-		contain.VerifyWebhookSignature(env.Dir.HMACKey, ts, append(bytes.Clone(r.Body), ' '), sig) {
+		contain.VerifyWebhookSignature(env.Dir.WebhookKey, ts, append(bytes.Clone(r.Body), ' '), sig) {
 		t.Fatal("signature verifies under the wrong key or a changed payload")
 	}
 	var shape map[string]json.RawMessage
@@ -857,7 +857,7 @@ func TestWebhooks(t *testing.T) {
 	}
 	for _, rq := range hook.Requests()[1:] {
 		if rq.Header.Get(contain.HeaderEvent) != warden.EventRecovery ||
-			!contain.VerifyWebhookSignature(env.Dir.HMACKey, rq.Header.Get(contain.HeaderTimestamp), rq.Body, rq.Header.Get(contain.HeaderSignature)) {
+			!contain.VerifyWebhookSignature(env.Dir.WebhookKey, rq.Header.Get(contain.HeaderTimestamp), rq.Body, rq.Header.Get(contain.HeaderSignature)) {
 			t.Fatalf("retry %v", rq.Header)
 		}
 	}
