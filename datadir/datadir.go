@@ -27,9 +27,9 @@ import (
 
 // File names inside a data directory.
 const (
-	DBFile   = "warden.db"
-	KeyFile  = "ledger.key"
-	PubFile  = "ledger.pub"
+	DBFile      = "warden.db"
+	KeyFile     = "ledger.key"
+	PubFile     = "ledger.pub"
 	HMACFile    = "hmac.key"
 	WebhookFile = "webhook.key"
 )
