@@ -219,6 +219,14 @@ func (e *env) serve(f serveFlags) error {
 		return err
 	}
 
+	// Containment a crash interrupted, listed before any new report can
+	// arrive, so each incident is contained by exactly one party.
+	interrupted, err := eng.InterruptedContainment(e.ctx)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
 	api := wardenhttp.NewServer(wardenhttp.Options{Engine: eng, Logger: logger, Registry: reg, Version: Version, Mount: e.mcpMount(eng, logger)})
 	srv := &http.Server{
 		Handler:           api,
@@ -261,8 +269,7 @@ func (e *env) serve(f serveFlags) error {
 	workers.Add(1)
 	go func() {
 		defer workers.Done()
-		// Containment a crash interrupted is finished first.
-		if n, err := eng.ResumeContainment(bg); err != nil {
+		if n, err := eng.ResumeContainment(bg, interrupted); err != nil {
 			logger.Error("resuming interrupted containment", "err", err)
 		} else if n > 0 {
 			logger.Warn("finished containment interrupted by a crash", "incidents", n)

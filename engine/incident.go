@@ -361,7 +361,7 @@ func (e *Engine) report(ctx context.Context, p *warden.Principal, req ReportRequ
 		return inc, false, nil
 	}
 	// The client may go away; containment must not.
-	inc, err = e.contain(context.WithoutCancel(ctx), inc.ID)
+	inc, _, err = e.contain(context.WithoutCancel(ctx), inc.ID)
 	return inc, false, err
 }
 
@@ -417,28 +417,31 @@ func (e *Engine) settleContainment(inc *warden.Incident, rule warden.ClassRule) 
 	inc.State = warden.StateContained
 }
 
-// contain runs the pending containment of an incident and records it.
-func (e *Engine) contain(ctx context.Context, id string) (*warden.Incident, error) {
+// contain runs the pending containment of an incident and records it;
+// recorded says whether this call recorded it (false: it was not pending,
+// or another process recorded it first).
+func (e *Engine) contain(ctx context.Context, id string) (inc *warden.Incident, recorded bool, err error) {
 	ps := e.policyState()
-	var inc *warden.Incident
 	if err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
 		inc, err = tx.Incident(id)
 		return err
 	}); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !inc.ContainmentPending {
-		return inc, nil
+		return inc, false, nil
 	}
 	results := e.runActions(ctx, ps, inc.ContainmentActions, inc)
 	now := e.now()
-	err := e.update(ctx, func(tx warden.Tx) (err error) {
+	err = e.update(ctx, func(tx warden.Tx) (err error) {
+		recorded = false
 		if inc, err = tx.Incident(id); err != nil {
 			return err
 		}
 		if !inc.ContainmentPending {
 			return nil // another process recorded it first
 		}
+		recorded = true
 		inc.ContainmentResults = results
 		e.settleContainment(inc, ruleOf(ps, inc.Class))
 		if err := tx.UpdateIncident(inc); err != nil {
@@ -450,39 +453,51 @@ func (e *Engine) contain(ctx context.Context, id string) (*warden.Incident, erro
 		return e.enqueueWebhooks(tx, ps, warden.EventContainment, inc, now)
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	e.countReceipt(warden.ScrollIncident)
-	e.wake()
-	return inc, nil
+	if recorded {
+		e.countReceipt(warden.ScrollIncident)
+		e.wake()
+	}
+	return inc, recorded, nil
 }
 
 func ruleOf(ps *policyState, class string) warden.ClassRule {
 	return ps.Policy.Rules[class]
 }
 
-// ResumeContainment finishes containment that a crash interrupted: every
-// incident still marked pending is contained and recorded now. Servers
-// call it at start. It returns how many incidents it finished.
-func (e *Engine) ResumeContainment(ctx context.Context) (int, error) {
+// InterruptedContainment lists the incidents whose containment a crash
+// interrupted (still marked pending). A server calls it before it accepts
+// reports, then hands the list to ResumeContainment: an incident reported
+// after the list was taken is contained by its own request, so no target
+// is called twice for it.
+func (e *Engine) InterruptedContainment(ctx context.Context) ([]string, error) {
 	var ids []string
-	if err := e.store.View(ctx, func(tx warden.ReadTx) error {
+	err := e.store.View(ctx, func(tx warden.ReadTx) error {
 		return tx.PendingContainment(func(i *warden.Incident) error {
 			ids = append(ids, i.ID)
 			return nil
 		})
-	}); err != nil {
-		return 0, err
-	}
+	})
+	return ids, err
+}
+
+// ResumeContainment finishes the interrupted containment of ids (from
+// InterruptedContainment) and records it. An incident recorded meanwhile
+// (by another process) is skipped. It returns how many it finished.
+func (e *Engine) ResumeContainment(ctx context.Context, ids []string) (int, error) {
 	// One incident that cannot be finished does not hold up the others.
 	var errs []error
 	done := 0
 	for _, id := range ids {
-		if _, err := e.contain(ctx, id); err != nil {
+		_, recorded, err := e.contain(ctx, id)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("engine.ResumeContainment %s: %w", id, err))
 			continue
 		}
-		done++
+		if recorded {
+			done++
+		}
 	}
 	return done, errors.Join(errs...)
 }

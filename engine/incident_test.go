@@ -498,7 +498,11 @@ func TestResumeContainmentAfterCrash(t *testing.T) {
 	}
 
 	env = env.MustReopen(t, wardentest.Containment(pol)) // the restart
-	n, err := env.Engine.ResumeContainment(ctx)
+	interrupted, err := env.Engine.InterruptedContainment(ctx)
+	if err != nil || len(interrupted) != 1 || interrupted[0] != inc.ID {
+		t.Fatalf("InterruptedContainment: %v, %v", interrupted, err)
+	}
+	n, err := env.Engine.ResumeContainment(ctx, interrupted)
 	if err != nil || n != 1 {
 		t.Fatalf("ResumeContainment: %d, %v", n, err)
 	}
@@ -513,7 +517,7 @@ func TestResumeContainmentAfterCrash(t *testing.T) {
 		t.Fatalf("%d containment receipts, want 1", len(cs))
 	}
 	before := len(env.MustReceipts(t, warden.ReceiptFilter{}))
-	if n, err := env.Engine.ResumeContainment(ctx); err != nil || n != 0 {
+	if n, err := env.Engine.ResumeContainment(ctx, interrupted); err != nil || n != 0 {
 		t.Fatalf("second ResumeContainment: %d, %v", n, err)
 	}
 	if after := len(env.MustReceipts(t, warden.ReceiptFilter{})); after != before || len(tg.Requests()) != 1 {
@@ -673,4 +677,29 @@ func concurrentScans(ctx context.Context, t *testing.T, env *wardentest.Env, n i
 		all = append(all, <-out)
 	}
 	return all
+}
+
+// TestResumeLeavesNewReportsToTheirOwnRequest: the list of interrupted
+// containment is taken before reports are accepted; an incident reported
+// after it is contained by its own request alone, never also by the
+// resume, so its targets are called once.
+func TestResumeLeavesNewReportsToTheirOwnRequest(t *testing.T) {
+	tg := wardentest.MustTarget(t)
+	env := wardentest.MustEnv(t, wardentest.Containment(wardentest.TargetPolicy(tg.URL)))
+	ctx := t.Context()
+	interrupted, err := env.Engine.InterruptedContainment(ctx)
+	if err != nil || len(interrupted) != 0 {
+		t.Fatalf("InterruptedContainment on a fresh store: %v, %v", interrupted, err)
+	}
+	// A report racing the start: pending until its own request records it.
+	inc := env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassToolCallBurst, Source: "agent-1", Description: "burst"})
+	if n, err := env.Engine.ResumeContainment(ctx, interrupted); err != nil || n != 0 {
+		t.Fatalf("ResumeContainment: %d, %v", n, err)
+	}
+	if calls := tg.Paths(); len(calls) != 1 {
+		t.Fatalf("target calls %v, want one freeze", calls)
+	}
+	if cs := receiptsOf(t, env, engine.ReceiptContainment, inc.ID); len(cs) != 1 {
+		t.Fatalf("%d containment receipts, want 1", len(cs))
+	}
 }
