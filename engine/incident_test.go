@@ -703,3 +703,52 @@ func TestResumeLeavesNewReportsToTheirOwnRequest(t *testing.T) {
 		t.Fatalf("%d containment receipts, want 1", len(cs))
 	}
 }
+
+// TestRecoveryRequirementMatrix: every class at every severity gets the
+// runbook's requirement: one (ack always) iff the class latches or the
+// severity is critical; re-attestation iff critical, attestation_failure
+// or integrity_violation. The expectations are written out, not derived
+// from the rule under test.
+func TestRecoveryRequirementMatrix(t *testing.T) {
+	env := wardentest.MustEnv(t, wardentest.Drill)
+	type rule struct{ latched, reattest bool }
+	byClass := map[string]rule{
+		warden.ClassAttestationFailure:      {true, true},
+		warden.ClassIntegrityViolation:      {true, true},
+		warden.ClassUnauthorizedAccess:      {true, false},
+		warden.ClassManifestMismatch:        {true, false},
+		warden.ClassPolicyBypassAttempt:     {false, false},
+		warden.ClassPromptInjection:         {false, false},
+		warden.ClassToolCallBurst:           {false, false},
+		warden.ClassModelBehaviorAnomaly:    {false, false},
+		warden.ClassForbiddenAirlockRequest: {false, false},
+	}
+	if len(byClass) != len(warden.IncidentClasses) {
+		t.Fatalf("the table covers %d classes, there are %d", len(byClass), len(warden.IncidentClasses))
+	}
+	for _, class := range warden.IncidentClasses {
+		for _, sev := range []warden.Severity{warden.SeverityLow, warden.SeverityMedium, warden.SeverityHigh, warden.SeverityCritical} {
+			env.Clock.Advance(time.Hour) // outside every severity window
+			inc := env.MustReport(t, nil, engine.ReportRequest{Class: class, Severity: string(sev), Source: "agent-1",
+				Description: "matrix", Evidence: map[string]string{"model_path": "/models/m.gguf"}})
+			if inc.Severity != sev {
+				t.Fatalf("%s/%s: reported at %s", class, sev, inc.Severity)
+			}
+			crit := sev == warden.SeverityCritical
+			want := byClass[class]
+			req := env.MustRequirement(t, inc.ID)
+			if (req != nil) != (want.latched || crit) {
+				t.Fatalf("%s/%s: requirement %+v, want one: %v", class, sev, req, want.latched || crit)
+			}
+			if req == nil {
+				if _, err := env.Engine.ResolveIncident(t.Context(), wardentest.AdminPrincipal, inc.ID); err != nil {
+					t.Fatalf("%s/%s without a requirement does not resolve directly: %v", class, sev, err)
+				}
+				continue
+			}
+			if !req.RequireAck || req.RequireReattest != (want.reattest || crit) {
+				t.Fatalf("%s/%s: requirement %+v, want ack and re-attestation %v", class, sev, req, want.reattest || crit)
+			}
+		}
+	}
+}

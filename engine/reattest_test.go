@@ -1,0 +1,62 @@
+package engine_test
+
+import (
+	"database/sql"
+	"strconv"
+	"strings"
+	"testing"
+
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/wardentest"
+	_ "modernc.org/sqlite"
+)
+
+// TestReattestRefusesATamperedLedger: re-attestation re-verifies the
+// ledger; a receipt edited on disk (by someone who dropped the append-only
+// triggers) makes it refuse, naming the first bad sequence number, and the
+// refusal is receipted while the requirement stays incomplete.
+func TestReattestRefusesATamperedLedger(t *testing.T) {
+	env := wardentest.MustEnv(t, wardentest.Drill)
+	ctx := t.Context()
+	if _, err := env.Engine.Start(ctx, engine.StartInfo{Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	inc := env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "PCR mismatch"})
+	if _, err := env.Engine.RecoveryAck(ctx, wardentest.AdminPrincipal, inc.ID, "admin@secai"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Engine.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := sql.Open("sqlite", "file:"+env.Dir.DBPath()+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var seq int64
+	if err := db.QueryRow(`SELECT seq FROM receipts WHERE type = ? ORDER BY seq LIMIT 1`, engine.ReceiptIncidentReported).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TRIGGER receipts_append_only_update`,
+		`UPDATE receipts SET body = replace(body, 'PCR mismatch', 'all fine') WHERE seq = ` + strconv.FormatInt(seq, 10),
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	denied := len(env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptRecoveryDenied}))
+	_, err = env.Engine.Reattest(ctx, wardentest.AdminPrincipal, inc.ID)
+	if warden.ErrorCode(err) != warden.ECONFLICT || !strings.Contains(warden.ErrorMessage(err), "first bad sequence number "+strconv.FormatInt(seq, 10)) {
+		t.Fatalf("reattest over a tampered ledger: %v", err)
+	}
+	if got := len(env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptRecoveryDenied})); got != denied+1 {
+		t.Fatalf("%d recovery denials receipted, want %d", got, denied+1)
+	}
+	if req := env.MustRequirement(t, inc.ID); req.ReAttestedAt != "" || req.RecoveryComplete {
+		t.Fatalf("requirement after the refusal: %+v", req)
+	}
+}
