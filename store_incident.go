@@ -10,11 +10,13 @@ type IncidentReader interface {
 	// (critical first) then newest first (number descending), streaming in
 	// bounded memory. It stops at fn's first error and returns it.
 	Incidents(f IncidentFilter, fn func(*Incident) error) error
-	// CountIncidentsSince counts incidents of class created strictly after
-	// since (the severity windows), counting no further than limit: a
-	// window only needs to know whether its threshold is reached, and the
-	// cost MUST NOT grow with the number of incidents stored.
-	CountIncidentsSince(class string, since time.Time, limit int) (int, error)
+	// CountIncidentsIn counts incidents of class created in (from, to] (a
+	// severity window: strictly after from, at or before to, so incidents
+	// stamped after to by a clock that stepped back are not counted),
+	// counting no further than limit: a window only needs to know whether
+	// its threshold is reached, and the cost MUST NOT grow with the number
+	// of incidents stored.
+	CountIncidentsIn(class string, from, to time.Time, limit int) (int, error)
 	// IncidentStats returns the counters maintained with StatsDelta.
 	IncidentStats() (*IncidentStats, error)
 	// Requirement returns the recovery requirement of an incident, or

@@ -286,7 +286,7 @@ func (e *Engine) report(ctx context.Context, p *warden.Principal, req ReportRequ
 		}
 		var window *warden.SeverityWindow
 		if w := warden.WindowFor(req.Class); w != nil {
-			recent, err := tx.CountIncidentsSince(req.Class, now.Add(-w.Window), w.Threshold)
+			recent, err := tx.CountIncidentsIn(req.Class, now.Add(-w.Window), now, w.Threshold)
 			if err != nil {
 				return err
 			}

@@ -752,3 +752,22 @@ func TestRecoveryRequirementMatrix(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowIgnoresIncidentsAfterNow: a window is (now-window, now]; after
+// the clock steps back, incidents stamped later than now do not count.
+func TestWindowIgnoresIncidentsAfterNow(t *testing.T) {
+	env := wardentest.MustEnv(t, wardentest.Drill)
+	report := func() *warden.Incident {
+		return env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassPromptInjection, Source: "agent-1", Description: "injection"})
+	}
+	report()
+	report()
+	env.Clock.Advance(-time.Minute) // the clock steps back
+	if inc := report(); inc.Severity != warden.SeverityHigh || inc.EscalatedFrom != "" {
+		t.Fatalf("raised by incidents from the future: %s (from %q)", inc.Severity, inc.EscalatedFrom)
+	}
+	env.Clock.Advance(2 * time.Minute) // all three now in the past, within 5 minutes
+	if inc := report(); inc.Severity != warden.SeverityCritical {
+		t.Fatalf("the fourth within the window is %s, want critical", inc.Severity)
+	}
+}

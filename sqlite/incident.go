@@ -235,12 +235,12 @@ func (r *reader) Incidents(f warden.IncidentFilter, fn func(*warden.Incident) er
 	}
 }
 
-// CountIncidentsSince counts a class's incidents created after since.
-func (r *reader) CountIncidentsSince(class string, since time.Time, limit int) (int, error) {
+// CountIncidentsIn counts a class's incidents created in (from, to].
+func (r *reader) CountIncidentsIn(class string, from, to time.Time, limit int) (int, error) {
 	var n int
-	if err := r.q.queryRow(`SELECT count(*) FROM (SELECT 1 FROM incidents WHERE class = ? AND created_ns > ?
-		ORDER BY created_ns DESC LIMIT ?)`, class, since.UnixNano(), limit).Scan(&n); err != nil {
-		return 0, fmt.Errorf("sqlite.CountIncidentsSince: %w", err)
+	if err := r.q.queryRow(`SELECT count(*) FROM (SELECT 1 FROM incidents WHERE class = ? AND created_ns > ? AND created_ns <= ?
+		ORDER BY created_ns DESC LIMIT ?)`, class, from.UnixNano(), to.UnixNano(), limit).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite.CountIncidentsIn: %w", err)
 	}
 	return n, nil
 }
