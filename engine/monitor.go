@@ -133,51 +133,63 @@ var errStop = fmt.Errorf("stop")
 // TrustState is the attestation or integrity state (runbook step 10).
 type TrustState struct {
 	State string `json:"state"` // trusted or degraded
-	// Pending lists the incidents keeping the state degraded.
-	Pending []string `json:"pending_incidents"`
-	Detail  string   `json:"detail"`
+	// Pending lists the incidents keeping the state degraded, oldest
+	// first, at most MaxTrustPending of them; PendingCount counts them all.
+	Pending      []string `json:"pending_incidents"`
+	PendingCount int      `json:"pending_count"`
+	Detail       string   `json:"detail"`
+}
+
+// MaxTrustPending bounds TrustState.Pending: the states are public and
+// cheap, whatever a flood of incidents left pending.
+const MaxTrustPending = 100
+
+func (st *TrustState) add(id string) {
+	st.PendingCount++
+	if len(st.Pending) < MaxTrustPending {
+		st.Pending = append(st.Pending, id)
+	}
 }
 
 // AttestationState is degraded while any recovery requirement still needs
-// re-attestation, trusted otherwise.
+// re-attestation, trusted otherwise. Its cost grows with the incomplete
+// requirements only, never with the incidents stored.
 func (e *Engine) AttestationState(ctx context.Context) (*TrustState, error) {
 	st := &TrustState{State: "trusted", Pending: []string{}, Detail: "no incident awaits re-attestation"}
 	err := e.store.View(ctx, func(tx warden.ReadTx) error {
 		return tx.Requirements(true, func(r *warden.RecoveryRequirement) error {
 			if r.RequireReattest && r.ReAttestedAt == "" {
-				st.Pending = append(st.Pending, r.IncidentID)
+				st.add(r.IncidentID)
 			}
 			return nil
 		})
 	})
-	if len(st.Pending) > 0 {
-		st.State, st.Detail = "degraded", fmt.Sprintf("%d incident(s) await re-attestation", len(st.Pending))
+	if st.PendingCount > 0 {
+		st.State, st.Detail = "degraded", fmt.Sprintf("%d incident(s) await re-attestation", st.PendingCount)
 	}
 	return st, err
 }
 
 // IntegrityState is degraded while any integrity_violation incident has
-// not completed recovery (or is unresolved without a requirement).
+// not completed its recovery. integrity_violation latches, so each has a
+// requirement from its report on, and a resolved one has completed it:
+// the incomplete requirements are all there is to look at.
 func (e *Engine) IntegrityState(ctx context.Context) (*TrustState, error) {
 	st := &TrustState{State: "trusted", Pending: []string{}, Detail: "no unrecovered integrity violation"}
 	err := e.store.View(ctx, func(tx warden.ReadTx) error {
-		return tx.Incidents(warden.IncidentFilter{Class: warden.ClassIntegrityViolation}, func(i *warden.Incident) error {
-			if i.State == warden.StateResolved {
-				return nil
-			}
-			r, err := tx.Requirement(i.ID)
-			if err != nil && warden.ErrorCode(err) != warden.ENOTFOUND {
+		return tx.Requirements(true, func(r *warden.RecoveryRequirement) error {
+			i, err := tx.Incident(r.IncidentID)
+			if err != nil {
 				return err
 			}
-			if r == nil || !r.RecoveryComplete {
-				st.Pending = append(st.Pending, i.ID)
+			if i.Class == warden.ClassIntegrityViolation {
+				st.add(i.ID)
 			}
 			return nil
 		})
 	})
-	sort.Strings(st.Pending)
-	if len(st.Pending) > 0 {
-		st.State, st.Detail = "degraded", fmt.Sprintf("%d integrity violation(s) not recovered", len(st.Pending))
+	if st.PendingCount > 0 {
+		st.State, st.Detail = "degraded", fmt.Sprintf("%d integrity violation(s) not recovered", st.PendingCount)
 	}
 	return st, err
 }

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"database/sql"
 	"strconv"
 	"strings"
@@ -58,5 +59,25 @@ func TestReattestRefusesATamperedLedger(t *testing.T) {
 	}
 	if req := env.MustRequirement(t, inc.ID); req.ReAttestedAt != "" || req.RecoveryComplete {
 		t.Fatalf("requirement after the refusal: %+v", req)
+	}
+}
+
+// TestTrustStatesAreBounded: the public attestation and integrity states
+// list at most MaxTrustPending incidents and count them all.
+func TestTrustStatesAreBounded(t *testing.T) {
+	env := wardentest.MustEnv(t, wardentest.Drill)
+	ctx := t.Context()
+	n := engine.MaxTrustPending + 3
+	for range n {
+		env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassIntegrityViolation, Source: "fim", Description: "changed"})
+	}
+	env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassUnauthorizedAccess, Source: "gw", Description: "not integrity, no re-attestation", Severity: "high"})
+	for name, state := range map[string]func(context.Context) (*engine.TrustState, error){
+		"attestation": env.Engine.AttestationState, "integrity": env.Engine.IntegrityState,
+	} {
+		st, err := state(ctx)
+		if err != nil || st.State != "degraded" || st.PendingCount != n || len(st.Pending) != engine.MaxTrustPending {
+			t.Fatalf("%s state: %v count %d listed %d", name, err, st.PendingCount, len(st.Pending))
+		}
 	}
 }
