@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"slices"
 	"strings"
@@ -125,6 +126,41 @@ func TestMCPStdioProxy(t *testing.T) {
 	}
 	cs.Close()
 	<-done
+}
+
+// A script that pipes its whole session into `warden mcp` and closes
+// stdin gets every answer, initialize first, before the process exits.
+func TestMCPStdioScript(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	url, _ := env.MustServer(t)
+	t.Setenv("WARDEN_URL", url)
+	t.Setenv("WARDEN_TOKEN", env.MustCredential(t, engine.CredentialSpec{Name: "script", Roles: []warden.Role{warden.RoleRead}}))
+
+	script := strings.Join([]string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"script","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"guardian_status","arguments":{}}}`,
+	}, "\n") + "\n"
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	if code := cli.Main(t.Context(), []string{"mcp"}, strings.NewReader(script), stdout, stderr); code != cli.ExitOK {
+		t.Fatalf("warden mcp exited %d: %s", code, stderr.String())
+	}
+	var ids []float64
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var m struct {
+			ID     float64
+			Error  any
+			Result struct{ IsError bool }
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil || m.Error != nil || m.Result.IsError {
+			t.Fatalf("answer %s (%v)", line, err)
+		}
+		ids = append(ids, m.ID)
+	}
+	if len(ids) != 3 || ids[0] != 1 || !slices.Contains(ids, 2) || !slices.Contains(ids, 3) {
+		t.Fatalf("answered %v, want 1 first, then 2 and 3; stdout:\n%s", ids, stdout.String())
+	}
 }
 
 // End to end: `warden mcp` against `warden serve --dev --drill`, and the

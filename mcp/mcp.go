@@ -11,8 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -207,33 +205,6 @@ func recordToolRefusal(ctx context.Context, e *engine.Engine, req *sdk.CallToolR
 	e.RecordAuthFailure(context.WithoutCancel(ctx), f)
 }
 
-// ServeIO runs s over newline-delimited JSON-RPC on in and out (stdio)
-// until in ends or ctx is done. An ended input is a clean exit.
-func ServeIO(ctx context.Context, s *sdk.Server, in io.Reader, out io.Writer) error {
-	rc, ok := in.(io.ReadCloser)
-	if !ok {
-		rc = io.NopCloser(in)
-	}
-	wc, ok := out.(io.WriteCloser)
-	if !ok {
-		wc = nopWriteCloser{out}
-	}
-	ss, err := s.Connect(ctx, &sdk.IOTransport{Reader: rc, Writer: wc}, nil)
-	if err != nil {
-		return fmt.Errorf("mcp.ServeIO: %w", err)
-	}
-	stop := context.AfterFunc(ctx, func() { ss.Close() })
-	defer stop()
-	err = ss.Wait()
-	if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("mcp.ServeIO: %w", err)
-	}
-	return nil
-}
-
 // sdkLogger passes on the SDK's warnings and errors only: its info lines
 // (every session connecting) would drown the server's log.
 func sdkLogger(l *slog.Logger) *slog.Logger {
@@ -253,7 +224,3 @@ func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 	return minLevel{h.Handler.WithAttrs(a), h.min}
 }
 func (h minLevel) WithGroup(g string) slog.Handler { return minLevel{h.Handler.WithGroup(g), h.min} }
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
