@@ -131,8 +131,9 @@ func (e *env) governanceCmds() []*cobra.Command {
 	var name, currency, desc, key string
 	var allocated, amount int64
 	create := &cobra.Command{
-		Use:  "create BUDGET_ID --allocated N --currency C [--name N]",
-		Args: cobra.ExactArgs(1),
+		Use:   "create BUDGET_ID --allocated N --currency C [--name N]",
+		Short: "Create a budget you own (treasury_create_budget)",
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.callTool("treasury_create_budget", map[string]any{"budget_id": args[0], "name": name, "allocated": allocated, "currency": currency})
 		},
@@ -141,9 +142,14 @@ func (e *env) governanceCmds() []*cobra.Command {
 	create.Flags().Int64Var(&allocated, "allocated", 0, "units allocated")
 	create.Flags().StringVar(&currency, "currency", "UNITS", "currency")
 	move := func(verb, tool string) *cobra.Command {
+		short := map[string]string{
+			"debit":  "Spend from a budget, refused (and receipted) beyond its balance (treasury_debit)",
+			"credit": "Add to a budget, operators only (treasury_credit)",
+		}[verb]
 		c := &cobra.Command{
-			Use:  verb + " BUDGET_ID --amount N [--description D] [--idempotency-key K]",
-			Args: cobra.ExactArgs(1),
+			Use:   verb + " BUDGET_ID --amount N [--description D] [--idempotency-key K]",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return e.callTool(tool, map[string]any{"budget_id": args[0], "amount": amount, "description": desc, "idempotency_key": key})
 			},
@@ -154,8 +160,9 @@ func (e *env) governanceCmds() []*cobra.Command {
 		return c
 	}
 	balance := &cobra.Command{
-		Use:  "balance BUDGET_ID",
-		Args: cobra.ExactArgs(1),
+		Use:   "balance BUDGET_ID",
+		Short: "A budget's allocation, spending and balance (treasury_balance)",
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.callTool("treasury_balance", map[string]any{"budget_id": args[0]})
 		},
@@ -191,8 +198,10 @@ func (e *env) governanceCmds() []*cobra.Command {
 
 	guardian := &cobra.Command{Use: "guardian", Short: "Scroll roots, checkpoints, anchoring"}
 	guardian.AddCommand(
-		&cobra.Command{Use: "status", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error { return e.callTool("guardian_status", map[string]any{}) }},
-		&cobra.Command{Use: "anchor", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error { return e.callTool("guardian_anchor", map[string]any{}) }},
+		&cobra.Command{Use: "status", Short: "Scroll roots and the latest signed checkpoint (guardian_status)", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error { return e.callTool("guardian_status", map[string]any{}) }},
+		&cobra.Command{Use: "anchor", Short: "Sign a checkpoint and export it to the mirror directory (guardian_anchor)", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error { return e.callTool("guardian_anchor", map[string]any{}) }},
 	)
 
 	tool := &cobra.Command{
