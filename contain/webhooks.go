@@ -34,17 +34,35 @@ const (
 	DefaultWebhookTimeout  = 5 * time.Second
 	DefaultPollInterval    = time.Second
 	MaxWebhookBackoff      = 5 * time.Minute
-	// WebhookBatch is how many due deliveries RunOnce takes at a time.
+	// WebhookBatch is how many due deliveries RunOnce takes at a time, and
+	// how many Run looks at per scan beyond those it skips.
 	WebhookBatch = 100
-	// webhookParallel bounds concurrent sends within a batch, so one
-	// receiver that hangs does not hold up the others.
-	webhookParallel = 4
+	// webhookParallel bounds concurrent sends overall.
+	webhookParallel = 16
+	// webhookLaneParallel bounds concurrent sends to one destination, so a
+	// receiver that hangs holds at most this many of the webhookParallel.
+	webhookLaneParallel = 4
+	// webhookLaneDepth bounds the deliveries Run holds for one destination
+	// (sending or waiting); the rest stay due in the store until it drains.
+	webhookLaneDepth = 16
+	// webhookQueued bounds the deliveries in all of Run's lanes.
+	webhookQueued = 256
+	// webhookMaxScan bounds the due deliveries one scan reads looking past
+	// those of full lanes (a dead receiver's backlog) for others.
+	webhookMaxScan = 4096
 )
 
 // WebhookSender sends the webhook outbox: deliveries the engine enqueued in
 // the same transaction as the state change they report. It runs as its own
 // goroutine (Run) and never blocks a request path; Wake makes it send a
 // newly committed delivery at once instead of at the next poll.
+//
+// Run gives each destination (URL scheme and host) its own lane: at most
+// webhookLaneParallel sends and webhookLaneDepth held deliveries, within
+// webhookParallel sends overall. A receiver that is slow or dead fills
+// only its own lane; the others keep being sent. A delivery is never sent
+// twice at once: it is held from the scan that takes it until a scan that
+// starts after its outcome is recorded.
 //
 // Delivery is at least once: an outcome is recorded after the send, so a
 // crash in between sends again. Receivers de-duplicate on
@@ -82,62 +100,196 @@ type WebhookSender struct {
 	// failed for good (the engine receipts it).
 	OnFinalFailure func(ctx context.Context, d *warden.Delivery)
 
-	once sync.Once
-	wake chan struct{}
+	once  sync.Once
+	wake  chan struct{}
+	slots chan struct{} // one per send in progress, webhookParallel at most
+
+	// scanMu makes scans one at a time, so a delivery released at the start
+	// of a scan cannot be taken by another scan reading an older snapshot.
+	scanMu sync.Mutex
+	mu     sync.Mutex
+	// held: deliveries taken by Run or RunOnce and not yet released.
+	held map[uint64]struct{}
+	// settled: held deliveries whose outcome is recorded (or abandoned);
+	// released at the start of the next scan.
+	settled []uint64
+	lanes   map[string]*lane
+	queued  int // deliveries in lanes, sending or waiting
+}
+
+// lane is one destination's share of Run: its waiting deliveries and the
+// workers (at most webhookLaneParallel) sending them.
+type lane struct {
+	key     string
+	queue   []*warden.Delivery
+	workers int
+}
+
+func (s *WebhookSender) setup() {
+	s.once.Do(func() {
+		s.wake = make(chan struct{}, 1)
+		s.slots = make(chan struct{}, webhookParallel)
+		s.held = map[uint64]struct{}{}
+		s.lanes = map[string]*lane{}
+	})
 }
 
 // Wake asks Run to look for due deliveries now. It never blocks.
 func (s *WebhookSender) Wake() {
+	s.setup()
 	select {
-	case s.wakeChan() <- struct{}{}:
+	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (s *WebhookSender) wakeChan() chan struct{} {
-	s.once.Do(func() { s.wake = make(chan struct{}, 1) })
-	return s.wake
-}
-
-// Run sends due deliveries until ctx is done, then returns nil. Store
-// errors are logged and retried at the next poll; they do not stop it.
+// Run sends due deliveries until ctx is done, then returns nil once every
+// send it started has finished or been abandoned (abandoned sends are not
+// recorded and are sent again later). Store errors are logged and retried
+// at the next poll; they do not stop it.
 func (s *WebhookSender) Run(ctx context.Context) error {
 	if s.Store == nil {
 		return errors.New("contain.WebhookSender.Run: no store")
 	}
+	s.setup()
 	poll := s.PollInterval
 	if poll <= 0 {
 		poll = DefaultPollInterval
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
-		n, err := s.RunOnce(ctx)
+		err := s.fill(ctx, &wg)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
 			s.logger().LogAttrs(ctx, slog.LevelError, "webhook sender", slog.String("error", err.Error()))
 		}
-		if n == WebhookBatch && err == nil {
-			continue // more may be due
-		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case <-s.wakeChan():
+		case <-s.wake: // a Wake, or room in a lane
 		}
 	}
 }
 
-// RunOnce sends up to WebhookBatch deliveries that are due now and records
-// each outcome in its own transaction. It returns how many it sent.
-// A send cut short by ctx is not recorded (it is sent again later).
-func (s *WebhookSender) RunOnce(ctx context.Context) (int, error) {
-	if s.Store == nil {
-		return 0, errors.New("contain.WebhookSender.RunOnce: no store")
+// fill hands due deliveries to their destinations' lanes until none is left
+// that is not held, or the lanes hold webhookQueued, or it has read
+// webhookMaxScan. Deliveries of a full lane are skipped: they stay due.
+func (s *WebhookSender) fill(ctx context.Context, wg *sync.WaitGroup) error {
+	s.scanMu.Lock()
+	defer s.scanMu.Unlock()
+	limit, skipped := 0, 0
+	for ctx.Err() == nil {
+		next := min(WebhookBatch+s.release()+skipped, webhookMaxScan)
+		limit = max(next, limit)
+		due, err := s.due(ctx, limit)
+		if err != nil {
+			return err
+		}
+		progress, full := false, false
+		skipped = 0
+		s.mu.Lock()
+		for _, d := range due {
+			if _, ok := s.held[d.ID]; ok {
+				continue
+			}
+			if s.queued >= webhookQueued {
+				full = true
+				break
+			}
+			key := destination(d.URL)
+			l := s.lanes[key]
+			if l == nil {
+				l = &lane{key: key}
+				s.lanes[key] = l
+			}
+			if l.workers+len(l.queue) >= webhookLaneDepth {
+				skipped++
+				continue
+			}
+			s.held[d.ID] = struct{}{}
+			s.queued++
+			l.queue = append(l.queue, d)
+			progress = true
+			if l.workers < webhookLaneParallel {
+				l.workers++
+				wg.Go(func() { s.work(ctx, l) })
+			}
+		}
+		s.mu.Unlock()
+		if full || len(due) < limit || limit >= webhookMaxScan {
+			return nil
+		}
+		if !progress {
+			// Everything read is held or skipped: read further, or stop
+			// at webhookMaxScan.
+			limit = min(2*limit, webhookMaxScan)
+		}
 	}
+	return nil
+}
+
+// work sends l's deliveries one at a time until its queue is empty or ctx
+// is done; waiting deliveries are then abandoned (they stay due).
+func (s *WebhookSender) work(ctx context.Context, l *lane) {
+	for {
+		s.mu.Lock()
+		if ctx.Err() != nil {
+			for _, d := range l.queue {
+				s.settle(d.ID)
+				s.queued--
+			}
+			l.queue = nil
+		}
+		if len(l.queue) == 0 {
+			l.workers--
+			if l.workers == 0 {
+				delete(s.lanes, l.key)
+			}
+			s.mu.Unlock()
+			return
+		}
+		d := l.queue[0]
+		l.queue[0] = nil
+		l.queue = l.queue[1:]
+		s.mu.Unlock()
+
+		if _, err := s.attempt(ctx, d); err != nil {
+			s.logger().LogAttrs(ctx, slog.LevelError, "webhook sender", slog.String("error", err.Error()))
+		}
+		s.mu.Lock()
+		s.settle(d.ID)
+		s.queued--
+		s.mu.Unlock()
+		s.Wake() // room in this lane
+	}
+}
+
+// settle marks a held delivery done with; s.mu MUST be held.
+func (s *WebhookSender) settle(id uint64) {
+	s.settled = append(s.settled, id)
+}
+
+// release lets go of settled deliveries, whose outcomes are committed, so
+// a scan starting now sees their new state. It returns how many remain
+// held. s.scanMu MUST be held.
+func (s *WebhookSender) release() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.settled {
+		delete(s.held, id)
+	}
+	s.settled = s.settled[:0]
+	return len(s.held)
+}
+
+// due reads up to limit due deliveries, oldest first.
+func (s *WebhookSender) due(ctx context.Context, limit int) ([]*warden.Delivery, error) {
 	now := clockOr(s.Clock)()
 	var due []*warden.Delivery
 	err := s.Store.View(ctx, func(tx warden.ReadTx) error {
@@ -146,35 +298,73 @@ func (s *WebhookSender) RunOnce(ctx context.Context) (int, error) {
 			return fmt.Errorf("store read transaction %T has no webhook outbox (warden.IncidentReader)", tx)
 		}
 		var err error
-		due, err = r.DueDeliveries(now, WebhookBatch)
+		due, err = r.DueDeliveries(now, limit)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("contain.WebhookSender: due deliveries: %w", err)
+		return nil, fmt.Errorf("contain.WebhookSender: due deliveries: %w", err)
+	}
+	return due, nil
+}
+
+// RunOnce sends up to WebhookBatch deliveries that are due now and records
+// each outcome in its own transaction. It returns how many it sent, once
+// all have been sent; per destination it sends webhookLaneParallel at a
+// time. Deliveries Run is sending are left to Run. A send cut short by ctx
+// is not recorded (it is sent again later).
+func (s *WebhookSender) RunOnce(ctx context.Context) (int, error) {
+	if s.Store == nil {
+		return 0, errors.New("contain.WebhookSender.RunOnce: no store")
+	}
+	s.setup()
+	s.scanMu.Lock()
+	s.release()
+	due, err := s.due(ctx, WebhookBatch)
+	var mine []*warden.Delivery
+	s.mu.Lock()
+	for _, d := range due {
+		if _, ok := s.held[d.ID]; !ok {
+			s.held[d.ID] = struct{}{}
+			mine = append(mine, d)
+		}
+	}
+	s.mu.Unlock()
+	s.scanMu.Unlock()
+	if err != nil {
+		return 0, err
 	}
 
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sent int
-		sem  = make(chan struct{}, webhookParallel)
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		errs  []error
+		sent  int
+		lanes = map[string]chan struct{}{}
 	)
-	for _, d := range due {
-		if ctx.Err() != nil {
-			break
+	for _, d := range mine {
+		key := destination(d.URL)
+		if lanes[key] == nil {
+			lanes[key] = make(chan struct{}, webhookLaneParallel)
 		}
-		sem <- struct{}{}
+		sem := lanes[key]
 		wg.Go(func() {
-			defer func() { <-sem }()
-			upd := s.Deliver(ctx, d)
-			if ctx.Err() != nil && upd.Status != warden.DeliveryDelivered {
-				return // we cut it short; not the receiver's failure
+			defer func() {
+				s.mu.Lock()
+				s.settle(d.ID)
+				s.mu.Unlock()
+			}()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
 			}
-			err := s.record(ctx, upd)
+			defer func() { <-sem }()
+			ok, err := s.attempt(ctx, d)
 			mu.Lock()
 			defer mu.Unlock()
-			sent++
+			if ok {
+				sent++
+			}
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -182,6 +372,36 @@ func (s *WebhookSender) RunOnce(ctx context.Context) (int, error) {
 	}
 	wg.Wait()
 	return sent, errors.Join(errs...)
+}
+
+// attempt sends d once in one of the sender's webhookParallel slots and
+// records the outcome. It reports whether it attempted to record one: a
+// send cut short by ctx is not the receiver's failure and is not recorded.
+func (s *WebhookSender) attempt(ctx context.Context, d *warden.Delivery) (bool, error) {
+	if ctx.Err() != nil {
+		return false, nil
+	}
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, nil
+	}
+	upd := s.Deliver(ctx, d)
+	<-s.slots
+	if ctx.Err() != nil && upd.Status != warden.DeliveryDelivered {
+		return false, nil
+	}
+	return true, s.record(ctx, upd)
+}
+
+// destination names the receiver a lane is for: the URL's scheme and host
+// (a dead host is one lane whatever its paths), or the URL if it has none.
+func destination(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return raw
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
 }
 
 // record stores a delivery's new state, even if ctx was canceled after the
