@@ -81,3 +81,14 @@ func TestTrustStatesAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownIncidentErrorIsBounded: an unknown id is named in the error,
+// but a huge one is cut, so the answer does not echo what was sent.
+func TestUnknownIncidentErrorIsBounded(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	id := "INC-" + strings.Repeat("9", 100000)
+	_, err := env.Engine.Incident(t.Context(), id)
+	if warden.ErrorCode(err) != warden.ENOTFOUND || len(warden.ErrorMessage(err)) > 200 || !strings.Contains(warden.ErrorMessage(err), "INC-999") {
+		t.Fatalf("unknown huge id: %d bytes: %.200v", len(warden.ErrorMessage(err)), err)
+	}
+}

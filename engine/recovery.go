@@ -21,7 +21,7 @@ func (e *Engine) Incident(ctx context.Context, id string) (*warden.Incident, err
 		return err
 	})
 	if warden.ErrorCode(err) == warden.ENOTFOUND {
-		return nil, warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", id)
+		return nil, warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", truncate(id, 64))
 	}
 	return inc, err
 }
@@ -98,7 +98,7 @@ func (e *Engine) transition(ctx context.Context, p *warden.Principal, id, verb, 
 	var inc *warden.Incident
 	err := e.update(ctx, func(tx warden.Tx) (err error) {
 		if inc, err = tx.Incident(id); warden.ErrorCode(err) == warden.ENOTFOUND {
-			return warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", id)
+			return warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", truncate(id, 64))
 		} else if err != nil {
 			return err
 		}
@@ -152,7 +152,7 @@ func (e *Engine) PendingRecoveries(ctx context.Context) ([]*warden.RecoveryRequi
 func (e *Engine) recoveryStep(tx warden.Tx, p *warden.Principal, id, step string) (*warden.Incident, *warden.RecoveryRequirement, error) {
 	inc, err := tx.Incident(id)
 	if warden.ErrorCode(err) == warden.ENOTFOUND {
-		return nil, nil, warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", id)
+		return nil, nil, warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", truncate(id, 64))
 	} else if err != nil {
 		return nil, nil, err
 	}
