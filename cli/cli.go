@@ -17,6 +17,7 @@ import (
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/datadir"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/ledger"
 	"github.com/warden-sh/warden/sqlite"
 )
 
@@ -66,6 +67,14 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	switch {
 	case errors.As(err, &vf):
 		fmt.Fprintln(stderr, "warden: FAILED:", vf.Error())
+		if e.json {
+			out := map[string]any{"ok": false, "error": vf.Error()}
+			var ve *ledger.VerifyError
+			if errors.As(vf.error, &ve) {
+				out["first_bad_seq"] = ve.Seq
+			}
+			_ = json.NewEncoder(stdout).Encode(out)
+		}
 		return ExitVerify
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "warden:", ue.Error())

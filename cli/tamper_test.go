@@ -159,6 +159,15 @@ func TestVerifyNamesFirstBadSequenceNumberOnDiskTamper(t *testing.T) {
 			if code != cli.ExitVerify || !strings.Contains(errs, want) {
 				t.Fatalf("verify: exit %d, stderr %q; want exit %d naming %q", code, errs, cli.ExitVerify, want)
 			}
+			var failed struct {
+				OK          *bool   `json:"ok"`
+				FirstBadSeq *uint64 `json:"first_bad_seq"`
+			}
+			code, out, _ := run(t, "verify", "--data", data, "--json")
+			if err := json.Unmarshal([]byte(out), &failed); err != nil || code != cli.ExitVerify || failed.OK == nil || *failed.OK ||
+				failed.FirstBadSeq == nil || *failed.FirstBadSeq != tc.wantSeq {
+				t.Fatalf("verify --json: exit %d, %v, stdout %q", code, err, out)
+			}
 			// The tampered store exported and verified offline fails too.
 			after := filepath.Join(t.TempDir(), "after.jsonl")
 			if code, _, errs := run(t, "export", "receipts", "--data", data, "-o", after); code != 0 {
