@@ -38,18 +38,29 @@ func (e *env) forensicCmd() *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify FILE [--hmac-key FILE] [--pubkey FILE]",
 		Short: "Verify a forensic bundle offline and name what was tampered",
-		Long: `Verify a forensic bundle offline: the bundle hash over its canonical content,
-the HMAC signature (with --hmac-key, the data directory's hmac.key), the
-ed25519 bundle signature and checkpoint (with --pubkey, else the key inside
-the bundle), every audit entry's hashes and inclusion proof, that no audit
-entry is missing, and every incident against its latest receipted state.
-Exit 3 names every failed check.`,
+		Long: `Verify a forensic bundle offline and name every failed check: the bundle
+hash over its canonical content; the HMAC signature (--hmac-key, e.g.
+DATA/hmac.key); the ed25519 bundle signature and checkpoint, the inclusion
+proof of every anchored audit entry and that none is missing (--pubkey,
+e.g. DATA/ledger.pub); every audit entry's hashes; every incident against
+its latest receipted state; that every incident with receipts is in the
+bundle; and the system_state counters, checkpoint size and origin against
+what the bundle shows.
+
+Give --hmac-key, --pubkey or both. Without --pubkey the signatures are not
+checked unless --trust-embedded-key asks to check them with the key inside
+the bundle: that proves the bundle is intact, not who made it (anyone can
+re-sign an edited bundle with a key of their own), and the output says so.
+Exit 2 without any key; exit 3 names every failed check.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if hmacFile == "" && pubFile == "" && !trustEmbedded {
 				return usageError{fmt.Errorf("give --pubkey and/or --hmac-key: without a key you trust, a re-signed bundle would verify (--trust-embedded-key checks integrity only)")}
 			}
-			var o forensic.Options
+			if pubFile != "" && trustEmbedded {
+				return usageError{fmt.Errorf("--pubkey and --trust-embedded-key exclude each other: the signatures are checked with one key")}
+			}
+			o := forensic.Options{TrustEmbeddedKey: trustEmbedded}
 			if hmacFile != "" {
 				b, err := os.ReadFile(hmacFile)
 				if err != nil {
@@ -81,7 +92,10 @@ Exit 3 names every failed check.`,
 				return verifyFailure{err}
 			}
 			return e.print(rep, func(w io.Writer) {
-				fmt.Fprintf(w, "ok: bundle %s: %d incidents, %d audit entries, %d inclusion proofs verified", rep.BundleHash, rep.Incidents, rep.AuditEntries, rep.Proofs)
+				fmt.Fprintf(w, "ok: bundle %s: %d incidents, %d audit entries", rep.BundleHash, rep.Incidents, rep.AuditEntries)
+				if rep.SignaturesChecked {
+					fmt.Fprintf(w, ", %d inclusion proofs verified", rep.Proofs)
+				}
 				if rep.Unanchored > 0 {
 					fmt.Fprintf(w, ", %d newer than the checkpoint", rep.Unanchored)
 				}
@@ -89,15 +103,18 @@ Exit 3 names every failed check.`,
 				if !rep.HMACChecked {
 					fmt.Fprintln(w, "note: HMAC not checked (no --hmac-key)")
 				}
+				if !rep.SignaturesChecked {
+					fmt.Fprintln(w, "note: bundle signature, checkpoint and inclusion proofs not checked (no --pubkey)")
+				}
 				if rep.EmbeddedKey {
-					fmt.Fprintln(w, "note: signatures checked with the key inside the bundle (pass --pubkey to use a key you trust)")
+					fmt.Fprintln(w, "warning: signatures checked with the key inside the bundle (--trust-embedded-key): this proves the bundle is intact, not who made it; pass --pubkey with a key you trust")
 				}
 			})
 		},
 	}
 	verify.Flags().StringVar(&hmacFile, "hmac-key", "", "file with the forensic HMAC key (hex), e.g. DATA/hmac.key")
 	verify.Flags().StringVar(&pubFile, "pubkey", "", "file with the trusted ledger public key, e.g. DATA/ledger.pub")
-	verify.Flags().BoolVar(&trustEmbedded, "trust-embedded-key", false, "check the bundle with the key it carries (proves integrity, not origin)")
+	verify.Flags().BoolVar(&trustEmbedded, "trust-embedded-key", false, "check the signatures with the key inside the bundle (proves integrity, not origin)")
 	cmd.AddCommand(export, verify)
 	return cmd
 }

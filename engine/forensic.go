@@ -62,6 +62,11 @@ func (b *bundleWriter) canonical(v any) {
 // ExportForensic streams a signed forensic bundle (see package forensic) to
 // w in bounded memory: incident-scroll receipts and incidents are read page
 // by page from one snapshot. Forensic role. The export is receipted.
+//
+// The export MUST stay complete: every incident-scroll receipt and every
+// incident, unfiltered, with system_state's counters from the same
+// snapshot. forensic.Verify reports an incident with receipts but no record,
+// and counters that disagree with the records, as tampering.
 func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.Writer, version string) (*ForensicSummary, error) {
 	if err := Authorize(p, "export forensic bundles", warden.RoleForensic); err != nil {
 		return nil, err
@@ -118,6 +123,7 @@ func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.W
 		bw.str(`],"exported_at":`)
 		bw.canonical(warden.FormatTime(e.now()))
 		bw.str(`,"incidents":[`)
+		// All of them (no filter), in listing order: severity, then newest.
 		if err := tx.Incidents(warden.IncidentFilter{}, func(i *warden.Incident) error {
 			if sum.Incidents > 0 {
 				bw.str(",")

@@ -6,9 +6,16 @@
 //
 //	audit_entries  every incident-scroll receipt, in seq order
 //	exported_at    RFC 3339 time of the export
-//	incidents      every incident record, ordered by number
+//	incidents      every incident record, in the listing order of
+//	               GET /api/v1/incidents: most severe first, then newest
+//	               (highest number) first
 //	policy_digest  "sha256:…" of the containment policy in force
 //	system_state   counters and trust states at export time
+//
+// Audit entries and incidents are read from one store snapshot without
+// filters, so every incident with a receipt among the audit entries is in
+// incidents and system_state's counters agree with them; Verify relies on
+// both. It does not rely on the order of incidents (bundle_hash fixes it).
 //
 // bundle_hash is hex SHA-256 over the RFC 8785 serialisation of exactly
 // those five members. signature is hex HMAC-SHA256(forensic key,

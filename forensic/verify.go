@@ -3,6 +3,7 @@ package forensic
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -18,30 +20,44 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Options configure verification.
+// Options configure verification. At least one of HMACKey, Verifiers and
+// TrustEmbeddedKey MUST be set; Verify returns ErrNoKey otherwise.
 type Options struct {
 	// HMACKey, if set, checks the HMAC signature.
 	HMACKey []byte
-	// Verifiers, if set, are the trusted ledger keys. Otherwise the key
-	// inside the bundle is used and Report.EmbeddedKey says so.
+	// Verifiers, if set, are the trusted ledger keys that check the
+	// bundle note and the checkpoint.
 	Verifiers note.Verifiers
+	// TrustEmbeddedKey, when Verifiers is nil, checks the bundle note and
+	// the checkpoint with the key the bundle carries, and Report.EmbeddedKey
+	// says so. That proves the bundle is intact, never who made it: anyone
+	// can re-sign an edited bundle with a key of their own. With neither
+	// Verifiers nor TrustEmbeddedKey the note, the checkpoint and everything
+	// that needs the checkpoint are not checked (Report.SignaturesChecked).
+	TrustEmbeddedKey bool
 }
 
 // Report is what verification found.
 type Report struct {
-	BundleHash   string   `json:"bundle_hash"`
-	Incidents    int      `json:"incidents"`
-	AuditEntries int      `json:"audit_entries"`
-	Proofs       int      `json:"inclusion_proofs"`
-	Unanchored   int      `json:"unanchored_entries"`
-	HMACChecked  bool     `json:"hmac_checked"`
-	EmbeddedKey  bool     `json:"embedded_key"`
-	Problems     []string `json:"problems"`
+	BundleHash   string `json:"bundle_hash"`
+	Incidents    int    `json:"incidents"`
+	AuditEntries int    `json:"audit_entries"`
+	Proofs       int    `json:"inclusion_proofs"`
+	Unanchored   int    `json:"unanchored_entries"`
+	HMACChecked  bool   `json:"hmac_checked"`
+	// SignaturesChecked is true when the bundle note and the checkpoint
+	// were checked with a key (trusted, or embedded: see EmbeddedKey).
+	SignaturesChecked bool     `json:"signatures_checked"`
+	EmbeddedKey       bool     `json:"embedded_key"`
+	Problems          []string `json:"problems"`
 }
 
 // ErrTampered is returned (wrapped) when any check fails; Report.Problems
 // names every failed check.
 var ErrTampered = errors.New("forensic bundle failed verification")
+
+// ErrNoKey is returned when Options name no key to verify with.
+var ErrNoKey = errors.New("forensic: no key to verify with: give an HMAC key, trusted ledger keys, or trust the embedded key explicitly")
 
 const maxProblems = 50
 
@@ -66,15 +82,41 @@ type snapshot struct {
 	digest [32]byte
 }
 
-// Verify reads a bundle from r and checks everything it can: the bundle
-// hash over the canonical content, the HMAC (with a key), the ed25519 bundle
-// note and checkpoint, every audit entry's body and leaf hash, the
-// inclusion proof of every anchored entry, the completeness of the audit
-// entries against the checkpoint's incident scroll root, and every incident
-// record against its latest receipted state. Memory grows with the number
-// of entries by a few dozen bytes each, not with the bundle's size.
+// Verify reads a bundle from r and checks it, naming every failure in
+// Report.Problems (and the returned ErrTampered). It checks:
+//
+//   - bundle_hash against the canonical content;
+//   - the HMAC signature (with Options.HMACKey);
+//   - the ed25519 bundle note and the checkpoint (with Options.Verifiers,
+//     or the embedded key with Options.TrustEmbeddedKey); with a verified
+//     checkpoint also the inclusion proof of every anchored audit entry
+//     and that the anchored entries rebuild the checkpoint's incident
+//     scroll root (no entry missing, added or altered);
+//   - every audit entry's body and leaf hash, and that it is an
+//     incident-scroll receipt in seq order;
+//   - every incident record against its latest receipted snapshot;
+//   - that every incident with a snapshot receipt among the audit entries
+//     is in incidents. The export reads both from one snapshot without
+//     filters, and incidents are never deleted, so a missing one was
+//     dropped from the bundle;
+//   - the system_state fields the bundle determines: total_incidents,
+//     open_incidents, contained_count, resolved_count, by_class and
+//     open_by_severity recomputed from incidents (warden.StatsDelta, the
+//     rule the server's counters follow); with a verified checkpoint,
+//     checkpoint_size and origin against it; log_size at least the
+//     checkpoint size and above every audit entry's seq.
+//
+// It cannot recompute the rest of system_state (pending_recoveries:
+// requirements are not in the bundle; attestation_state, integrity_state,
+// drill_mode, warden_version) nor exported_at and policy_digest: those are
+// protected by bundle_hash, and so by the signatures, only.
+// Memory grows with the number of entries and incidents by a few dozen
+// bytes each, not with the bundle's size.
 func Verify(r io.Reader, o Options) (*Report, error) {
 	rep := &Report{Problems: []string{}}
+	if o.HMACKey == nil && o.Verifiers == nil && !o.TrustEmbeddedKey {
+		return rep, ErrNoKey
+	}
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
 	dec.UseNumber()
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -91,6 +133,9 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 		nextHash  = 0
 		seenKeys  = map[string]bool{}
 		hashedErr bool
+		counters  = map[string]int64{}
+		statsOK   = true
+		state     *SystemState
 	)
 	for dec.More() {
 		t, err := dec.Token()
@@ -171,14 +216,18 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 				}
 				writeElem(h, hashed, n, c)
 				n++
-				var id struct {
-					ID string `json:"id"`
+				var inc warden.Incident
+				if err := json.Unmarshal(raw, &inc); err != nil {
+					rep.problem("incident %d is not an incident record: %v", n-1, err)
+					statsOK = false
 				}
-				json.Unmarshal(raw, &id)
-				if _, dup := records[id.ID]; dup {
-					rep.problem("incident %s appears twice", id.ID)
+				if _, dup := records[inc.ID]; dup {
+					rep.problem("incident %s appears twice", inc.ID)
 				}
-				records[id.ID] = sha256.Sum256(c)
+				records[inc.ID] = sha256.Sum256(c)
+				for k, v := range warden.StatsDelta(nil, &inc) {
+					counters[k] += v
+				}
 				return nil
 			})
 			rep.Incidents = n
@@ -203,6 +252,13 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 					return rep, fmt.Errorf("member %q: %w", key, cerr)
 				}
 				h.Write(c)
+				if key == "system_state" {
+					state = &SystemState{}
+					if err := json.Unmarshal(raw, state); err != nil {
+						rep.problem("system_state is malformed: %v", err)
+						state = nil
+					}
+				}
 				continue
 			}
 			switch key {
@@ -249,7 +305,7 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 		}
 	}
 	known := o.Verifiers
-	if known == nil {
+	if known == nil && o.TrustEmbeddedKey {
 		rep.EmbeddedKey = true
 		v, _, err := ledger.ParseVerifiers([]byte(strs["pubkey"]))
 		if err != nil {
@@ -260,6 +316,7 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 	}
 	var cp *ledger.CheckpointBody
 	if known != nil {
+		rep.SignaturesChecked = true
 		if n, err := note.Open([]byte(strs["bundle_note"]), known); err != nil {
 			rep.problem("bundle_note signature does not verify: %v", err)
 		} else if n.Text != NoteText(strs["bundle_hash"]) {
@@ -336,6 +393,19 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 			rep.problem("incident %s differs from its latest receipted state (seq %d): the incident record was altered", id, s.seq)
 		}
 	}
+	ids = ids[:0]
+	for id := range latest {
+		if _, ok := records[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		rep.problem("incident %s has receipts up to seq %d but is missing from the bundle", id, latest[id].seq)
+	}
+	if state != nil {
+		checkState(rep, state, counters, statsOK, cp, entries)
+	}
 	sort.Strings(rep.Problems[:min(len(rep.Problems), maxProblems)])
 	if len(rep.Problems) > 0 {
 		return rep, fmt.Errorf("%w: %s", ErrTampered, strings.Join(rep.Problems, "; "))
@@ -394,4 +464,58 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// checkState reports the system_state fields that disagree with what the
+// bundle determines: the incident counters recomputed from incidents and,
+// with a verified checkpoint, its size and origin. Each problem names the
+// field, the claimed and the recomputed value.
+func checkState(rep *Report, s *SystemState, counters map[string]int64, statsOK bool, cp *ledger.CheckpointBody, entries []entry) {
+	field := func(name string, claimed, recomputed any, from string) {
+		if claimed != recomputed {
+			rep.problem("system_state.%s is %v; recomputed from %s: %v", name, claimed, from, recomputed)
+		}
+	}
+	if statsOK {
+		const from = "the bundle's incidents"
+		want := warden.StatsFromCounters(counters)
+		field("total_incidents", s.TotalIncidents, want.TotalIncidents, from)
+		field("open_incidents", s.OpenIncidents, want.OpenIncidents, from)
+		field("contained_count", s.ContainedCount, want.ContainedCount, from)
+		field("resolved_count", s.ResolvedCount, want.ResolvedCount, from)
+		for _, k := range unionKeys(s.ByClass, want.ByClass) {
+			field("by_class."+k, s.ByClass[k], want.ByClass[k], from)
+		}
+		for _, k := range unionKeys(s.OpenBySeverity, want.OpenBySeverity) {
+			field("open_by_severity."+k, s.OpenBySeverity[k], want.OpenBySeverity[k], from)
+		}
+	}
+	if cp != nil {
+		field("checkpoint_size", s.CheckpointSize, cp.Size, "the checkpoint")
+		field("origin", s.Origin, cp.Origin, "the checkpoint")
+		if s.LogSize < cp.Size {
+			rep.problem("system_state.log_size is %d, but the checkpoint covers %d entries", s.LogSize, cp.Size)
+		}
+	}
+	// The log held every exported entry: it is longer than the last seq.
+	if len(entries) > 0 {
+		last := slices.MaxFunc(entries, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) }).seq
+		if s.LogSize <= last {
+			rep.problem("system_state.log_size is %d, but audit entry seq %d gives at least %d", s.LogSize, last, last+1)
+		}
+	}
+}
+
+func unionKeys(a, b map[string]int64) []string {
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
 }

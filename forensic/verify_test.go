@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,8 +27,8 @@ func bundle(t testing.TB) (*wardentest.Env, []byte) {
 	env := wardentest.MustEnv(t)
 	ctx := context.Background()
 	var ids []string
-	for i := 0; i < 4; i++ {
-		inc, err := env.Engine.ReportIncident(ctx, admin, engine.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "airlock", Description: "blocked egress " + string(rune('a'+i))})
+	for i, sev := range []string{"medium", "low", "high", "medium"} {
+		inc, err := env.Engine.ReportIncident(ctx, admin, engine.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Severity: sev, Source: "airlock", Description: "blocked egress " + string(rune('a'+i))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,12 +38,15 @@ func bundle(t testing.TB) (*wardentest.Env, []byte) {
 	if _, err := env.Engine.ResolveIncident(ctx, admin, ids[0]); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := env.Engine.AcknowledgeIncident(ctx, admin, ids[3]); err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
 	sum, err := env.Engine.ExportForensic(ctx, admin, &buf, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Incidents != 4 || sum.AuditEntries < 5 || sum.Proofs != sum.AuditEntries {
+	if sum.Incidents != 4 || sum.AuditEntries < 6 || sum.Proofs != sum.AuditEntries {
 		t.Fatalf("summary %+v", sum)
 	}
 	return env, buf.Bytes()
@@ -54,13 +60,17 @@ func opts(t testing.TB, env *wardentest.Env) forensic.Options {
 	return forensic.Options{HMACKey: env.Dir.HMACKey, Verifiers: known}
 }
 
-func TestBundleVerifies(t *testing.T) {
+// TestForensicBundle_ExportAndVerify is the runbook's verification flow:
+// export a bundle, recompute its hash independently, verify it with the
+// keys. Without any key verification is refused; with the embedded key only
+// when asked for, and the report says so.
+func TestForensicBundle_ExportAndVerify(t *testing.T) {
 	env, b := bundle(t)
 	rep, err := forensic.Verify(bytes.NewReader(b), opts(t, env))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.HMACChecked || rep.EmbeddedKey || rep.Incidents != 4 || rep.Proofs != rep.AuditEntries {
+	if !rep.HMACChecked || !rep.SignaturesChecked || rep.EmbeddedKey || rep.Incidents != 4 || rep.Proofs != rep.AuditEntries {
 		t.Fatalf("report %+v", rep)
 	}
 	// The bundle hash is SHA-256 over the canonical five members: an
@@ -82,10 +92,29 @@ func TestBundleVerifies(t *testing.T) {
 	if got := sha256hex(c); got != hash {
 		t.Fatalf("independent bundle hash %s != %s", got, hash)
 	}
-	// Without keys it still verifies, with the embedded key, and says so.
-	rep, err = forensic.Verify(bytes.NewReader(b), forensic.Options{})
-	if err != nil || !rep.EmbeddedKey || rep.HMACChecked {
-		t.Fatalf("no keys: %+v %v", rep, err)
+	// The system_state the checks recompute is the server's own.
+	var state forensic.SystemState
+	json.Unmarshal(m["system_state"], &state)
+	want := forensic.SystemState{TotalIncidents: 4, OpenIncidents: 2, ResolvedCount: 1,
+		ByClass: map[string]int64{warden.ClassForbiddenAirlockRequest: 4}, OpenBySeverity: map[string]int64{"low": 1, "high": 1}}
+	if state.TotalIncidents != want.TotalIncidents || state.OpenIncidents != want.OpenIncidents || state.ResolvedCount != want.ResolvedCount ||
+		!maps.Equal(state.ByClass, want.ByClass) || !maps.Equal(state.OpenBySeverity, want.OpenBySeverity) || state.CheckpointSize == 0 {
+		t.Fatalf("system_state %+v, want counters %+v", state, want)
+	}
+	// No key at all: refused, not "verified".
+	if _, err := forensic.Verify(bytes.NewReader(b), forensic.Options{}); !errors.Is(err, forensic.ErrNoKey) {
+		t.Fatalf("no keys: %v", err)
+	}
+	// The embedded key only when asked, and the report says so.
+	rep, err = forensic.Verify(bytes.NewReader(b), forensic.Options{TrustEmbeddedKey: true})
+	if err != nil || !rep.EmbeddedKey || !rep.SignaturesChecked || rep.HMACChecked || rep.Proofs != rep.AuditEntries {
+		t.Fatalf("embedded key: %+v %v", rep, err)
+	}
+	// The HMAC key alone: the signatures are not checked with the embedded
+	// key behind the caller's back.
+	rep, err = forensic.Verify(bytes.NewReader(b), forensic.Options{HMACKey: env.Dir.HMACKey})
+	if err != nil || rep.EmbeddedKey || rep.SignaturesChecked || !rep.HMACChecked || rep.Proofs != 0 {
+		t.Fatalf("HMAC only: %+v %v", rep, err)
 	}
 	// Pretty-printed (jq .) still verifies: only canonical content counts.
 	var pretty bytes.Buffer
@@ -95,21 +124,81 @@ func TestBundleVerifies(t *testing.T) {
 	}
 }
 
-func TestBundleTamperIsNamed(t *testing.T) {
+// TestForensicBundle_TamperDetection: every modification of the bundle
+// (changing an incident id, dropping an incident, editing system_state…)
+// fails verification, and the problems name what was changed.
+func TestForensicBundle_TamperDetection(t *testing.T) {
 	env, b := bundle(t)
 	other := wardentest.MustEnv(t)
+	incs := incidents(t, b)
+	state := systemState(t, b)
+	// incs is in listing order: high, medium (acknowledged), medium
+	// (resolved), low. Each incident's last snapshot receipt:
+	last := lastSnapshotSeq(t, b)
+	dropped := incs[1].ID
+	hmacOnly := func() forensic.Options { return forensic.Options{HMACKey: env.Dir.HMACKey} }
 	cases := []struct {
 		name   string
 		mutate func([]byte) []byte
 		opts   func() forensic.Options
 		want   []string
 	}{
+		{"incident id changed", func(b []byte) []byte {
+			return inIncidents(b, `"id":"`+incs[0].ID+`"`, `"id":"INC-20990101-000000-9999"`)
+		}, nil, []string{
+			"bundle_hash does not match",
+			"incident INC-20990101-000000-9999 has no receipt among the audit entries",
+			fmt.Sprintf("incident %s has receipts up to seq %d but is missing from the bundle", incs[0].ID, last[incs[0].ID]),
+		}},
 		{"incident description edited", func(b []byte) []byte {
 			return inIncidents(b, `"description":"blocked egress b"`, `"description":"blocked egress X"`)
 		}, nil, []string{"bundle_hash does not match", "differs from its latest receipted state"}},
 		{"incident state edited and hash recomputed", func(b []byte) []byte {
 			return rehash(t, inIncidents(b, `"state":"resolved"`, `"state":"open"`))
-		}, nil, []string{"HMAC signature does not match", "bundle_note signs a different bundle hash", "differs from its latest receipted state"}},
+		}, nil, []string{"HMAC signature does not match", "bundle_note signs a different bundle hash", "differs from its latest receipted state",
+			"system_state.open_incidents is 2; recomputed from the bundle's incidents: 3",
+			"system_state.resolved_count is 1; recomputed from the bundle's incidents: 0",
+			"system_state.open_by_severity.medium is 0; recomputed from the bundle's incidents: 1"}},
+		{"incident dropped", func(b []byte) []byte { return dropIncident(t, b, dropped) }, nil, []string{
+			"bundle_hash does not match",
+			fmt.Sprintf("incident %s has receipts up to seq %d but is missing from the bundle", dropped, last[dropped]),
+			"system_state.total_incidents is 4; recomputed from the bundle's incidents: 3",
+			"system_state.by_class.forbidden_airlock_request is 4; recomputed from the bundle's incidents: 3",
+		}},
+		{"incident dropped, counters adjusted, hash recomputed, HMAC key only", func(b []byte) []byte {
+			b = dropIncident(t, b, dropped)
+			b = editState(t, b, func(s map[string]any) {
+				s["total_incidents"] = 3
+				s["by_class"] = map[string]int{warden.ClassForbiddenAirlockRequest: 3}
+			})
+			return rehash(t, b)
+		}, hmacOnly, []string{
+			"HMAC signature does not match",
+			fmt.Sprintf("incident %s has receipts up to seq %d but is missing from the bundle", dropped, last[dropped]),
+		}},
+		{"incident not an incident record", func(b []byte) []byte {
+			return inIncidents(b, `"number":`, `"number":"x","was":`)
+		}, nil, []string{"incident 0 is not an incident record"}},
+		{"system_state total_incidents edited", stateEdit(t, "total_incidents", 5), nil,
+			[]string{"system_state.total_incidents is 5; recomputed from the bundle's incidents: 4"}},
+		{"system_state open_incidents edited", stateEdit(t, "open_incidents", 0), nil,
+			[]string{"system_state.open_incidents is 0; recomputed from the bundle's incidents: 2"}},
+		{"system_state contained_count edited", stateEdit(t, "contained_count", 7), nil,
+			[]string{"system_state.contained_count is 7; recomputed from the bundle's incidents: 0"}},
+		{"system_state resolved_count edited", stateEdit(t, "resolved_count", 0), nil,
+			[]string{"system_state.resolved_count is 0; recomputed from the bundle's incidents: 1"}},
+		{"system_state by_class edited", stateEdit(t, "by_class", map[string]int{warden.ClassForbiddenAirlockRequest: 4, warden.ClassPromptInjection: 2}), nil,
+			[]string{"system_state.by_class.prompt_injection is 2; recomputed from the bundle's incidents: 0"}},
+		{"system_state open_by_severity edited", stateEdit(t, "open_by_severity", map[string]int{"low": 1}), nil,
+			[]string{"system_state.open_by_severity.high is 0; recomputed from the bundle's incidents: 1"}},
+		{"system_state checkpoint_size edited", stateEdit(t, "checkpoint_size", state.CheckpointSize+5), nil,
+			[]string{fmt.Sprintf("system_state.checkpoint_size is %d; recomputed from the checkpoint: %d", state.CheckpointSize+5, state.CheckpointSize)}},
+		{"system_state origin edited", stateEdit(t, "origin", "elsewhere"), nil,
+			[]string{fmt.Sprintf("system_state.origin is elsewhere; recomputed from the checkpoint: %s", state.Origin)}},
+		{"system_state log_size below the checkpoint", stateEdit(t, "log_size", state.CheckpointSize-1), nil,
+			[]string{fmt.Sprintf("system_state.log_size is %d, but the checkpoint covers %d entries", state.CheckpointSize-1, state.CheckpointSize)}},
+		{"system_state log_size below the last audit entry, HMAC key only", stateEdit(t, "log_size", 1), hmacOnly,
+			[]string{"HMAC signature does not match", "system_state.log_size is 1, but audit entry seq"}},
 		{"audit entry removed", func(b []byte) []byte { return dropAudit(t, b, 2) }, nil,
 			[]string{"do not rebuild the checkpoint's incident scroll root"}},
 		{"audit entry body edited", func(b []byte) []byte {
@@ -145,6 +234,94 @@ func TestBundleTamperIsNamed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func incidents(t *testing.T, b []byte) []warden.Incident {
+	t.Helper()
+	var m struct{ Incidents []warden.Incident }
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.Incidents
+}
+
+func systemState(t *testing.T, b []byte) forensic.SystemState {
+	t.Helper()
+	var m struct {
+		State forensic.SystemState `json:"system_state"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.State
+}
+
+// lastSnapshotSeq maps each incident id to the seq of its last receipt
+// carrying its snapshot.
+func lastSnapshotSeq(t *testing.T, b []byte) map[string]uint64 {
+	t.Helper()
+	var m struct {
+		Entries []warden.Receipt `json:"audit_entries"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]uint64{}
+	for _, r := range m.Entries {
+		var body struct{ Incident *warden.Incident }
+		if json.Unmarshal(r.Body, &body) == nil && body.Incident != nil {
+			last[body.Incident.ID] = r.Seq
+		}
+	}
+	return last
+}
+
+// dropIncident removes the incident with id from the incidents member.
+func dropIncident(t *testing.T, b []byte, id string) []byte {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	var incs []json.RawMessage
+	json.Unmarshal(m["incidents"], &incs)
+	n := len(incs)
+	incs = slices.DeleteFunc(incs, func(raw json.RawMessage) bool {
+		var i struct{ ID string }
+		json.Unmarshal(raw, &i)
+		return i.ID == id
+	})
+	if len(incs) != n-1 {
+		t.Fatalf("incident %s not in the bundle once", id)
+	}
+	m["incidents"], _ = json.Marshal(incs)
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// editState rewrites the system_state member with fn.
+func editState(t *testing.T, b []byte, fn func(map[string]any)) []byte {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	var s map[string]any
+	if err := json.Unmarshal(m["system_state"], &s); err != nil {
+		t.Fatal(err)
+	}
+	fn(s)
+	m["system_state"], _ = json.Marshal(s)
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// stateEdit sets one system_state field and recomputes bundle_hash, as an
+// attacker without the keys would.
+func stateEdit(t *testing.T, field string, v any) func([]byte) []byte {
+	return func(b []byte) []byte {
+		return rehash(t, editState(t, b, func(s map[string]any) { s[field] = v }))
 	}
 }
 
