@@ -139,9 +139,12 @@ type Incident struct {
 	ResolvedAt         string              `json:"resolved_at"`
 	// AckedAt and AckedBy copy the recovery acknowledgment (ceremony step
 	// 6: when, and the operator named) onto the record, as the runbook
-	// shows; empty until then and for incidents without a requirement.
-	AckedAt string `json:"acked_at"`
-	AckedBy string `json:"acked_by"`
+	// shows; absent until then and for incidents without a requirement.
+	// Fields added to Incident MUST be omitempty: a forensic verifier
+	// compares each record with its latest receipted snapshot, which an
+	// earlier version may have written without the field.
+	AckedAt string `json:"acked_at,omitempty"`
+	AckedBy string `json:"acked_by,omitempty"`
 	// Warden additions.
 	Number     uint64 `json:"number"` // the id's counter, unique forever
 	ReportedBy string `json:"reported_by"`
@@ -250,7 +253,7 @@ type RecoveryRequirement struct {
 	IncidentID       string `json:"incident_id"`
 	RequireAck       bool   `json:"require_ack"`
 	RequireReattest  bool   `json:"require_reattest"`
-	AckedAt          string `json:"acked_at"`
+	AckedAt          string `json:"acked_at,omitempty"`
 	AckedBy          string `json:"acked_by"`
 	ReAttestedAt     string `json:"re_attested_at"`
 	RecoveryComplete bool   `json:"recovery_complete"`
