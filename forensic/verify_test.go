@@ -199,6 +199,16 @@ func TestForensicBundle_TamperDetection(t *testing.T) {
 			[]string{fmt.Sprintf("system_state.log_size is %d, but the checkpoint covers %d entries", state.CheckpointSize-1, state.CheckpointSize)}},
 		{"system_state log_size below the last audit entry, HMAC key only", stateEdit(t, "log_size", 1), hmacOnly,
 			[]string{"HMAC signature does not match", "system_state.log_size is 1, but audit entry seq"}},
+		{"inclusion proof hash flipped", withProofs(t, func(ps []forensic.Proof) []forensic.Proof {
+			ps[1].Hashes[0][0] ^= 1
+			return ps
+		}), nil, []string{fmt.Sprintf("audit entry seq %d: inclusion proof fails", proofSeq(t, b, 1))}},
+		{"inclusion proof removed", withProofs(t, func(ps []forensic.Proof) []forensic.Proof { return append(ps[:1], ps[2:]...) }), nil,
+			[]string{fmt.Sprintf("audit entry seq %d has no valid inclusion proof", proofSeq(t, b, 1))}},
+		{"inclusion proof for another tree size", withProofs(t, func(ps []forensic.Proof) []forensic.Proof {
+			ps[0].TreeSize++
+			return ps
+		}), nil, []string{fmt.Sprintf("inclusion proof for seq %d is for tree size", proofSeq(t, b, 0))}},
 		{"audit entry removed", func(b []byte) []byte { return dropAudit(t, b, 2) }, nil,
 			[]string{"do not rebuild the checkpoint's incident scroll root"}},
 		{"audit entry body edited", func(b []byte) []byte {
@@ -382,4 +392,42 @@ func FuzzVerify(f *testing.F) {
 func inIncidents(b []byte, old, new string) []byte {
 	i := bytes.Index(b, []byte(`"incidents":[`))
 	return append(bytes.Clone(b[:i]), bytes.Replace(b[i:], []byte(old), []byte(new), 1)...)
+}
+
+// withProofs returns a mutation that rewrites the bundle's trailing
+// inclusion_proofs member (outside the hashed content) with mutate.
+func withProofs(t *testing.T, mutate func([]forensic.Proof) []forensic.Proof) func([]byte) []byte {
+	return func(b []byte) []byte {
+		t.Helper()
+		const key = `,"inclusion_proofs":`
+		i := bytes.LastIndex(b, []byte(key))
+		if i < 0 || !bytes.HasSuffix(bytes.TrimSpace(b), []byte("}")) {
+			t.Fatal("bundle has no trailing inclusion_proofs")
+		}
+		end := bytes.LastIndexByte(b, '}')
+		var ps []forensic.Proof
+		if err := json.Unmarshal(b[i+len(key):end], &ps); err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) < 3 {
+			t.Fatalf("only %d inclusion proofs", len(ps))
+		}
+		out, err := json.Marshal(mutate(ps))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(append(append(b[:i:i], key...), out...), '}')
+	}
+}
+
+// proofSeq returns the seq of the bundle's i-th inclusion proof.
+func proofSeq(t *testing.T, b []byte, i int) uint64 {
+	t.Helper()
+	var m struct {
+		Proofs []forensic.Proof `json:"inclusion_proofs"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || len(m.Proofs) <= i {
+		t.Fatalf("inclusion proofs: %v", err)
+	}
+	return m.Proofs[i].Seq
 }

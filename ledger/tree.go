@@ -155,6 +155,14 @@ func VerifyInclusion(index, size uint64, leafHash []byte, p [][]byte, root []byt
 	return proof.VerifyInclusion(hasher, index, size, leafHash, p, root)
 }
 
+// RootFromInclusion returns the root that the inclusion proof p of leaf
+// index in a tree of size implies; the proof holds for a tree whose root
+// is that. It lets a verifier check proofs as they stream by and keep only
+// the implied roots.
+func RootFromInclusion(index, size uint64, leafHash []byte, p [][]byte) ([]byte, error) {
+	return proof.RootFromInclusionProof(hasher, index, size, leafHash, p)
+}
+
 // VerifyConsistency checks that the tree of size2 with root2 extends the tree
 // of size1 with root1.
 func VerifyConsistency(size1, size2 uint64, p [][]byte, root1, root2 []byte) error {
