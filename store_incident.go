@@ -46,12 +46,17 @@ type IncidentWriter interface {
 	// (1 on first use). Counters never repeat, across restarts included.
 	NextCounter(name string) (uint64, error)
 	// CreateIncident stores a new incident and applies StatsDelta(nil, i).
-	// ECONFLICT if the id exists.
+	// ECONFLICT if the id or the number exists; EINVALID if i lacks an id,
+	// a number, a known class, severity or state, or a parsable created_at.
 	CreateIncident(i *Incident) error
 	// UpdateIncident replaces a stored incident and applies
-	// StatsDelta(old, i). ENOTFOUND if it does not exist.
+	// StatsDelta(old, i). ENOTFOUND if it does not exist; EINVALID if i is
+	// invalid as for CreateIncident or changes the number, class or
+	// created_at, which never change.
 	UpdateIncident(i *Incident) error
-	// PutRequirement creates or replaces an incident's recovery requirement.
+	// PutRequirement creates or replaces an incident's recovery requirement,
+	// ordered in Requirements by its CreatedAt. ENOTFOUND if the incident
+	// does not exist.
 	PutRequirement(r *RecoveryRequirement) error
 	// PutIntegrityBaseline replaces the integrity baseline.
 	PutIntegrityBaseline(b *IntegrityBaseline) error

@@ -290,7 +290,7 @@ func (t *writeTx) PutRequirement(req *warden.RecoveryRequirement) error {
 		return t.failed("PutRequirement", err)
 	}
 	if _, err := t.q.exec(`INSERT INTO recovery_requirements (incident_id, complete, created_ns, record) VALUES (?, ?, ?, ?)
-		ON CONFLICT (incident_id) DO UPDATE SET complete = excluded.complete, record = excluded.record`,
+		ON CONFLICT (incident_id) DO UPDATE SET complete = excluded.complete, created_ns = excluded.created_ns, record = excluded.record`,
 		req.IncidentID, boolInt(req.RecoveryComplete), ct.UnixNano(), string(rec)); err != nil {
 		return t.failed("PutRequirement", err)
 	}
