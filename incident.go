@@ -253,7 +253,7 @@ type RecoveryRequirement struct {
 	IncidentID       string `json:"incident_id"`
 	RequireAck       bool   `json:"require_ack"`
 	RequireReattest  bool   `json:"require_reattest"`
-	AckedAt          string `json:"acked_at,omitempty"`
+	AckedAt          string `json:"acked_at"`
 	AckedBy          string `json:"acked_by"`
 	ReAttestedAt     string `json:"re_attested_at"`
 	RecoveryComplete bool   `json:"recovery_complete"`
