@@ -3,6 +3,7 @@ package http
 import (
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -34,8 +35,10 @@ func readJSON(r *http.Request, v any) error {
 // Content-Type, if any, of application/json (a browser's cross-site form
 // post cannot send that without a preflight).
 func readBody(r *http.Request) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return nil, warden.Errorf(warden.EINVALID, "Content-Type must be application/json, not %q.", ct)
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if err := checkContentType(ct); err != nil {
+			return nil, err
+		}
 	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
@@ -45,6 +48,21 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, warden.Errorf(warden.ETOOLARGE, "Request body exceeds %d bytes.", MaxBodyBytes)
 	}
 	return data, nil
+}
+
+// checkContentType accepts the media type application/json in any case,
+// with any parameters, but a charset only if it is utf-8 (jsonx refuses
+// anything but UTF-8, so another label would be a lie). A prefix match
+// would let application/jsonx or application/json-seq through.
+func checkContentType(ct string) error {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return warden.Errorf(warden.EINVALID, "Content-Type must be application/json, not %q.", ct)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return warden.Errorf(warden.EINVALID, "Content-Type charset must be utf-8, not %q.", cs)
+	}
+	return nil
 }
 
 // query validates the query string against the allowed parameter names, so

@@ -1,6 +1,7 @@
 // Package jsonx is warden's one strict JSON decoder, shared by every
-// transport (HTTP, MCP, CLI): exactly one object, no unknown, repeated or
-// case-folded keys, no trailing data. It performs no I/O.
+// transport (HTTP, MCP, CLI): exactly one object of valid UTF-8, no
+// unpaired surrogate escapes, no unknown or case-folded keys, no key
+// repeated at any depth, no trailing data. It performs no I/O.
 package jsonx
 
 import (
@@ -8,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strings"
 	"sync"
@@ -16,59 +16,21 @@ import (
 	warden "github.com/warden-sh/warden"
 )
 
-// Decode decodes exactly one JSON object from data into v, strictly.
-// Errors are EINVALID with a sentence naming the problem.
+// Decode decodes exactly one JSON object from data into v, strictly: data
+// MUST be valid UTF-8 with no unpaired UTF-16 surrogate escapes, MUST NOT
+// repeat a key in any object at any depth, MUST NOT nest deeper than
+// MaxDepth, and MUST NOT hold anything after the object; v's fields MUST
+// match the keys exactly (no unknown or case-folded keys). Whatever it
+// accepts, encoding/json decodes identically. Errors are EINVALID with a
+// sentence naming the rule and where it broke.
 func Decode(data []byte, v any) error {
-	if err := checkTopLevelKeys(data, v); err != nil {
-		return err
+	if err := scan(data, jsonFields(reflect.TypeOf(v))); err != nil {
+		return err.err()
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return warden.Errorf(warden.EINVALID, "Request body is empty; send a JSON object.")
-		}
 		return warden.Errorf(warden.EINVALID, "Request body is not valid JSON for this endpoint: %s.", cleanError(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return warden.Errorf(warden.EINVALID, "Request body has data after the JSON object.")
-	}
-	return nil
-}
-
-// checkTopLevelKeys scans the top-level object's keys: each must appear
-// once and exactly match a json tag of v's struct type.
-func checkTopLevelKeys(data []byte, v any) error {
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) == 0 {
-		return warden.Errorf(warden.EINVALID, "Request body is empty; send a JSON object.")
-	}
-	if trimmed[0] != '{' {
-		return warden.Errorf(warden.EINVALID, "Request body must be a JSON object.")
-	}
-	fields := jsonFields(reflect.TypeOf(v))
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	if _, err := dec.Token(); err != nil {
-		return warden.Errorf(warden.EINVALID, "Request body is not valid JSON: %s.", cleanError(err))
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return warden.Errorf(warden.EINVALID, "Request body is not valid JSON: %s.", cleanError(err))
-		}
-		key, _ := tok.(string)
-		if seen[key] {
-			return warden.Errorf(warden.EINVALID, "Request body repeats the field %q.", key)
-		}
-		seen[key] = true
-		if fields != nil && !fields[key] {
-			return warden.Errorf(warden.EINVALID, "Request body has unknown field %q.", key)
-		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return warden.Errorf(warden.EINVALID, "Request body is not valid JSON: %s.", cleanError(err))
-		}
 	}
 	return nil
 }
