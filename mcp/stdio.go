@@ -34,9 +34,13 @@ var DrainTimeout = 30 * time.Second
 //     requests stay concurrent.
 //   - When in ends, every request already read is answered on out before
 //     the SDK sees the end of input and ServeIO returns.
-//   - A line that is not JSON is passed on only once every request read
-//     before it is answered: the SDK ends the session on it, and ServeIO
-//     returns its parse error.
+//   - A line that is not a JSON-RPC 2.0 message or a non-empty batch of
+//     them (not JSON, a bare number, [], another "jsonrpc" version…) is
+//     passed on only once every request read before it is answered: the
+//     SDK may end the session on it, and ServeIO then returns its error.
+//     Messages are one per line, as the stdio framing requires; a message
+//     spread over several lines is such a line, and its request is not
+//     covered by the guarantee above.
 //
 // Each wait ends when its answers are written, ctx is done, the session
 // ends, writing to out fails, or DrainTimeout passes; what is still
@@ -290,8 +294,8 @@ func (m message) isCall() bool { return m.hasMethod && m.id != "" }
 func (m message) isResponse() bool { return !m.hasMethod && m.id != "" }
 
 // parseLine decodes a line as one message or a batch (a JSON array). ok is
-// false if the line is not JSON; elements that are not objects are
-// skipped (the SDK refuses them).
+// false unless the line is a JSON-RPC 2.0 message or a non-empty batch of
+// them; elements that are not are skipped (the SDK refuses them).
 func parseLine(line []byte) (msgs []message, ok bool) {
 	if !json.Valid(line) {
 		return nil, false
@@ -300,10 +304,12 @@ func parseLine(line []byte) (msgs []message, ok bool) {
 	if json.Unmarshal(line, &batch) != nil {
 		batch = []json.RawMessage{line}
 	}
+	ok = len(batch) > 0
 	for _, raw := range batch {
 		// A map, not a struct: keys match case-sensitively, as in the SDK.
 		var obj map[string]json.RawMessage
-		if json.Unmarshal(raw, &obj) != nil {
+		if json.Unmarshal(raw, &obj) != nil || string(obj["jsonrpc"]) != `"2.0"` {
+			ok = false
 			continue
 		}
 		var m message
@@ -320,7 +326,7 @@ func parseLine(line []byte) (msgs []message, ok bool) {
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs, true
+	return msgs, ok
 }
 
 // idKey returns the key of a JSON-RPC id as the SDK reads it — a number

@@ -176,6 +176,23 @@ func TestServeIOMalformedLine(t *testing.T) {
 	checkAnswered(t, out.String(), "1", "2")
 }
 
+// A line that is JSON but not a JSON-RPC 2.0 message may end the session
+// too: the requests read before it are answered first.
+func TestServeIONotAMessage(t *testing.T) {
+	for _, bad := range []string{`123`, `[]`, `"x"`, `{"jsonrpc":"1.0","id":9,"method":"ping"}`, `[1]`} {
+		t.Run(bad, func(t *testing.T) {
+			out := &lockedBuffer{}
+			runServeIO(t, t.Context(), devServer(t), strings.NewReader(lines(initialize, stdioToolsList, bad, stdioStatus)), out)
+			_, byID := stdioAnswers(t, out.String())
+			for _, id := range []string{"1", "2"} {
+				if a, ok := byID[id]; !ok || a["result"] == nil {
+					t.Fatalf("request %s before %s: answer %v; output:\n%s", id, bad, a, out.String())
+				}
+			}
+		})
+	}
+}
+
 // When ctx is done, ServeIO returns promptly though its input never ends
 // and cannot be closed (as a blocking stdin), after answering what it read.
 func TestServeIOCancelWithEndlessInput(t *testing.T) {
