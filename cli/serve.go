@@ -151,6 +151,13 @@ func (e *env) serve(f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	if created, err := dir.EnsureWebhookKey(); err != nil {
+		return err
+	} else if created {
+		logger.Warn("created "+datadir.WebhookFile+": webhooks are now signed with it instead of "+datadir.HMACFile+
+			"; give it to webhook receivers, and rotate "+datadir.HMACFile+" (the forensic key), which they held (README: Keys)",
+			"file", filepath.Join(dir.Path, datadir.WebhookFile))
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

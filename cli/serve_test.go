@@ -194,3 +194,30 @@ func TestWebhooksAreSignedWithTheWebhookKey(t *testing.T) {
 		t.Fatal("the webhook is signed with the forensic key")
 	}
 }
+
+// TestServeCreatesTheWebhookKeyOfAnOlderDirectory: a data directory from
+// before webhook.key existed gets one on the first start, with a warning
+// telling the operator to hand it out and rotate hmac.key.
+func TestServeCreatesTheWebhookKeyOfAnOlderDirectory(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if code, _, errs := run(t, "init", "--data", data); code != 0 {
+		t.Fatal(errs)
+	}
+	key := filepath.Join(data, "webhook.key")
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := run(t, "verify", "--data", data); code != 0 {
+		t.Fatal(errs)
+	}
+	if _, err := os.Stat(key); !os.IsNotExist(err) {
+		t.Fatalf("a read-only command created webhook.key: %v", err)
+	}
+	s := startServer(t, data, "--dev")
+	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("webhook.key after start: %v %v", st, err)
+	}
+	if log := s.stderr.String(); !strings.Contains(log, "created webhook.key") || !strings.Contains(log, "rotate hmac.key") {
+		t.Fatalf("no warning in the log:\n%s", log)
+	}
+}

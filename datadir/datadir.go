@@ -41,7 +41,9 @@ type Dir struct {
 	Signer    note.Signer
 	PublicKey string // signed-note verifier key text
 	HMACKey   []byte // the forensic key
-	// WebhookKey signs webhook deliveries (never forensic bundles).
+	// WebhookKey signs webhook deliveries (never forensic bundles). It is
+	// nil in a directory from before webhooks had their own key, until
+	// EnsureWebhookKey creates it.
 	WebhookKey []byte
 }
 
@@ -135,28 +137,36 @@ func Load(path string) (*Dir, error) {
 	if d.HMACKey, err = hex.DecodeString(hk); err != nil || len(d.HMACKey) < 32 {
 		return nil, fmt.Errorf("datadir.Load: %s is not 32+ bytes of hex", HMACFile)
 	}
-	if d.WebhookKey, err = loadWebhookKey(path); err != nil {
+	if d.WebhookKey, err = readWebhookKey(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("datadir.Load: %w", err)
 	}
 	return d, nil
 }
 
-// loadWebhookKey reads webhook.key, creating it in a directory initialised
-// before webhooks had a key of their own (they were signed with hmac.key;
-// receivers need the new key).
-func loadWebhookKey(path string) ([]byte, error) {
-	name := filepath.Join(path, WebhookFile)
-	if _, err := os.Stat(name); errors.Is(err, fs.ErrNotExist) {
-		var wk [32]byte
-		if _, err := rand.Read(wk[:]); err != nil {
-			return nil, err
-		}
-		// O_EXCL: if another process created it first, theirs is read below.
-		if err := writeFileSync(name, []byte(hex.EncodeToString(wk[:])+"\n"), 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, err
-		}
+// EnsureWebhookKey creates webhook.key in a directory initialised before
+// webhooks had a key of their own, and loads it. created says it did:
+// webhooks of that directory were signed with hmac.key, so receivers need
+// the new key, and hmac.key, the forensic key they held, should be
+// rotated. The file appears whole or not at all: it is written beside,
+// synced, then linked into place, so a crash never leaves an empty key,
+// and of two processes creating it at once both read the one linked first.
+func (d *Dir) EnsureWebhookKey() (created bool, err error) {
+	if d.WebhookKey != nil {
+		return false, nil
 	}
-	text, err := readSecret(name)
+	name := filepath.Join(d.Path, WebhookFile)
+	if created, err = createWebhookKey(name); err != nil {
+		return false, fmt.Errorf("datadir.EnsureWebhookKey: %w", err)
+	}
+	if d.WebhookKey, err = readWebhookKey(d.Path); err != nil {
+		return false, fmt.Errorf("datadir.EnsureWebhookKey: %w", err)
+	}
+	return created, nil
+}
+
+// readWebhookKey reads webhook.key; an fs.ErrNotExist error if absent.
+func readWebhookKey(path string) ([]byte, error) {
+	text, err := readSecret(filepath.Join(path, WebhookFile))
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +175,24 @@ func loadWebhookKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is not 32+ bytes of hex", WebhookFile)
 	}
 	return key, nil
+}
+
+func createWebhookKey(name string) (bool, error) {
+	var wk [32]byte
+	if _, err := rand.Read(wk[:]); err != nil {
+		return false, err
+	}
+	tmp := fmt.Sprintf("%s.%x.tmp", name, wk[:4])
+	if err := writeFileSync(tmp, []byte(hex.EncodeToString(wk[:])+"\n"), 0o600); err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, name); errors.Is(err, fs.ErrExist) {
+		return false, nil // another process won
+	} else if err != nil {
+		return false, err
+	}
+	return true, syncDir(filepath.Dir(name))
 }
 
 func readSecret(name string) (string, error) {

@@ -3,6 +3,7 @@ package datadir_test
 import (
 	"bytes"
 	"os"
+	"sync"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,28 +95,63 @@ func TestKeyStagingCommitAndAbandon(t *testing.T) {
 	}
 }
 
-// TestLoadGivesOlderDirectoriesAWebhookKey: a directory from before
-// webhooks had their own key gets one (0600) on load, and keeps it.
-func TestLoadGivesOlderDirectoriesAWebhookKey(t *testing.T) {
+// TestEnsureWebhookKeyForOlderDirectories: a directory from before
+// webhooks had their own key loads without one (loading writes nothing);
+// EnsureWebhookKey creates it (0600, distinct from the forensic key) and
+// says so once; racing processes end up with the same key.
+func TestEnsureWebhookKeyForOlderDirectories(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "d")
 	d, err := datadir.Init(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if created, err := d.EnsureWebhookKey(); err != nil || created {
+		t.Fatalf("a new directory's key was created again: %v %v", created, err)
+	}
 	if err := os.Remove(filepath.Join(path, datadir.WebhookFile)); err != nil {
 		t.Fatal(err)
 	}
 	l, err := datadir.Load(path)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || l.WebhookKey != nil {
+		t.Fatalf("load of an older directory: %v %x", err, l.WebhookKey)
+	}
+	if _, err := os.Stat(filepath.Join(path, datadir.WebhookFile)); !os.IsNotExist(err) {
+		t.Fatalf("Load wrote the webhook key: %v", err)
+	}
+	keys := make([][]byte, 8)
+	created := make([]bool, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			d, err := datadir.Load(path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if created[i], err = d.EnsureWebhookKey(); err != nil {
+				t.Error(err)
+			}
+			keys[i] = d.WebhookKey
+		})
+	}
+	wg.Wait()
+	n := 0
+	for i := range keys {
+		if created[i] {
+			n++
+		}
+		if len(keys[i]) != 32 || !bytes.Equal(keys[i], keys[0]) || bytes.Equal(keys[i], l.HMACKey) {
+			t.Fatalf("process %d has key %x, process 0 %x", i, keys[i], keys[0])
+		}
 	}
 	st, err := os.Stat(filepath.Join(path, datadir.WebhookFile))
-	if err != nil || st.Mode().Perm() != 0o600 || len(l.WebhookKey) != 32 ||
-		bytes.Equal(l.WebhookKey, d.WebhookKey) || bytes.Equal(l.WebhookKey, l.HMACKey) {
-		t.Fatalf("webhook key after load: %v %v", st, err)
+	if n != 1 || err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("%d processes created the key; file %v %v", n, st, err)
 	}
-	again, err := datadir.Load(path)
-	if err != nil || !bytes.Equal(again.WebhookKey, l.WebhookKey) {
-		t.Fatalf("the webhook key changed between loads: %v", err)
+	entries, _ := os.ReadDir(path)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Fatalf("left behind %s", e.Name())
+		}
 	}
 }
