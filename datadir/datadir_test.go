@@ -3,9 +3,9 @@ package datadir_test
 import (
 	"bytes"
 	"os"
-	"sync"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/warden-sh/warden/datadir"
