@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -157,20 +158,23 @@ type local struct {
 	store  *sqlite.DB
 	engine *engine.Engine
 	// openSize is the log size at open; covered says a signed checkpoint
-	// covered all of it then.
+	// covered all of it then; wrote counts the operations this process
+	// committed.
 	openSize uint64
 	covered  bool
+	wrote    *atomic.Int64
 }
 
 // Close signs a checkpoint over what was appended while the store was
 // open, so `warden verify` does not take an offline command's receipts
 // (credential add, say) for a forged tail, then closes the store. It signs
-// only if a checkpoint covered the whole log at open: a tail nobody signed
-// for before this command ran is left for verify to report, never vouched
-// for.
+// only if this process committed something (a read-only command never
+// writes) and a checkpoint covered the whole log at open: a tail nobody
+// signed for before this command ran is left for verify to report, never
+// vouched for.
 func (l *local) Close() error {
 	var err error
-	if l.covered {
+	if l.covered && l.wrote.Load() > 0 {
 		if size, cerr := l.coverage(); cerr != nil {
 			err = cerr
 		} else if size.head > l.openSize {
@@ -216,7 +220,13 @@ func openDir(dir *datadir.Dir, logger *slog.Logger, onCommit func(int, time.Dura
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	st, err := sqlite.Open(dir.DBPath(), sqlite.Options{Logger: logger, OnCommit: onCommit})
+	wrote := new(atomic.Int64)
+	st, err := sqlite.Open(dir.DBPath(), sqlite.Options{Logger: logger, OnCommit: func(ops int, d time.Duration) {
+		wrote.Add(int64(ops))
+		if onCommit != nil {
+			onCommit(ops, d)
+		}
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +257,7 @@ func openDir(dir *datadir.Dir, logger *slog.Logger, onCommit func(int, time.Dura
 		st.Close()
 		return nil, err
 	}
-	l := &local{dir: dir, store: st, engine: eng}
+	l := &local{dir: dir, store: st, engine: eng, wrote: wrote}
 	c, err := l.coverage()
 	if err != nil {
 		st.Close()

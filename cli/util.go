@@ -65,11 +65,11 @@ func (e *env) writeOutput(path string, mode os.FileMode, write func(io.Writer) e
 
 // withLocal opens the data directory's store and engine for fn and closes
 // them after.
-func (e *env) withLocal(fn func(l *local) error) error {
+func (e *env) withLocal(fn func(l *local) error) (err error) {
 	l, err := e.openLocal(nil)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	defer func() { err = errors.Join(err, l.Close()) }()
 	return fn(l)
 }
