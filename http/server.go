@@ -29,6 +29,7 @@ type Server struct {
 	version  string
 	log      *slog.Logger
 	idle     time.Duration
+	minRate  float64 // bytes per second
 	registry *prometheus.Registry
 	mux      *http.ServeMux
 	routes   map[string]map[string]*route // pattern → method → route
@@ -65,10 +66,19 @@ type Options struct {
 	// cannot hold the stream's read snapshot, and with it the store's
 	// checkpointing, open forever. Mounted handlers are not bounded.
 	WriteIdle time.Duration
+	// MinWriteRate (bytes per second, default DefaultMinWriteRate) bounds
+	// a response's total time spent waiting for the client: WriteIdle plus
+	// one second per MinWriteRate bytes sent. A client that reads just
+	// often enough to beat WriteIdle, but slower than this, is cut off too.
+	// Time the server spends producing the response does not count.
+	MinWriteRate int
 }
 
-// DefaultWriteIdle is Options.WriteIdle's default.
-const DefaultWriteIdle = 30 * time.Second
+// Defaults of Options.WriteIdle and Options.MinWriteRate.
+const (
+	DefaultWriteIdle    = 30 * time.Second
+	DefaultMinWriteRate = 16 << 10
+)
 
 // NewServer builds the API's routes.
 func NewServer(o Options) *Server {
@@ -81,11 +91,15 @@ func NewServer(o Options) *Server {
 	if o.WriteIdle <= 0 {
 		o.WriteIdle = DefaultWriteIdle
 	}
+	if o.MinWriteRate <= 0 {
+		o.MinWriteRate = DefaultMinWriteRate
+	}
 	s := &Server{
 		engine:   o.Engine,
 		version:  o.Version,
 		log:      o.Logger,
 		idle:     o.WriteIdle,
+		minRate:  float64(o.MinWriteRate),
 		registry: o.Registry,
 		mux:      http.NewServeMux(),
 		routes:   map[string]map[string]*route{},
@@ -176,7 +190,7 @@ type RouteInfo struct {
 func (s *Server) dispatch(pattern string, byMethod map[string]*route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK, rc: http.NewResponseController(w), idle: s.idle}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK, rc: http.NewResponseController(w), idle: s.idle, minRate: s.minRate}
 		var principal string
 		defer func() {
 			d := time.Since(start)
@@ -284,30 +298,42 @@ func remoteHost(r *http.Request) string {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	s.mux.ServeHTTP(w, r)
 }
 
-// statusWriter records the status of an API response and gives each write
-// the server's WriteIdle to reach the client.
+// statusWriter records the status of an API response and bounds how long
+// it waits for the client: each write gets at most idle, and all writes
+// together idle plus one second per minRate bytes sent.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	rc     *http.ResponseController
-	idle   time.Duration
+	status  int
+	rc      *http.ResponseController
+	idle    time.Duration
+	minRate float64
+	written int64         // bytes accepted by the connection so far
+	blocked time.Duration // time spent inside writes so far
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	w.extend()
-	return w.ResponseWriter.Write(b)
+	start := time.Now()
+	n, err := w.ResponseWriter.Write(b)
+	w.blocked += time.Since(start)
+	w.written += int64(n)
+	return n, err
 }
 
-// extend moves the write deadline to idle from now. The last one set also
-// bounds the flush after the handler returns; net/http then clears it, so
-// it never reaches the connection's next request (an MCP event stream,
-// say). Writers that cannot take a deadline (test recorders) are left
-// unbounded.
+// extend sets the write deadline to what is left of the budget, at most
+// idle from now (a budget spent sets it in the past: the next write
+// fails). The last one set also bounds the flush after the handler
+// returns; net/http then clears it, so it never reaches the connection's
+// next request (an MCP event stream, say). Writers that cannot take a
+// deadline (test recorders) are left unbounded.
 func (w *statusWriter) extend() {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+	budget := w.idle + time.Duration(float64(w.written)/w.minRate*float64(time.Second))
+	left := min(budget-w.blocked, w.idle)
+	_ = w.rc.SetWriteDeadline(time.Now().Add(left))
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -33,7 +33,12 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 // serveIdle serves the API with the given write idle bound and mounts.
 func serveIdle(t *testing.T, env *wardentest.Env, idle time.Duration, reg *prometheus.Registry, mount map[string]http.Handler) string {
 	t.Helper()
-	api := wardenhttp.NewServer(wardenhttp.Options{Engine: env.Engine, Registry: reg, WriteIdle: idle, Mount: mount})
+	return serveOpts(t, wardenhttp.Options{Engine: env.Engine, Registry: reg, WriteIdle: idle, Mount: mount})
+}
+
+func serveOpts(t *testing.T, o wardenhttp.Options) string {
+	t.Helper()
+	api := wardenhttp.NewServer(o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -73,18 +78,7 @@ func finished(t *testing.T, reg *prometheus.Registry, route string) float64 {
 // alive: the stream ends once a write has waited WriteIdle.
 func TestStalledReaderIsCutOff(t *testing.T) {
 	env := wardentest.MustEnv(t)
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 200 {
-				env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "agent-1",
-					Description: fmt.Sprintf("stalled reader fixture %d/%d, padded so the listing is far larger than every buffer on the way", g, i)})
-			}
-		}()
-	}
-	wg.Wait()
+	reportMany(t, env, 1600)
 
 	reg := prometheus.NewRegistry()
 	addr := serveIdle(t, env, 200*time.Millisecond, reg, nil)
@@ -114,6 +108,64 @@ func TestStalledReaderIsCutOff(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	if err == nil {
 		t.Fatalf("read a complete %d-byte listing from a stream that was cut off", len(body))
+	}
+}
+
+// reportMany reports n alert-only incidents from 8 goroutines.
+func reportMany(t *testing.T, env *wardentest.Env, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range n / 8 {
+				env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "agent-1",
+					Description: fmt.Sprintf("slow reader fixture %d/%d, padded so the listing is far larger than every buffer on the way", g, i)})
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestTrickleReaderIsCutOff: a client that reads often enough to beat the
+// per-write bound, but far below the minimum rate, is cut off too; the
+// same listing read at full speed is complete.
+func TestTrickleReaderIsCutOff(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	reportMany(t, env, 1600)
+	reg := prometheus.NewRegistry()
+	// Per write 300 ms: never reached by a reader taking 8 KiB every 10 ms
+	// (800 KiB/s); but the minimum rate is 8 MiB/s.
+	addr := serveOpts(t, wardenhttp.Options{Engine: env.Engine, Registry: reg, WriteIdle: 300 * time.Millisecond, MinWriteRate: 8 << 20})
+	read := func(pause time.Duration) (int, error) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET /api/v1/incidents HTTP/1.1\r\nHost: warden\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", env.Admin)
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 8<<10)
+		total := 0
+		for {
+			n, err := resp.Body.Read(buf)
+			total += n
+			if err == io.EOF {
+				return total, nil
+			} else if err != nil {
+				return total, err
+			}
+			time.Sleep(pause) // the trickle, not a timing assertion
+		}
+	}
+	if n, err := read(0); err != nil {
+		t.Fatalf("a full-speed reader got %d bytes and %v", n, err)
+	}
+	if n, err := read(10 * time.Millisecond); err == nil {
+		t.Fatalf("a reader below the minimum rate read the whole %d-byte listing", n)
 	}
 }
 
@@ -181,7 +233,7 @@ func TestForensicExportFailureIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatalf("HEAD export: %d %v", resp.StatusCode, resp.Header)
 	}
 	if got := env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptForensicExport}); len(got) != 0 {
