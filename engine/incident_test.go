@@ -680,9 +680,10 @@ func concurrentScans(ctx context.Context, t *testing.T, env *wardentest.Env, n i
 }
 
 // TestResumeLeavesNewReportsToTheirOwnRequest: the list of interrupted
-// containment is taken before reports are accepted; an incident reported
-// after it is contained by its own request alone, never also by the
-// resume, so its targets are called once.
+// containment is taken before reports are accepted, and ResumeContainment
+// works from that list only: an incident whose report committed after it
+// (pending, its own request about to contain it) is not touched, so its
+// targets are not called twice.
 func TestResumeLeavesNewReportsToTheirOwnRequest(t *testing.T) {
 	tg := wardentest.MustTarget(t)
 	env := wardentest.MustEnv(t, wardentest.Containment(wardentest.TargetPolicy(tg.URL)))
@@ -691,16 +692,34 @@ func TestResumeLeavesNewReportsToTheirOwnRequest(t *testing.T) {
 	if err != nil || len(interrupted) != 0 {
 		t.Fatalf("InterruptedContainment on a fresh store: %v, %v", interrupted, err)
 	}
-	// A report racing the start: pending until its own request records it.
-	inc := env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassToolCallBurst, Source: "agent-1", Description: "burst"})
+	// A report that committed after the list was taken, its containment
+	// not yet recorded by its own request.
+	now := env.Clock.Now()
+	var inc *warden.Incident
+	if err := env.Store.Update(ctx, func(tx warden.Tx) error {
+		n, err := tx.NextCounter("incident")
+		if err != nil {
+			return err
+		}
+		inc = &warden.Incident{
+			ID: wantID(now, n), Number: n, CreatedAt: warden.FormatTime(now),
+			Class: warden.ClassToolCallBurst, Severity: warden.SeverityMedium, State: warden.StateOpen,
+			Source: "agent-1", Description: "in flight", Evidence: map[string]string{},
+			ContainmentActions: []string{warden.ActionFreezeAgent}, ContainmentResults: []warden.ContainmentResult{},
+			ReportedBy: "test", AutoContained: true, ContainmentPending: true,
+		}
+		return tx.CreateIncident(inc)
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := env.Engine.ResumeContainment(ctx, interrupted); err != nil || n != 0 {
 		t.Fatalf("ResumeContainment: %d, %v", n, err)
 	}
-	if calls := tg.Paths(); len(calls) != 1 {
-		t.Fatalf("target calls %v, want one freeze", calls)
+	if calls := tg.Paths(); len(calls) != 0 {
+		t.Fatalf("resume called the in-flight report's targets: %v", calls)
 	}
-	if cs := receiptsOf(t, env, engine.ReceiptContainment, inc.ID); len(cs) != 1 {
-		t.Fatalf("%d containment receipts, want 1", len(cs))
+	if got := env.MustIncident(t, inc.ID); !got.ContainmentPending {
+		t.Fatalf("resume recorded the in-flight report's containment: %+v", got)
 	}
 }
 
