@@ -49,7 +49,10 @@ type env struct {
 type usageError struct{ error }
 
 // verifyFailure marks a verification that found a bad log.
-type verifyFailure struct{ error }
+type verifyFailure struct {
+	error
+	printed bool // the command already printed its JSON report
+}
 
 // Main runs warden with args and returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -68,7 +71,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	switch {
 	case errors.As(err, &vf):
 		fmt.Fprintln(stderr, "warden: FAILED:", vf.Error())
-		if e.json {
+		if e.json && !vf.printed {
 			out := map[string]any{"ok": false, "error": vf.Error()}
 			var ve *ledger.VerifyError
 			if errors.As(vf.error, &ve) {

@@ -86,10 +86,11 @@ Exit 2 without any key; exit 3 names every failed check.`,
 			defer f.Close()
 			rep, err := forensic.Verify(f, o)
 			if err != nil {
-				if e.json {
+				if e.json && rep != nil {
 					e.print(rep, nil)
+					return verifyFailure{err, true}
 				}
-				return verifyFailure{err}
+				return verifyFailure{error: err}
 			}
 			return e.print(rep, func(w io.Writer) {
 				fmt.Fprintf(w, "ok: bundle %s: %d incidents, %d audit entries", rep.BundleHash, rep.Incidents, rep.AuditEntries)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -146,6 +147,17 @@ func TestForensicVerifyCLIKeys(t *testing.T) {
 		code, _, errs := run(t, "forensic", "verify", edited, "--hmac-key", hmacKey, "--pubkey", pub)
 		if code != cli.ExitVerify || !strings.Contains(errs, "system_state.open_incidents is 0; recomputed from the bundle's incidents: 1") {
 			t.Fatalf("exit %d: %s", code, errs)
+		}
+		// --json: one report, ok false, the problems listed.
+		code, out, _ := run(t, "forensic", "verify", edited, "--hmac-key", hmacKey, "--pubkey", pub, "--json")
+		var rep struct {
+			OK       *bool    `json:"ok"`
+			Problems []string `json:"problems"`
+		}
+		dec := json.NewDecoder(strings.NewReader(out))
+		if err := dec.Decode(&rep); code != cli.ExitVerify || err != nil || rep.OK == nil || *rep.OK || dec.More() ||
+			!slices.ContainsFunc(rep.Problems, func(p string) bool { return strings.Contains(p, "system_state.open_incidents is 0") }) {
+			t.Fatalf("--json: exit %d %v %s", code, err, out)
 		}
 	})
 }

@@ -106,7 +106,7 @@ func newVerifier(keyText []byte, allowUnanchored bool, trusted [][]byte) (*ledge
 	v.AllowUnanchored = allowUnanchored
 	for _, c := range trusted {
 		if err := v.AddCheckpoint(c); err != nil {
-			return nil, verifyFailure{err}
+			return nil, verifyFailure{error: err}
 		}
 	}
 	return v, nil
@@ -116,7 +116,7 @@ func newVerifier(keyText []byte, allowUnanchored bool, trusted [][]byte) (*ledge
 func verifyResult(sum *ledger.Summary, err error) (*ledger.Summary, error) {
 	var ve *ledger.VerifyError
 	if asVerifyError(err, &ve) {
-		return nil, verifyFailure{ve}
+		return nil, verifyFailure{error: ve}
 	}
 	return sum, err
 }

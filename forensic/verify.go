@@ -39,6 +39,7 @@ type Options struct {
 
 // Report is what verification found.
 type Report struct {
+	OK           bool   `json:"ok"` // no problem found
 	BundleHash   string `json:"bundle_hash"`
 	Incidents    int    `json:"incidents"`
 	AuditEntries int    `json:"audit_entries"`
@@ -428,6 +429,7 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 	if len(rep.Problems) > 0 {
 		return rep, fmt.Errorf("%w: %s", ErrTampered, strings.Join(rep.Problems, "; "))
 	}
+	rep.OK = true
 	return rep, nil
 }
 
