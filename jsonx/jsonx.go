@@ -1,7 +1,8 @@
 // Package jsonx is warden's one strict JSON decoder, shared by every
 // transport (HTTP, MCP, CLI): exactly one object of valid UTF-8, no
-// unpaired surrogate escapes, no unknown or case-folded keys, no key
-// repeated at any depth, no trailing data. It performs no I/O.
+// unpaired surrogate escapes, no unknown or case-folded keys in the
+// object's own members, no key repeated at any depth, no trailing data. It
+// performs no I/O.
 package jsonx
 
 import (
@@ -19,8 +20,10 @@ import (
 // Decode decodes exactly one JSON object from data into v, strictly: data
 // MUST be valid UTF-8 with no unpaired UTF-16 surrogate escapes, MUST NOT
 // repeat a key in any object at any depth, MUST NOT nest deeper than
-// MaxDepth, and MUST NOT hold anything after the object; v's fields MUST
-// match the keys exactly (no unknown or case-folded keys). Whatever it
+// MaxDepth, and MUST NOT hold anything after the object; the object's keys
+// MUST match v's fields exactly (no unknown or case-folded keys; nested
+// objects are maps today, whose keys are data and case-sensitive, and
+// nested structs get encoding/json's unknown-field check). Whatever it
 // accepts, encoding/json decodes identically. Errors are EINVALID with a
 // sentence naming the rule and where it broke.
 func Decode(data []byte, v any) error {
