@@ -37,8 +37,10 @@ const (
 	// WebhookBatch is how many due deliveries RunOnce takes at a time, and
 	// how many Run looks at per scan beyond those it skips.
 	WebhookBatch = 100
-	// webhookParallel bounds concurrent sends overall.
-	webhookParallel = 16
+	// webhookParallel bounds concurrent sends overall: with
+	// webhookLaneParallel per destination, it takes 16 hung receivers to
+	// hold every slot.
+	webhookParallel = 64
 	// webhookLaneParallel bounds concurrent sends to one destination, so a
 	// receiver that hangs holds at most this many of the webhookParallel.
 	webhookLaneParallel = 4
