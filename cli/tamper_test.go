@@ -29,14 +29,7 @@ func buildStoppedLog(t *testing.T, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(dir.DBPath(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Options{Store: st, Signer: dir.Signer, PublicKey: dir.PublicKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, eng := openEngine(t, dir)
 	ctx := context.Background()
 	if _, err := eng.Bootstrap(ctx, "admin"); err != nil {
 		t.Fatal(err)
@@ -59,6 +52,22 @@ func buildStoppedLog(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// openEngine opens dir's store and an engine on it, as a server would,
+// without starting anything.
+func openEngine(t *testing.T, dir *datadir.Dir) (*sqlite.DB, *engine.Engine) {
+	t.Helper()
+	st, err := sqlite.Open(dir.DBPath(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Options{Store: st, Signer: dir.Signer, PublicKey: dir.PublicKey})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	return st, eng
 }
 
 // attack opens the stopped database as an attacker would: directly, with
@@ -296,14 +305,7 @@ func TestOfflineCommandsSignWhatTheyAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(dir.DBPath(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Options{Store: st, Signer: dir.Signer, PublicKey: dir.PublicKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, eng := openEngine(t, dir)
 	admin := &warden.Principal{Name: "t", Roles: []warden.Role{warden.RoleAdmin}}
 	if _, err := eng.AddCredential(t.Context(), admin, engine.CredentialSpec{Name: "unsigned", Roles: []warden.Role{warden.RoleRead}}); err != nil {
 		t.Fatal(err)

@@ -465,6 +465,32 @@ func TestContainmentAgainstRealTargets(t *testing.T) {
 	}
 }
 
+// storePending stores an incident whose report committed but whose
+// containment is not recorded yet, as a crash or a request still running
+// containment leaves it.
+func storePending(t *testing.T, env *wardentest.Env, class string, sev warden.Severity, desc string, actions ...string) *warden.Incident {
+	t.Helper()
+	now := env.Clock.Now()
+	var inc *warden.Incident
+	if err := env.Store.Update(t.Context(), func(tx warden.Tx) error {
+		n, err := tx.NextCounter("incident")
+		if err != nil {
+			return err
+		}
+		inc = &warden.Incident{
+			ID: wantID(now, n), Number: n, CreatedAt: warden.FormatTime(now),
+			Class: class, Severity: sev, State: warden.StateOpen,
+			Source: "agent-1", Description: desc, Evidence: map[string]string{},
+			ContainmentActions: actions, ContainmentResults: []warden.ContainmentResult{},
+			ReportedBy: "test", AutoContained: true, ContainmentPending: true,
+		}
+		return tx.CreateIncident(inc)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return inc
+}
+
 // TestResumeContainmentAfterCrash: an incident stored with its containment
 // pending (a crash between the report's transaction and the containment's)
 // is contained by ResumeContainment on the next start, exactly once.
@@ -473,24 +499,8 @@ func TestResumeContainmentAfterCrash(t *testing.T) {
 	pol := wardentest.TargetPolicy(tg.URL)
 	env := wardentest.MustEnv(t, wardentest.Containment(pol))
 	ctx := t.Context()
-	now := env.Clock.Now()
-	var inc *warden.Incident
-	if err := env.Store.Update(ctx, func(tx warden.Tx) error {
-		n, err := tx.NextCounter("incident")
-		if err != nil {
-			return err
-		}
-		inc = &warden.Incident{
-			ID: wantID(now, n), Number: n, CreatedAt: warden.FormatTime(now),
-			Class: warden.ClassPromptInjection, Severity: warden.SeverityHigh, State: warden.StateOpen,
-			Source: "agent-1", Description: "crashed mid-containment", Evidence: map[string]string{},
-			ContainmentActions: []string{warden.ActionFreezeAgent, warden.ActionLogAlert}, ContainmentResults: []warden.ContainmentResult{},
-			ReportedBy: "test", AutoContained: true, ContainmentPending: true,
-		}
-		return tx.CreateIncident(inc)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	inc := storePending(t, env, warden.ClassPromptInjection, warden.SeverityHigh, "crashed mid-containment",
+		warden.ActionFreezeAgent, warden.ActionLogAlert)
 	// While pending, it cannot be resolved; the refusal changes nothing.
 	if _, err := env.Engine.ResolveIncident(ctx, wardentest.AdminPrincipal, inc.ID); warden.ErrorCode(err) != warden.ECONFLICT ||
 		!strings.Contains(warden.ErrorMessage(err), "containment is still running") {
@@ -694,24 +704,7 @@ func TestResumeLeavesNewReportsToTheirOwnRequest(t *testing.T) {
 	}
 	// A report that committed after the list was taken, its containment
 	// not yet recorded by its own request.
-	now := env.Clock.Now()
-	var inc *warden.Incident
-	if err := env.Store.Update(ctx, func(tx warden.Tx) error {
-		n, err := tx.NextCounter("incident")
-		if err != nil {
-			return err
-		}
-		inc = &warden.Incident{
-			ID: wantID(now, n), Number: n, CreatedAt: warden.FormatTime(now),
-			Class: warden.ClassToolCallBurst, Severity: warden.SeverityMedium, State: warden.StateOpen,
-			Source: "agent-1", Description: "in flight", Evidence: map[string]string{},
-			ContainmentActions: []string{warden.ActionFreezeAgent}, ContainmentResults: []warden.ContainmentResult{},
-			ReportedBy: "test", AutoContained: true, ContainmentPending: true,
-		}
-		return tx.CreateIncident(inc)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	inc := storePending(t, env, warden.ClassToolCallBurst, warden.SeverityMedium, "in flight", warden.ActionFreezeAgent)
 	if n, err := env.Engine.ResumeContainment(ctx, interrupted); err != nil || n != 0 {
 		t.Fatalf("ResumeContainment: %d, %v", n, err)
 	}
