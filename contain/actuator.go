@@ -1,12 +1,10 @@
 package contain
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -75,15 +73,8 @@ type request struct {
 // call is one planned target call.
 type call struct {
 	url   string // full URL
-	shown string // url with any userinfo redacted, for messages
+	shown string // url with userinfo and query redacted, for messages
 	body  request
-}
-
-var defaultClient = &http.Client{
-	Transport: http.DefaultTransport.(*http.Transport).Clone(),
-	CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	},
 }
 
 // Execute runs one containment action for inc under policy p. It never
@@ -120,7 +111,7 @@ func (a *HTTPActuator) Execute(ctx context.Context, p *warden.ContainmentPolicy,
 		res.Error = err.Error()
 		return res
 	}
-	res.Attempts, err = a.post(ctx, p, c, token)
+	res.Attempts, err = a.postRetrying(ctx, p, c, token)
 	if err != nil {
 		res.Error = err.Error()
 		a.logger().LogAttrs(ctx, slog.LevelWarn, "containment action failed",
@@ -167,7 +158,7 @@ func plan(p *warden.ContainmentPolicy, action string, inc *warden.Incident) (*ca
 		return nil, fmt.Errorf("policy targets.%s is not an absolute http(s) URL", target)
 	}
 	u = u.JoinPath(urlPath)
-	return &call{url: u.String(), shown: u.Redacted(), body: body}, nil
+	return &call{url: u.String(), shown: redactURL(u.String()), body: body}, nil
 }
 
 // Reason is the reason sent to targets: "<class> incident <id>:
@@ -220,8 +211,8 @@ func TokenFile(path string) func() (string, error) {
 	}
 }
 
-// post makes the call with retries. It returns the number of attempts.
-func (a *HTTPActuator) post(ctx context.Context, p *warden.ContainmentPolicy, c *call, token string) (int, error) {
+// postRetrying makes the call with retries. It returns the number of attempts.
+func (a *HTTPActuator) postRetrying(ctx context.Context, p *warden.ContainmentPolicy, c *call, token string) (int, error) {
 	retries := DefaultRetries
 	if p.Targets.Retries != nil {
 		retries = max(0, *p.Targets.Retries)
@@ -267,47 +258,11 @@ func (a *HTTPActuator) post(ctx context.Context, p *warden.ContainmentPolicy, c 
 
 // once makes one request. retry reports whether the failure is transient.
 func (a *HTTPActuator) once(ctx context.Context, c *call, body []byte, token string, timeout time.Duration) (retry bool, err error) {
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(cctx, http.MethodPost, c.url, bytes.NewReader(body))
-	if err != nil {
-		return false, fmt.Errorf("POST %s: %v", c.shown, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "warden-containment")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	client := a.Client
-	if client == nil {
-		client = defaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return false, fmt.Errorf("POST %s: canceled: %v", c.shown, ctx.Err())
-		case errors.Is(cctx.Err(), context.DeadlineExceeded):
-			return true, fmt.Errorf("POST %s: timed out after %s", c.shown, timeout)
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return true, fmt.Errorf("POST %s: %s", c.shown, redact(err.Error(), token))
-	}
-	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return false, nil
-	}
-	msg := fmt.Sprintf("POST %s: HTTP %s", c.shown, resp.Status)
-	if s := printable(redact(string(snippet), token), 200); s != "" {
-		msg += ": " + s
-	}
-	return resp.StatusCode >= 500, errors.New(msg)
+	h := http.Header{}
+	h.Set("Accept", "application/json")
+	h.Set("User-Agent", "warden-containment")
+	_, retry, err = post(ctx, a.Client, postCall{URL: c.url, Body: body, Header: h, Timeout: timeout, Token: token})
+	return retry, err
 }
 
 func (a *HTTPActuator) backoff(attempt int) time.Duration {
@@ -396,13 +351,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func redact(s, token string) string {
-	if token == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, token, "[REDACTED]")
 }
 
 // printable keeps the first n characters of s on one line.

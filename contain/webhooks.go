@@ -1,14 +1,12 @@
 package contain
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -472,47 +470,17 @@ func (s *WebhookSender) send(ctx context.Context, d *warden.Delivery) (int, erro
 	if timeout <= 0 {
 		timeout = DefaultWebhookTimeout
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	shown := redactURL(d.URL)
-	req, err := http.NewRequestWithContext(cctx, http.MethodPost, d.URL, bytes.NewReader(d.Payload))
-	if err != nil {
-		return 0, fmt.Errorf("POST %s: invalid request: %v", shown, unwrapURLError(err))
-	}
 	ts := strconv.FormatInt(clockOr(s.Clock)().Unix(), 10)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "warden-webhook")
-	req.Header.Set(HeaderEvent, d.Event)
-	req.Header.Set(HeaderDelivery, strconv.FormatUint(d.ID, 10))
-	req.Header.Set(HeaderTimestamp, ts)
+	h := http.Header{}
+	h.Set("User-Agent", "warden-webhook")
+	h.Set(HeaderEvent, d.Event)
+	h.Set(HeaderDelivery, strconv.FormatUint(d.ID, 10))
+	h.Set(HeaderTimestamp, ts)
 	if len(s.HMACKey) > 0 {
-		req.Header.Set(HeaderSignature, SignWebhook(s.HMACKey, ts, d.Payload))
+		h.Set(HeaderSignature, SignWebhook(s.HMACKey, ts, d.Payload))
 	}
-	client := s.Client
-	if client == nil {
-		client = defaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return 0, fmt.Errorf("POST %s: canceled: %v", shown, ctx.Err())
-		case errors.Is(cctx.Err(), context.DeadlineExceeded):
-			return 0, fmt.Errorf("POST %s: timed out after %s", shown, timeout)
-		}
-		return 0, fmt.Errorf("POST %s: %v", shown, unwrapURLError(err))
-	}
-	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return resp.StatusCode, nil
-	}
-	msg := fmt.Sprintf("POST %s: HTTP %s", shown, resp.Status)
-	if sn := printable(string(snippet), 200); sn != "" {
-		msg += ": " + sn
-	}
-	return resp.StatusCode, errors.New(msg)
+	status, _, err := post(ctx, s.Client, postCall{URL: d.URL, Body: d.Payload, Header: h, Timeout: timeout})
+	return status, err
 }
 
 func (s *WebhookSender) backoff(attempt int) time.Duration {
@@ -558,25 +526,4 @@ func VerifyWebhookSignature(key []byte, timestamp string, payload []byte, signat
 	}
 	want, _ := hex.DecodeString(strings.TrimPrefix(SignWebhook(key, timestamp, payload), "sha256="))
 	return hmac.Equal(got, want)
-}
-
-// redactURL hides userinfo and the query (where receivers often put
-// secrets) of a webhook URL in messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "REDACTED"
-	}
-	return u.Redacted()
-}
-
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
