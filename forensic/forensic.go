@@ -1,8 +1,8 @@
 // Package forensic defines warden's signed forensic bundle and verifies one
 // offline, in bounded memory, naming what was tampered.
 //
-// A bundle is one JSON object. Its first five members, in RFC 8785 order,
-// are the hashed content:
+// A bundle is one JSON object; Write writes it and Verify checks it. Its
+// first five members, in RFC 8785 order, are the hashed content:
 //
 //	audit_entries  every incident-scroll receipt, in seq order
 //	exported_at    RFC 3339 time of the export
@@ -23,17 +23,52 @@
 // text is "warden forensic bundle\n<bundle_hash>\n". checkpoint is the
 // ledger's signed checkpoint; inclusion_proofs prove every anchored audit
 // entry into it, and the checkpoint's incident scroll root proves no entry
-// is missing.
+// is missing. pubkey is the ledger's verifier key and format is Format.
+// Write writes these after the content, in the order bundle_hash,
+// signature, bundle_note, pubkey, checkpoint, format, inclusion_proofs;
+// Verify needs only inclusion_proofs after audit_entries.
 package forensic
 
 import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 )
 
 // Format names this bundle layout.
 const Format = "warden-forensic/v1"
+
+// The bundle's member names.
+const (
+	memberAuditEntries = "audit_entries"
+	memberExportedAt   = "exported_at"
+	memberIncidents    = "incidents"
+	memberPolicyDigest = "policy_digest"
+	memberSystemState  = "system_state"
+	memberBundleHash   = "bundle_hash"
+	memberSignature    = "signature"
+	memberBundleNote   = "bundle_note"
+	memberPubkey       = "pubkey"
+	memberCheckpoint   = "checkpoint"
+	memberFormat       = "format"
+	memberProofs       = "inclusion_proofs"
+)
+
+// The layout: Write writes members in this order; Verify checks the order
+// of the hashed ones.
+var (
+	// hashedMembers are the content bundle_hash covers, in RFC 8785 order.
+	// They come first and in this order so that Write and Verify hash them
+	// as they stream: Write's output up to system_state, closed with "}",
+	// is the canonical object the hash covers.
+	hashedMembers = []string{memberAuditEntries, memberExportedAt, memberIncidents, memberPolicyDigest, memberSystemState}
+	// stringMembers follow the content; each is a JSON string.
+	stringMembers = []string{memberBundleHash, memberSignature, memberBundleNote, memberPubkey, memberCheckpoint, memberFormat}
+	// members is the whole bundle. inclusion_proofs comes last: it is
+	// written from a second pass over the audit entries.
+	members = slices.Concat(hashedMembers, stringMembers, []string{memberProofs})
+)
 
 // NoteText returns the text the bundle_note signs.
 func NoteText(bundleHash string) string {

@@ -70,9 +70,6 @@ func (r *Report) problem(format string, args ...any) {
 	}
 }
 
-// hashedMembers are the bundle's hashed members in RFC 8785 order.
-var hashedMembers = []string{"audit_entries", "exported_at", "incidents", "policy_digest", "system_state"}
-
 type entry struct {
 	seq  uint64
 	leaf []byte
@@ -127,303 +124,27 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 	if o.HMACKey == nil && o.Verifiers == nil && !o.TrustEmbeddedKey {
 		return rep, ErrNoKey
 	}
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return rep, fmt.Errorf("bundle is not a JSON object")
+	v := &verifier{
+		rep:      rep,
+		latest:   map[string]snapshot{},
+		records:  map[string][32]byte{},
+		strs:     map[string]string{},
+		counters: map[string]int64{},
+		statsOK:  true,
 	}
-	h := sha256.New()
-	h.Write([]byte("{"))
-	var (
-		entries   []entry
-		latest    = map[string]snapshot{}
-		records   = map[string][32]byte{}
-		strs      = map[string]string{}
-		proofs    []impliedRoot
-		nextHash  = 0
-		seenKeys  = map[string]bool{}
-		hashedErr bool
-		counters  = map[string]int64{}
-		statsOK   = true
-		state     *SystemState
-	)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return rep, fmt.Errorf("bundle: %w", err)
-		}
-		key, _ := t.(string)
-		if seenKeys[key] {
-			return rep, fmt.Errorf("bundle repeats member %q", key)
-		}
-		seenKeys[key] = true
-		hashed := nextHash < len(hashedMembers) && key == hashedMembers[nextHash]
-		if !hashed && contains(hashedMembers, key) {
-			hashedErr = true
-			rep.problem("member %q is out of the canonical order: the bundle was re-serialised or edited", key)
-		}
-		if hashed {
-			if nextHash > 0 {
-				h.Write([]byte(","))
-			}
-			fmt.Fprintf(h, "%q:", key)
-			nextHash++
-		}
-		if hashed && (key == "audit_entries" || key == "incidents") {
-			h.Write([]byte("["))
-		}
-		switch key {
-		case "audit_entries":
-			err = eachElement(dec, func(raw json.RawMessage) error {
-				c, err := ledger.Canonical(raw)
-				if err != nil {
-					return fmt.Errorf("audit entry %d is not JSON: %w", rep.AuditEntries, err)
-				}
-				writeElem(h, hashed, rep.AuditEntries, c)
-				rep.AuditEntries++
-				var rec warden.Receipt
-				if err := strictDecode(raw, &rec); err != nil {
-					rep.problem("audit entry %d is not a receipt: %v", rep.AuditEntries-1, err)
-					return nil
-				}
-				// Whitespace a pretty-printer added is not tampering: the
-				// body's canonical form is what its hash covers.
-				if c, err := ledger.Canonical(rec.Body); err == nil {
-					rec.Body = c
-				}
-				leaf, err := ledger.CheckReceipt(&rec)
-				if err != nil {
-					rep.problem("audit entry seq %d: %v", rec.Seq, err)
-					return nil
-				}
-				if rec.Scroll != warden.ScrollIncident {
-					rep.problem("audit entry seq %d is in scroll %q, not incident", rec.Seq, rec.Scroll)
-				}
-				if n := len(entries); n > 0 && entries[n-1].seq >= rec.Seq {
-					rep.problem("audit entry seq %d is out of order (after %d)", rec.Seq, entries[n-1].seq)
-				}
-				entries = append(entries, entry{seq: rec.Seq, leaf: leaf})
-				var body struct {
-					Incident json.RawMessage `json:"incident"`
-				}
-				if json.Unmarshal(rec.Body, &body) == nil && len(body.Incident) > 0 {
-					var id struct {
-						ID string `json:"id"`
-					}
-					json.Unmarshal(body.Incident, &id)
-					if c, err := ledger.Canonical(body.Incident); err == nil && id.ID != "" {
-						latest[id.ID] = snapshot{seq: rec.Seq, digest: sha256.Sum256(c)}
-					}
-				}
-				return nil
-			})
-		case "incidents":
-			n := 0
-			err = eachElement(dec, func(raw json.RawMessage) error {
-				c, err := ledger.Canonical(raw)
-				if err != nil {
-					return fmt.Errorf("incident %d is not JSON: %w", n, err)
-				}
-				writeElem(h, hashed, n, c)
-				n++
-				var inc warden.Incident
-				if err := json.Unmarshal(raw, &inc); err != nil {
-					rep.problem("incident %d is not an incident record: %v", n-1, err)
-					statsOK = false
-				}
-				if _, dup := records[inc.ID]; dup {
-					rep.problem("incident %s appears twice", inc.ID)
-				}
-				records[inc.ID] = sha256.Sum256(c)
-				for k, v := range warden.StatsDelta(nil, &inc) {
-					counters[k] += v
-				}
-				return nil
-			})
-			rep.Incidents = n
-		case "inclusion_proofs":
-			err = eachElement(dec, func(raw json.RawMessage) error {
-				var p Proof
-				if err := strictDecode(raw, &p); err != nil {
-					rep.problem("inclusion proof %d is malformed: %v", len(proofs), err)
-					return nil
-				}
-				ir := impliedRoot{seq: p.Seq, treeSize: p.TreeSize}
-				// Entries come first and in seq order in an untampered
-				// bundle (disorder is reported above).
-				if i, ok := slices.BinarySearchFunc(entries, p.Seq, func(e entry, seq uint64) int { return cmp.Compare(e.seq, seq) }); ok {
-					ir.root, ir.err = ledger.RootFromInclusion(p.Seq, p.TreeSize, entries[i].leaf, p.Hashes)
-				}
-				proofs = append(proofs, ir)
-				return nil
-			})
-		default:
-			var raw json.RawMessage
-			if err = dec.Decode(&raw); err != nil {
-				break
-			}
-			if hashed {
-				c, cerr := ledger.Canonical(raw)
-				if cerr != nil {
-					return rep, fmt.Errorf("member %q: %w", key, cerr)
-				}
-				h.Write(c)
-				if key == "system_state" {
-					state = &SystemState{}
-					if err := json.Unmarshal(raw, state); err != nil {
-						rep.problem("system_state is malformed: %v", err)
-						state = nil
-					}
-				}
-				continue
-			}
-			switch key {
-			case "bundle_hash", "signature", "bundle_note", "pubkey", "checkpoint", "format":
-				var s string
-				if json.Unmarshal(raw, &s) != nil {
-					rep.problem("member %q is not a string", key)
-				}
-				strs[key] = s
-			default:
-				rep.problem("unknown member %q", key)
-			}
-		}
-		if err != nil {
-			return rep, fmt.Errorf("bundle member %q: %w", key, err)
-		}
-		if hashed && (key == "audit_entries" || key == "incidents") {
-			h.Write([]byte("]"))
-		}
+	if err := v.read(r); err != nil {
+		return rep, err
 	}
-	if _, err := dec.Token(); err != nil {
-		return rep, fmt.Errorf("bundle: %w", err)
-	}
-	if dec.More() {
-		return rep, fmt.Errorf("bundle has data after its object")
-	}
-	if nextHash != len(hashedMembers) && !hashedErr {
-		rep.problem("bundle lacks hashed member %q", hashedMembers[nextHash])
-	}
-	h.Write([]byte("}"))
-	rep.BundleHash = hex.EncodeToString(h.Sum(nil))
-
-	if strs["format"] != Format {
-		rep.problem("format is %q, not %q", strs["format"], Format)
-	}
-	if strs["bundle_hash"] != rep.BundleHash {
-		rep.problem("bundle_hash does not match the content: computed %s, bundle says %s (incidents, audit entries, system state, policy digest or export time were altered)", rep.BundleHash, strs["bundle_hash"])
-	}
-	if o.HMACKey != nil {
-		rep.HMACChecked = true
-		want := Sign(o.HMACKey, strs["bundle_hash"])
-		if !hmac.Equal([]byte(want), []byte(strs["signature"])) {
-			rep.problem("HMAC signature does not match bundle_hash: wrong key, or the hash or signature was altered")
-		}
-	}
-	known := o.Verifiers
-	if known == nil && o.TrustEmbeddedKey {
-		rep.EmbeddedKey = true
-		v, _, err := ledger.ParseVerifiers([]byte(strs["pubkey"]))
-		if err != nil {
-			rep.problem("embedded pubkey is invalid: %v", err)
-		} else {
-			known = v
-		}
-	}
-	var cp *ledger.CheckpointBody
-	if known != nil {
-		rep.SignaturesChecked = true
-		if n, err := note.Open([]byte(strs["bundle_note"]), known); err != nil {
-			rep.problem("bundle_note signature does not verify: %v", err)
-		} else if n.Text != NoteText(strs["bundle_hash"]) {
-			rep.problem("bundle_note signs a different bundle hash")
-		}
-		var err error
-		if cp, err = ledger.OpenCheckpoint([]byte(strs["checkpoint"]), known); err != nil {
-			rep.problem("checkpoint does not verify: %v", err)
-			cp = nil
-		}
-	}
-
+	v.checkDigest()
+	cp := v.checkSignatures(o)
 	if cp != nil {
-		byseq := make(map[uint64][]byte, len(entries))
-		scroll := ledger.NewTree()
-		for _, e := range entries {
-			if e.seq < cp.Size {
-				byseq[e.seq] = e.leaf
-				if err := scroll.Append(e.leaf, nil); err != nil {
-					return rep, err
-				}
-			} else {
-				rep.Unanchored++
-			}
-		}
-		var want *ledger.ScrollRoot
-		for i := range cp.Scrolls {
-			if cp.Scrolls[i].Name == warden.ScrollIncident {
-				want = &cp.Scrolls[i]
-			}
-		}
-		switch {
-		case want == nil && scroll.Size() > 0:
-			rep.problem("checkpoint has no incident scroll but the bundle has %d anchored entries", scroll.Size())
-		case want != nil && (want.Size != scroll.Size() || !bytes.Equal(want.Root, scroll.Root())):
-			rep.problem("audit entries do not rebuild the checkpoint's incident scroll root (%d entries, checkpoint says %d): entries were removed, added or altered", scroll.Size(), want.Size)
-		}
-		proven := map[uint64]bool{}
-		for _, p := range proofs {
-			if _, ok := byseq[p.seq]; !ok || (p.root == nil && p.err == nil) {
-				rep.problem("inclusion proof for seq %d has no anchored audit entry", p.seq)
-				continue
-			}
-			if p.treeSize != cp.Size {
-				rep.problem("inclusion proof for seq %d is for tree size %d, checkpoint is %d", p.seq, p.treeSize, cp.Size)
-				continue
-			}
-			if p.err != nil {
-				rep.problem("audit entry seq %d: inclusion proof fails: %v", p.seq, p.err)
-				continue
-			}
-			if !bytes.Equal(p.root, cp.Root) {
-				rep.problem("audit entry seq %d: inclusion proof fails: it leads to root %x, not the checkpoint's", p.seq, p.root)
-				continue
-			}
-			proven[p.seq] = true
-			rep.Proofs++
-		}
-		for seq := range byseq {
-			if !proven[seq] {
-				rep.problem("audit entry seq %d has no valid inclusion proof", seq)
-			}
+		if err := v.checkAnchoring(cp); err != nil {
+			return rep, err
 		}
 	}
-
-	ids := make([]string, 0, len(records))
-	for id := range records {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		s, ok := latest[id]
-		switch {
-		case !ok:
-			rep.problem("incident %s has no receipt among the audit entries", id)
-		case s.digest != records[id]:
-			rep.problem("incident %s differs from its latest receipted state (seq %d): the incident record was altered", id, s.seq)
-		}
-	}
-	ids = ids[:0]
-	for id := range latest {
-		if _, ok := records[id]; !ok {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		rep.problem("incident %s has receipts up to seq %d but is missing from the bundle", id, latest[id].seq)
-	}
-	if state != nil {
-		checkState(rep, state, counters, statsOK, cp, entries)
+	v.checkIncidents()
+	if v.state != nil {
+		v.checkState(cp)
 	}
 	sort.Strings(rep.Problems[:min(len(rep.Problems), maxProblems)])
 	if len(rep.Problems) > 0 {
@@ -433,14 +154,379 @@ func Verify(r io.Reader, o Options) (*Report, error) {
 	return rep, nil
 }
 
-func writeElem(h io.Writer, hashed bool, i int, c []byte) {
-	if !hashed {
+// verifier is what reading a bundle keeps for the checks that follow:
+// about a hundred bytes per audit entry, incident and inclusion proof.
+type verifier struct {
+	rep      *Report
+	entries  []entry             // audit entries' seqs and leaf hashes, in bundle order
+	latest   map[string]snapshot // by incident id: its last snapshot among the audit entries
+	records  map[string][32]byte // by incident id: the digest of its canonical record
+	strs     map[string]string   // the string members
+	proofs   []impliedRoot
+	counters map[string]int64 // warden.StatsDelta summed over the incidents
+	statsOK  bool             // every incident decoded, so counters can be trusted
+	state    *SystemState     // nil: absent or malformed
+}
+
+// read decodes the bundle member by member, hashing the canonical content
+// as it streams by into Report.BundleHash and checking each audit entry,
+// incident and proof on its own. It returns an error, and no verdict, when
+// the bundle cannot be walked: not one JSON object, a repeated member, an
+// array member that is not an array, or content that is not JSON.
+func (v *verifier) read(r io.Reader) error {
+	rep := v.rep
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return fmt.Errorf("bundle is not a JSON object")
+	}
+	h := sha256.New()
+	h.Write([]byte("{"))
+	var (
+		nextHash  = 0
+		seenKeys  = map[string]bool{}
+		hashedErr bool
+	)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		key, _ := t.(string)
+		if seenKeys[key] {
+			return fmt.Errorf("bundle repeats member %q", key)
+		}
+		seenKeys[key] = true
+		hashed := nextHash < len(hashedMembers) && key == hashedMembers[nextHash]
+		if !hashed && slices.Contains(hashedMembers, key) {
+			hashedErr = true
+			rep.problem("member %q is out of the canonical order: the bundle was re-serialised or edited", key)
+		}
+		// content receives the member's canonical form when it is hashed.
+		var content io.Writer = io.Discard
+		if hashed {
+			content = h
+			if nextHash > 0 {
+				h.Write([]byte(","))
+			}
+			fmt.Fprintf(h, "%q:", key)
+			nextHash++
+		}
+		array := key == memberAuditEntries || key == memberIncidents
+		if array {
+			content.Write([]byte("["))
+		}
+		switch key {
+		case memberAuditEntries:
+			err = eachElement(dec, func(raw json.RawMessage) error { return v.auditEntry(content, raw) })
+		case memberIncidents:
+			err = eachElement(dec, func(raw json.RawMessage) error { return v.incident(content, raw) })
+		case memberProofs:
+			err = eachElement(dec, v.proof)
+		default:
+			var raw json.RawMessage
+			if err = dec.Decode(&raw); err != nil {
+				break
+			}
+			if hashed {
+				if err := v.hashedValue(content, key, raw); err != nil {
+					return err
+				}
+			} else {
+				v.otherValue(key, raw)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("bundle member %q: %w", key, err)
+		}
+		if array {
+			content.Write([]byte("]"))
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	if dec.More() {
+		return fmt.Errorf("bundle has data after its object")
+	}
+	if nextHash != len(hashedMembers) && !hashedErr {
+		rep.problem("bundle lacks hashed member %q", hashedMembers[nextHash])
+	}
+	h.Write([]byte("}"))
+	rep.BundleHash = hex.EncodeToString(h.Sum(nil))
+	return nil
+}
+
+// auditEntry writes one audit entry's canonical form to content and
+// checks it on its own: a sealed receipt of the incident scroll, after the
+// entry before it in seq order. It keeps the entry's seq and leaf hash,
+// and the incident snapshot its body carries.
+func (v *verifier) auditEntry(content io.Writer, raw json.RawMessage) error {
+	rep := v.rep
+	c, err := ledger.Canonical(raw)
+	if err != nil {
+		return fmt.Errorf("audit entry %d is not JSON: %w", rep.AuditEntries, err)
+	}
+	writeElem(content, rep.AuditEntries, c)
+	rep.AuditEntries++
+	var rec warden.Receipt
+	if err := strictDecode(raw, &rec); err != nil {
+		rep.problem("audit entry %d is not a receipt: %v", rep.AuditEntries-1, err)
+		return nil
+	}
+	// Whitespace a pretty-printer added is not tampering: the body's
+	// canonical form is what its hash covers.
+	if c, err := ledger.Canonical(rec.Body); err == nil {
+		rec.Body = c
+	}
+	leaf, err := ledger.CheckReceipt(&rec)
+	if err != nil {
+		rep.problem("audit entry seq %d: %v", rec.Seq, err)
+		return nil
+	}
+	if rec.Scroll != warden.ScrollIncident {
+		rep.problem("audit entry seq %d is in scroll %q, not incident", rec.Seq, rec.Scroll)
+	}
+	if n := len(v.entries); n > 0 && v.entries[n-1].seq >= rec.Seq {
+		rep.problem("audit entry seq %d is out of order (after %d)", rec.Seq, v.entries[n-1].seq)
+	}
+	v.entries = append(v.entries, entry{seq: rec.Seq, leaf: leaf})
+	var body struct {
+		Incident json.RawMessage `json:"incident"`
+	}
+	if json.Unmarshal(rec.Body, &body) == nil && len(body.Incident) > 0 {
+		var id struct {
+			ID string `json:"id"`
+		}
+		json.Unmarshal(body.Incident, &id)
+		if c, err := ledger.Canonical(body.Incident); err == nil && id.ID != "" {
+			v.latest[id.ID] = snapshot{seq: rec.Seq, digest: sha256.Sum256(c)}
+		}
+	}
+	return nil
+}
+
+// incident writes one incident record's canonical form to content, keeps
+// its digest for checkIncidents and adds it to the counters checkState
+// recomputes.
+func (v *verifier) incident(content io.Writer, raw json.RawMessage) error {
+	rep := v.rep
+	n := rep.Incidents
+	c, err := ledger.Canonical(raw)
+	if err != nil {
+		return fmt.Errorf("incident %d is not JSON: %w", n, err)
+	}
+	writeElem(content, n, c)
+	rep.Incidents++
+	var inc warden.Incident
+	if err := json.Unmarshal(raw, &inc); err != nil {
+		rep.problem("incident %d is not an incident record: %v", n, err)
+		v.statsOK = false
+	}
+	if _, dup := v.records[inc.ID]; dup {
+		rep.problem("incident %s appears twice", inc.ID)
+	}
+	v.records[inc.ID] = sha256.Sum256(c)
+	for k, d := range warden.StatsDelta(nil, &inc) {
+		v.counters[k] += d
+	}
+	return nil
+}
+
+// proof reduces one inclusion proof to the root it implies for the audit
+// entry with its seq. Audit entries come first and in seq order in an
+// untampered bundle (read reports disorder).
+func (v *verifier) proof(raw json.RawMessage) error {
+	var p Proof
+	if err := strictDecode(raw, &p); err != nil {
+		v.rep.problem("inclusion proof %d is malformed: %v", len(v.proofs), err)
+		return nil
+	}
+	ir := impliedRoot{seq: p.Seq, treeSize: p.TreeSize}
+	if i, ok := slices.BinarySearchFunc(v.entries, p.Seq, func(e entry, seq uint64) int { return cmp.Compare(e.seq, seq) }); ok {
+		ir.root, ir.err = ledger.RootFromInclusion(p.Seq, p.TreeSize, v.entries[i].leaf, p.Hashes)
+	}
+	v.proofs = append(v.proofs, ir)
+	return nil
+}
+
+// hashedValue writes a hashed member that is not an array to content and
+// keeps system_state.
+func (v *verifier) hashedValue(content io.Writer, key string, raw json.RawMessage) error {
+	c, err := ledger.Canonical(raw)
+	if err != nil {
+		return fmt.Errorf("member %q: %w", key, err)
+	}
+	content.Write(c)
+	if key == memberSystemState {
+		v.state = &SystemState{}
+		if err := json.Unmarshal(raw, v.state); err != nil {
+			v.rep.problem("system_state is malformed: %v", err)
+			v.state = nil
+		}
+	}
+	return nil
+}
+
+// otherValue keeps a string member and reports any other member that is
+// not the bundle's.
+func (v *verifier) otherValue(key string, raw json.RawMessage) {
+	if !slices.Contains(stringMembers, key) {
+		v.rep.problem("unknown member %q", key)
 		return
 	}
-	if i > 0 {
-		h.Write([]byte(","))
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		v.rep.problem("member %q is not a string", key)
 	}
-	h.Write(c)
+	v.strs[key] = s
+}
+
+// checkDigest reports a bundle of another format and a bundle_hash that is
+// not the content's.
+func (v *verifier) checkDigest() {
+	if f := v.strs[memberFormat]; f != Format {
+		v.rep.problem("format is %q, not %q", f, Format)
+	}
+	if v.strs[memberBundleHash] != v.rep.BundleHash {
+		v.rep.problem("bundle_hash does not match the content: computed %s, bundle says %s (incidents, audit entries, system state, policy digest or export time were altered)", v.rep.BundleHash, v.strs[memberBundleHash])
+	}
+}
+
+// checkSignatures checks the HMAC signature and, with a key to check them
+// (trusted, or embedded if the options say so), the bundle note and the
+// checkpoint. It returns the checkpoint if it verified, else nil.
+func (v *verifier) checkSignatures(o Options) *ledger.CheckpointBody {
+	rep, bundleHash := v.rep, v.strs[memberBundleHash]
+	if o.HMACKey != nil {
+		rep.HMACChecked = true
+		want := Sign(o.HMACKey, bundleHash)
+		if !hmac.Equal([]byte(want), []byte(v.strs[memberSignature])) {
+			rep.problem("HMAC signature does not match bundle_hash: wrong key, or the hash or signature was altered")
+		}
+	}
+	known := o.Verifiers
+	if known == nil && o.TrustEmbeddedKey {
+		rep.EmbeddedKey = true
+		k, _, err := ledger.ParseVerifiers([]byte(v.strs[memberPubkey]))
+		if err != nil {
+			rep.problem("embedded pubkey is invalid: %v", err)
+		} else {
+			known = k
+		}
+	}
+	if known == nil {
+		return nil
+	}
+	rep.SignaturesChecked = true
+	if n, err := note.Open([]byte(v.strs[memberBundleNote]), known); err != nil {
+		rep.problem("bundle_note signature does not verify: %v", err)
+	} else if n.Text != NoteText(bundleHash) {
+		rep.problem("bundle_note signs a different bundle hash")
+	}
+	cp, err := ledger.OpenCheckpoint([]byte(v.strs[memberCheckpoint]), known)
+	if err != nil {
+		rep.problem("checkpoint does not verify: %v", err)
+		return nil
+	}
+	return cp
+}
+
+// checkAnchoring checks the audit entries against the verified checkpoint
+// cp: those below its size (anchored) rebuild its incident scroll root,
+// and each has a valid inclusion proof into it. It counts the rest as
+// Report.Unanchored and Report.Proofs the proofs that hold.
+func (v *verifier) checkAnchoring(cp *ledger.CheckpointBody) error {
+	rep := v.rep
+	byseq := make(map[uint64][]byte, len(v.entries))
+	scroll := ledger.NewTree()
+	for _, e := range v.entries {
+		if e.seq < cp.Size {
+			byseq[e.seq] = e.leaf
+			if err := scroll.Append(e.leaf, nil); err != nil {
+				return err
+			}
+		} else {
+			rep.Unanchored++
+		}
+	}
+	var want *ledger.ScrollRoot
+	for i := range cp.Scrolls {
+		if cp.Scrolls[i].Name == warden.ScrollIncident {
+			want = &cp.Scrolls[i]
+		}
+	}
+	switch {
+	case want == nil && scroll.Size() > 0:
+		rep.problem("checkpoint has no incident scroll but the bundle has %d anchored entries", scroll.Size())
+	case want != nil && (want.Size != scroll.Size() || !bytes.Equal(want.Root, scroll.Root())):
+		rep.problem("audit entries do not rebuild the checkpoint's incident scroll root (%d entries, checkpoint says %d): entries were removed, added or altered", scroll.Size(), want.Size)
+	}
+	proven := map[uint64]bool{}
+	for _, p := range v.proofs {
+		if _, ok := byseq[p.seq]; !ok || (p.root == nil && p.err == nil) {
+			rep.problem("inclusion proof for seq %d has no anchored audit entry", p.seq)
+			continue
+		}
+		if p.treeSize != cp.Size {
+			rep.problem("inclusion proof for seq %d is for tree size %d, checkpoint is %d", p.seq, p.treeSize, cp.Size)
+			continue
+		}
+		if p.err != nil {
+			rep.problem("audit entry seq %d: inclusion proof fails: %v", p.seq, p.err)
+			continue
+		}
+		if !bytes.Equal(p.root, cp.Root) {
+			rep.problem("audit entry seq %d: inclusion proof fails: it leads to root %x, not the checkpoint's", p.seq, p.root)
+			continue
+		}
+		proven[p.seq] = true
+		rep.Proofs++
+	}
+	for seq := range byseq {
+		if !proven[seq] {
+			rep.problem("audit entry seq %d has no valid inclusion proof", seq)
+		}
+	}
+	return nil
+}
+
+// checkIncidents reports every incident record that is not its latest
+// receipted snapshot, and every incident with a snapshot among the audit
+// entries but no record, in id order.
+func (v *verifier) checkIncidents() {
+	ids := make([]string, 0, len(v.records))
+	for id := range v.records {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		s, ok := v.latest[id]
+		switch {
+		case !ok:
+			v.rep.problem("incident %s has no receipt among the audit entries", id)
+		case s.digest != v.records[id]:
+			v.rep.problem("incident %s differs from its latest receipted state (seq %d): the incident record was altered", id, s.seq)
+		}
+	}
+	ids = ids[:0]
+	for id := range v.latest {
+		if _, ok := v.records[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		v.rep.problem("incident %s has receipts up to seq %d but is missing from the bundle", id, v.latest[id].seq)
+	}
+}
+
+// writeElem writes the i-th element c of an array to w.
+func writeElem(w io.Writer, i int, c []byte) {
+	if i > 0 {
+		w.Write([]byte(","))
+	}
+	w.Write(c)
 }
 
 // eachElement decodes a JSON array element by element.
@@ -477,28 +563,20 @@ func strictDecode(raw []byte, v any) error {
 	return nil
 }
 
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // checkState reports the system_state fields that disagree with what the
 // bundle determines: the incident counters recomputed from incidents and,
 // with a verified checkpoint, its size and origin. Each problem names the
 // field, the claimed and the recomputed value.
-func checkState(rep *Report, s *SystemState, counters map[string]int64, statsOK bool, cp *ledger.CheckpointBody, entries []entry) {
+func (v *verifier) checkState(cp *ledger.CheckpointBody) {
+	rep, s, entries := v.rep, v.state, v.entries
 	field := func(name string, claimed, recomputed any, from string) {
 		if claimed != recomputed {
 			rep.problem("system_state.%s is %v; recomputed from %s: %v", name, claimed, from, recomputed)
 		}
 	}
-	if statsOK {
+	if v.statsOK {
 		const from = "the bundle's incidents"
-		want := warden.StatsFromCounters(counters)
+		want := warden.StatsFromCounters(v.counters)
 		field("total_incidents", s.TotalIncidents, want.TotalIncidents, from)
 		field("open_incidents", s.OpenIncidents, want.OpenIncidents, from)
 		field("contained_count", s.ContainedCount, want.ContainedCount, from)
