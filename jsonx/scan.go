@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/internal/jsonlex"
 )
 
 // MaxDepth bounds how deeply objects and arrays may nest. It equals
@@ -209,8 +209,12 @@ func (s *scanner) value() *scanError {
 	case c == '[':
 		return s.array()
 	case c == '"':
-		_, _, _, err := s.str()
-		return err
+		end, _, kind := jsonlex.Scan(s.data, s.pos)
+		if kind != jsonlex.OK {
+			return s.strError(end, kind)
+		}
+		s.pos = end
+		return nil
 	case c == '-' || c >= '0' && c <= '9':
 		return s.number()
 	case c == 't':
@@ -248,12 +252,14 @@ func (s *scanner) members(base int) *scanError {
 		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
 			return s.unexpected(s.pos, "looking for an object key")
 		}
-		start, end, escaped, err := s.str()
-		if err != nil {
-			return err
+		start := s.pos + 1
+		end, flags, kind := jsonlex.Scan(s.data, s.pos)
+		if kind != jsonlex.OK {
+			return s.strError(end, kind)
 		}
-		key := s.data[start:end]
-		if escaped {
+		s.pos = end
+		key := s.data[start : end-1]
+		if flags&jsonlex.Escaped != 0 {
 			key = unescape(key)
 		}
 		if seen != nil {
@@ -384,128 +390,25 @@ func (s *scanner) number() *scanError {
 	return nil
 }
 
-// plain marks the bytes a string may hold as they are: printable ASCII
-// other than the quote and the backslash.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
+// strError names what jsonlex.Scan found wrong with a string, at off. It
+// is apart from the callers of Scan so their hot path stays small.
+func (s *scanner) strError(off int, kind jsonlex.Kind) *scanError {
+	switch kind {
+	case jsonlex.Unterminated:
+		return s.unexpected(off, "in a string")
+	case jsonlex.BadEscape:
+		return s.unexpected(off, "in a string escape")
+	case jsonlex.BadHex:
+		return s.syntax(off, "invalid \\u escape (want four hex digits)")
+	case jsonlex.Surrogate:
+		return &scanError{kind: errSurrogate, off: off, what: string(s.data[off : off+6])}
+	case jsonlex.Control:
+		return s.syntax(off, "control character %q in a string (escape it)", s.data[off])
 	}
-	return t
-}()
-
-// str scans the string starting at s.pos (its opening quote) and returns
-// the bounds of its raw contents and whether it holds escapes.
-func (s *scanner) str() (start, end int, escaped bool, err *scanError) {
-	d := s.data
-	start = s.pos + 1
-	i := start
-	for {
-		for i < len(d) && plain[d[i]] {
-			i++
-		}
-		if i >= len(d) {
-			return 0, 0, false, s.unexpected(i, "in a string")
-		}
-		switch c := d[i]; {
-		case c == '"':
-			s.pos = i + 1
-			return start, i, escaped, nil
-		case c == '\\':
-			escaped = true
-			if i+1 >= len(d) {
-				return 0, 0, false, s.unexpected(i+1, "in a string escape")
-			}
-			switch d[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				r, ok := hex4(d[i+2:])
-				if !ok {
-					return 0, 0, false, s.syntax(i, "invalid \\u escape (want four hex digits)")
-				}
-				if utf16.IsSurrogate(r) {
-					if r >= 0xDC00 { // a low surrogate with no high one before it
-						return 0, 0, false, &scanError{kind: errSurrogate, off: i, what: string(d[i : i+6])}
-					}
-					if len(d) >= i+12 && d[i+6] == '\\' && d[i+7] == 'u' {
-						if r2, ok := hex4(d[i+8:]); ok && r2 >= 0xDC00 && r2 <= 0xDFFF {
-							i += 12
-							continue
-						}
-					}
-					return 0, 0, false, &scanError{kind: errSurrogate, off: i, what: string(d[i : i+6])}
-				}
-				i += 6
-			default:
-				return 0, 0, false, s.unexpected(i+1, "in a string escape")
-			}
-		case c < 0x20:
-			return 0, 0, false, s.syntax(i, "control character %q in a string (escape it)", c)
-		default: // c >= 0x80
-			r, size := utf8.DecodeRune(d[i:])
-			if r == utf8.RuneError && size == 1 {
-				return 0, 0, false, &scanError{kind: errUTF8, off: i}
-			}
-			i += size
-		}
-	}
+	return &scanError{kind: errUTF8, off: off} // jsonlex.UTF8
 }
 
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}
-
-// unescape decodes the contents of a string str has already validated.
+// unescape decodes a key's contents, which jsonlex.Scan has accepted.
 func unescape(b []byte) []byte {
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); {
-		if b[i] != '\\' {
-			out = append(out, b[i])
-			i++
-			continue
-		}
-		switch c := b[i+1]; c {
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, _ := hex4(b[i+2:])
-			i += 6
-			if utf16.IsSurrogate(r) {
-				r2, _ := hex4(b[i+2:])
-				r = utf16.DecodeRune(r, r2)
-				i += 6
-			}
-			out = utf8.AppendRune(out, r)
-			continue
-		default: // '"', '\\', '/'
-			out = append(out, c)
-		}
-		i += 2
-	}
-	return out
+	return jsonlex.AppendUnescaped(make([]byte, 0, len(b)), b)
 }

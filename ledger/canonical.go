@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gowebpki/jcs"
+	"github.com/warden-sh/warden/internal/jsonlex"
 	"github.com/zeebo/blake3"
 )
 
@@ -52,41 +53,6 @@ func bodyHashIs(body []byte, want string) bool {
 	copy(got[:], prefix)
 	hex.Encode(got[len(prefix):], sum[:])
 	return string(got[:]) == want
-}
-
-// appendString appends s as an RFC 8785 JSON string: only '"', '\\' and
-// control characters are escaped, the short forms where JSON has them.
-// It returns false if s is not valid UTF-8, which JCS cannot represent.
-func appendString(b []byte, s string) ([]byte, bool) {
-	if !utf8.ValidString(s) {
-		return b, false
-	}
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"':
-			b = append(b, '\\', '"')
-		case c == '\\':
-			b = append(b, '\\', '\\')
-		case c >= 0x20:
-			b = append(b, c)
-		case c == '\b':
-			b = append(b, '\\', 'b')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\f':
-			b = append(b, '\\', 'f')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		default:
-			const hexdigits = "0123456789abcdef"
-			b = append(b, '\\', 'u', '0', '0', hexdigits[c>>4], hexdigits[c&0xf])
-		}
-	}
-	return append(b, '"'), true
 }
 
 // appendUint appends n as a JSON number. RFC 8785 numbers are IEEE doubles,
@@ -203,69 +169,24 @@ func canonObject(b []byte, i, depth int) (int, bool) {
 	}
 }
 
-// canonString checks a canonical string: valid UTF-8, written literally
-// except '"', '\\' and control characters, which use the short escapes where
-// JSON has them and \u00xx (lowercase) otherwise.
+// canonString checks a canonical string: one jsonlex.Scan accepts with no
+// escape that RFC 8785 writes differently.
 func canonString(b []byte, i int) (int, bool) {
-	i++ // opening quote
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '"':
-			return i + 1, true
-		case c == '\\':
-			if i+1 >= len(b) {
-				return i, false
-			}
-			switch b[i+1] {
-			case '"', '\\', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if len(b)-i < 6 || b[i+2] != '0' || b[i+3] != '0' {
-					return i, false
-				}
-				hi, lo := b[i+4], b[i+5]
-				if hi != '0' && hi != '1' || !isLowerHex(lo) {
-					return i, false
-				}
-				switch v := (hi-'0')<<4 | unhex(lo); v {
-				case '\b', '\t', '\n', '\f', '\r':
-					return i, false // has a short form
-				}
-				i += 6
-			default:
-				return i, false
-			}
-		case c < 0x20:
-			return i, false
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size <= 1 {
-				return i, false
-			}
-			i += size
-		}
-	}
-	return i, false
+	end, f, kind := jsonlex.Scan(b, i)
+	return end, kind == jsonlex.OK && f&jsonlex.NotCanonical == 0
 }
 
-func isLowerHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
-
-func unhex(c byte) byte {
-	if c <= '9' {
-		return c - '0'
-	}
-	return c - 'a' + 10
-}
-
-// compareKeys compares two canonical key bodies (between the quotes) by the
-// UTF-16 code units of their values, as RFC 8785 sorts them.
+// compareKeys compares two keys' contents (between the quotes, escapes and
+// all, as jsonlex.Scan accepted them) by the UTF-16 code units of their
+// values, as RFC 8785 sorts them; 0 means the same key.
 func compareKeys(a, b []byte) int {
 	for len(a) > 0 && len(b) > 0 {
-		ra, na := keyRune(a)
-		rb, nb := keyRune(b)
+		if a[0] == b[0] && a[0] < utf8.RuneSelf && a[0] != '\\' {
+			a, b = a[1:], b[1:]
+			continue
+		}
+		ra, na := jsonlex.DecodeRune(a)
+		rb, nb := jsonlex.DecodeRune(b)
 		if ra != rb {
 			// UTF-16 order differs from code point order only between a
 			// supplementary character (led by a surrogate, 0xD800-0xDBFF)
@@ -294,31 +215,6 @@ func utf16Lead(r rune) rune {
 		return r
 	}
 	return 0xD800 + (r-0x10000)>>10
-}
-
-// keyRune decodes the first character of a canonical string body.
-func keyRune(s []byte) (rune, int) {
-	if s[0] != '\\' {
-		if s[0] < utf8.RuneSelf {
-			return rune(s[0]), 1
-		}
-		return utf8.DecodeRune(s)
-	}
-	switch s[1] {
-	case 'b':
-		return '\b', 2
-	case 'f':
-		return '\f', 2
-	case 'n':
-		return '\n', 2
-	case 'r':
-		return '\r', 2
-	case 't':
-		return '\t', 2
-	case 'u':
-		return rune(unhex(s[4])<<4 | unhex(s[5])), 6
-	}
-	return rune(s[1]), 2 // '"' or '\\'
 }
 
 // canonNumber checks that the number at b[i] is written exactly as RFC 8785

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/internal/jsonlex"
 )
 
 // MaxSeq is the largest sequence number an entry can carry: RFC 8785 numbers
@@ -41,15 +42,15 @@ func appendEntry(b []byte, r *warden.Receipt) ([]byte, error) {
 	b = append(b, `{"body":`...)
 	b = append(b, r.Body...)
 	b = append(b, `,"root_hash":`...)
-	if b, ok = appendString(b, r.RootHash); !ok {
+	if b, ok = jsonlex.AppendCanonical(b, r.RootHash); !ok {
 		return nil, fmt.Errorf("ledger.EntryBytes: root_hash is not UTF-8")
 	}
 	b = append(b, `,"schema_version":`...)
-	if b, ok = appendString(b, r.SchemaVersion); !ok {
+	if b, ok = jsonlex.AppendCanonical(b, r.SchemaVersion); !ok {
 		return nil, fmt.Errorf("ledger.EntryBytes: schema_version is not UTF-8")
 	}
 	b = append(b, `,"scroll":`...)
-	if b, ok = appendString(b, r.Scroll); !ok {
+	if b, ok = jsonlex.AppendCanonical(b, r.Scroll); !ok {
 		return nil, fmt.Errorf("ledger.EntryBytes: scroll is not UTF-8")
 	}
 	b = append(b, `,"seq":`...)
@@ -59,16 +60,16 @@ func appendEntry(b []byte, r *warden.Receipt) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if b, ok = appendString(b, t); !ok {
+		if b, ok = jsonlex.AppendCanonical(b, t); !ok {
 			return nil, fmt.Errorf("ledger.EntryBytes: tag %d is not UTF-8", i)
 		}
 	}
 	b = append(b, `],"timestamp":`...)
-	if b, ok = appendString(b, r.Timestamp); !ok {
+	if b, ok = jsonlex.AppendCanonical(b, r.Timestamp); !ok {
 		return nil, fmt.Errorf("ledger.EntryBytes: timestamp is not UTF-8")
 	}
 	b = append(b, `,"type":`...)
-	if b, ok = appendString(b, r.Type); !ok {
+	if b, ok = jsonlex.AppendCanonical(b, r.Type); !ok {
 		return nil, fmt.Errorf("ledger.EntryBytes: type is not UTF-8")
 	}
 	return append(b, '}'), nil

@@ -6,10 +6,9 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/gowebpki/jcs"
+	"github.com/warden-sh/warden/internal/jsonlex"
 )
 
 // maxTransformDepth bounds nesting so hostile input cannot exhaust the stack.
@@ -21,8 +20,10 @@ const maxTransformDepth = 512
 // whitespace. It rejects what JCS rejects: invalid JSON, invalid UTF-8,
 // lone surrogates, duplicate keys, and numbers outside IEEE 754 doubles.
 // It does in one pass, without building a tree of interfaces, what
-// gowebpki/jcs does; TestTransformMatchesJCS and FuzzTransform hold the two
-// to the same output.
+// gowebpki/jcs does; FuzzCanonicalMatchesJCS holds the two to the same
+// output. Strings are lexed by jsonlex.Scan, copied as they are when
+// already canonical and rewritten otherwise; keys are sorted where they
+// lie in the input, never decoded into copies.
 func transform(in []byte) ([]byte, error) {
 	t := transformer{in: in}
 	out, err := t.value(make([]byte, 0, len(in)), 0)
@@ -67,12 +68,11 @@ func (t *transformer) value(out []byte, depth int) ([]byte, error) {
 	case c == '[':
 		return t.array(out, depth+1)
 	case c == '"':
-		s, err := t.str()
+		s, f, err := t.str()
 		if err != nil {
 			return nil, err
 		}
-		out, _ = appendString(out, s)
-		return out, nil
+		return appendContents(out, s, f), nil
 	case c == 't':
 		return t.literal(out, "true")
 	case c == 'f':
@@ -130,8 +130,9 @@ func (t *transformer) array(out []byte, depth int) ([]byte, error) {
 }
 
 type member struct {
-	key        string
-	start, end int // the canonical value in the object's scratch buffer
+	key        []byte        // the key's contents in the input, escapes and all
+	flags      jsonlex.Flags // the key's
+	start, end int           // the canonical value in the object's scratch buffer
 }
 
 func (t *transformer) object(out []byte, depth int) ([]byte, error) {
@@ -151,7 +152,7 @@ func (t *transformer) object(out []byte, depth int) ([]byte, error) {
 		if t.i >= len(t.in) || t.in[t.i] != '"' {
 			return nil, t.errorf("expected a string key")
 		}
-		key, err := t.str()
+		key, flags, err := t.str()
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +165,7 @@ func (t *transformer) object(out []byte, depth int) ([]byte, error) {
 		if scratch, err = t.value(scratch, depth); err != nil {
 			return nil, err
 		}
-		members = append(members, member{key: key, start: start, end: len(scratch)})
+		members = append(members, member{key: key, flags: flags, start: start, end: len(scratch)})
 		t.ws()
 		if t.i >= len(t.in) {
 			return nil, t.errorf("unterminated object")
@@ -179,146 +180,41 @@ func (t *transformer) object(out []byte, depth int) ([]byte, error) {
 		t.i++
 		break
 	}
-	slices.SortFunc(members, func(a, b member) int { return compareUTF16(a.key, b.key) })
+	slices.SortFunc(members, func(a, b member) int { return compareKeys(a.key, b.key) })
 	out = append(out, '{')
 	for n, m := range members {
 		if n > 0 {
-			if members[n-1].key == m.key {
-				return nil, fmt.Errorf("canonical JSON: duplicate key %q", m.key)
+			if compareKeys(members[n-1].key, m.key) == 0 {
+				return nil, fmt.Errorf("canonical JSON: duplicate key %q", jsonlex.AppendUnescaped(nil, m.key))
 			}
 			out = append(out, ',')
 		}
-		out, _ = appendString(out, m.key)
+		out = appendContents(out, m.key, m.flags)
 		out = append(out, ':')
 		out = append(out, scratch[m.start:m.end]...)
 	}
 	return append(out, '}'), nil
 }
 
-// compareUTF16 orders strings by their UTF-16 code units (RFC 8785 §3.2.3).
-func compareUTF16(a, b string) int {
-	for a != "" && b != "" {
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
-		if ra != rb {
-			if ua, ub := utf16Lead(ra), utf16Lead(rb); ua != ub {
-				return cmpRune(ua, ub)
-			}
-			return cmpRune(ra, rb)
-		}
-		a, b = a[na:], b[nb:]
+// str scans the string token at t.i and returns its contents, escapes and
+// all, and its flags.
+func (t *transformer) str() ([]byte, jsonlex.Flags, error) {
+	end, f, kind := jsonlex.Scan(t.in, t.i)
+	if kind != jsonlex.OK {
+		t.i = end
+		return nil, 0, t.errorf("%v", kind)
 	}
-	return len(a) - len(b)
+	s := t.in[t.i+1 : end-1]
+	t.i = end
+	return s, f, nil
 }
 
-// str decodes the JSON string at t.i; it rejects control characters,
-// invalid UTF-8, bad escapes and lone surrogates.
-func (t *transformer) str() (string, error) {
-	t.i++ // opening quote
-	start := t.i
-	// Fast path: no escapes.
-	for t.i < len(t.in) {
-		c := t.in[t.i]
-		if c == '"' {
-			s := t.in[start:t.i]
-			if !utf8.Valid(s) {
-				return "", t.errorf("string is not valid UTF-8")
-			}
-			t.i++
-			return string(s), nil
-		}
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
-			return "", t.errorf("control character in string")
-		}
-		t.i++
-	}
-	buf := append([]byte(nil), t.in[start:t.i]...)
-	for {
-		if t.i >= len(t.in) {
-			return "", t.errorf("unterminated string")
-		}
-		c := t.in[t.i]
-		switch {
-		case c == '"':
-			t.i++
-			if !utf8.Valid(buf) {
-				return "", t.errorf("string is not valid UTF-8")
-			}
-			return string(buf), nil
-		case c < 0x20:
-			return "", t.errorf("control character in string")
-		case c != '\\':
-			buf = append(buf, c)
-			t.i++
-			continue
-		}
-		if t.i+1 >= len(t.in) {
-			return "", t.errorf("unterminated escape")
-		}
-		e := t.in[t.i+1]
-		t.i += 2
-		switch e {
-		case '"', '\\', '/':
-			buf = append(buf, e)
-		case 'b':
-			buf = append(buf, '\b')
-		case 'f':
-			buf = append(buf, '\f')
-		case 'n':
-			buf = append(buf, '\n')
-		case 'r':
-			buf = append(buf, '\r')
-		case 't':
-			buf = append(buf, '\t')
-		case 'u':
-			r, err := t.hex4()
-			if err != nil {
-				return "", err
-			}
-			if utf16.IsSurrogate(r) {
-				if r >= 0xDC00 || t.i+1 >= len(t.in) || t.in[t.i] != '\\' || t.in[t.i+1] != 'u' {
-					return "", t.errorf("lone surrogate")
-				}
-				t.i += 2
-				r2, err := t.hex4()
-				if err != nil {
-					return "", err
-				}
-				if r = utf16.DecodeRune(r, r2); r == utf8.RuneError {
-					return "", t.errorf("invalid surrogate pair")
-				}
-			}
-			buf = utf8.AppendRune(buf, r)
-		default:
-			return "", t.errorf("invalid escape \\%c", e)
-		}
-	}
-}
-
-func (t *transformer) hex4() (rune, error) {
-	if len(t.in)-t.i < 4 {
-		return 0, t.errorf("short \\u escape")
-	}
-	var r rune
-	for _, c := range t.in[t.i : t.i+4] {
-		var v byte
-		switch {
-		case c >= '0' && c <= '9':
-			v = c - '0'
-		case c >= 'a' && c <= 'f':
-			v = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			v = c - 'A' + 10
-		default:
-			return 0, t.errorf("invalid \\u escape")
-		}
-		r = r<<4 | rune(v)
-	}
-	t.i += 4
-	return r, nil
+// appendContents appends the canonical string of the value of s, the
+// contents of a token jsonlex.Scan accepted with flags f.
+func appendContents(out, s []byte, f jsonlex.Flags) []byte {
+	out = append(out, '"')
+	out = jsonlex.AppendCanonicalContents(out, s, f)
+	return append(out, '"')
 }
 
 var errNumber = errors.New("number")
