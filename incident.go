@@ -300,6 +300,17 @@ type IncidentStats struct {
 	OpenBySeverity map[string]int64 `json:"open_by_severity"`
 }
 
+// Health is the /health answer: the seed's fields plus the log size and
+// the server's modes.
+type Health struct {
+	Status         string `json:"status"`
+	OpenIncidents  int64  `json:"open_incidents"`
+	TotalIncidents int64  `json:"total_incidents"`
+	Receipts       uint64 `json:"receipts"`
+	Dev            bool   `json:"dev,omitempty"`
+	Drill          bool   `json:"drill_mode,omitempty"`
+}
+
 // SeverityWindow escalates a class's severity when Threshold incidents of
 // it are reported within Window.
 type SeverityWindow struct {

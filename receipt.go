@@ -2,6 +2,7 @@ package warden
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -32,14 +33,98 @@ func ValidScroll(s string) bool {
 	return false
 }
 
-// Receipt types written by the foundation. Later capabilities add their own
-// next to the rules that emit them.
+// Receipt types: every type warden writes, grouped by the scroll it lives
+// in. ReceiptScroll is the catalogue; the engine refuses to append a type
+// it does not list, so this table is the whole vocabulary of the ledger.
 const (
-	ReceiptServerStart = "server_start" // a server started; records dev and drill mode
-	ReceiptAuthFailure = "auth_failure" // a request was refused 401/403
-	ReceiptCredential  = "credential_added"
-	ReceiptRevocation  = "credential_revoked"
+	// system
+	ReceiptServerStart      = "server_start"        // a server started; records dev and drill mode
+	ReceiptKeyRotation      = "ledger_key_rotation" // the ledger handed over to a new signing key (ledger.KeyRotationType)
+	ReceiptPhoenixRotateKey = "phoenix_rotate_key"  // a key rotation refused as a drill dry run
+	ReceiptForensicExport   = "forensic_export"     // a forensic bundle was exported
+	ReceiptGuardianAnchor   = "guardian_anchor"     // a checkpoint was signed and mirrored on request
+
+	// identity
+	ReceiptAuthFailure            = "auth_failure"             // a request was refused 401/403, or a tool below its profile
+	ReceiptAuthFailuresSuppressed = "auth_failures_suppressed" // auth failures counted but not receipted one by one
+	ReceiptCredential             = "credential_added"
+	ReceiptRevocation             = "credential_revoked"
+	ReceiptEscalation             = "profile_escalation"
+	ReceiptDeescalation           = "profile_deescalation"
+	ReceiptEscalationDenied       = "escalation_denied"
+	ReceiptApproval               = "approval_recorded"
+	ReceiptApproverKey            = "approver_key_registered"
+	ReceiptPhoenixRevoke          = "phoenix_revoke_credentials"
+
+	// cognitive
+	ReceiptDecision      = "cognitive_decision"
+	ReceiptTemInvocation = "tem_invocation"
+
+	// treasury
+	ReceiptBudgetCreated = "treasury_budget_created"
+	ReceiptDebit         = "treasury_debit"
+	ReceiptCredit        = "treasury_credit"
+	ReceiptTreasuryDeny  = "treasury_denial"
+
+	// incident
+	ReceiptIncidentReported     = "incident_reported"
+	ReceiptSeverityRaised       = "incident_severity_raised"
+	ReceiptRecoveryRequired     = "recovery_required"
+	ReceiptContainment          = "incident_containment"
+	ReceiptIncidentAcknowledged = "incident_acknowledged"
+	ReceiptIncidentResolved     = "incident_resolved"
+	ReceiptIncidentDenied       = "incident_denied"
+	ReceiptRecoveryAcknowledged = "recovery_acknowledged"
+	ReceiptRecoveryReattested   = "recovery_reattested"
+	ReceiptRecoveryDenied       = "recovery_denied"
+	ReceiptWebhookFailed        = "webhook_delivery_failed"
+	ReceiptIntegrityBaseline    = "integrity_baseline_recorded"
+	ReceiptPhoenixLockStart     = "phoenix_lockdown_started" // precedes the lockdown's actions
+	ReceiptPhoenixLock          = "phoenix_lockdown"
+
+	// policy
+	ReceiptPolicyLoaded       = "policy_loaded"
+	ReceiptPolicyReloadFailed = "policy_reload_failed"
 )
+
+var receiptScrolls = map[string]string{
+	ReceiptServerStart: ScrollSystem, ReceiptKeyRotation: ScrollSystem, ReceiptPhoenixRotateKey: ScrollSystem,
+	ReceiptForensicExport: ScrollSystem, ReceiptGuardianAnchor: ScrollSystem,
+
+	ReceiptAuthFailure: ScrollIdentity, ReceiptAuthFailuresSuppressed: ScrollIdentity, ReceiptCredential: ScrollIdentity,
+	ReceiptRevocation: ScrollIdentity, ReceiptEscalation: ScrollIdentity, ReceiptDeescalation: ScrollIdentity,
+	ReceiptEscalationDenied: ScrollIdentity, ReceiptApproval: ScrollIdentity, ReceiptApproverKey: ScrollIdentity,
+	ReceiptPhoenixRevoke: ScrollIdentity,
+
+	ReceiptDecision: ScrollCognitive, ReceiptTemInvocation: ScrollCognitive,
+
+	ReceiptBudgetCreated: ScrollTreasury, ReceiptDebit: ScrollTreasury, ReceiptCredit: ScrollTreasury, ReceiptTreasuryDeny: ScrollTreasury,
+
+	ReceiptIncidentReported: ScrollIncident, ReceiptSeverityRaised: ScrollIncident, ReceiptRecoveryRequired: ScrollIncident,
+	ReceiptContainment: ScrollIncident, ReceiptIncidentAcknowledged: ScrollIncident, ReceiptIncidentResolved: ScrollIncident,
+	ReceiptIncidentDenied: ScrollIncident, ReceiptRecoveryAcknowledged: ScrollIncident, ReceiptRecoveryReattested: ScrollIncident,
+	ReceiptRecoveryDenied: ScrollIncident, ReceiptWebhookFailed: ScrollIncident, ReceiptIntegrityBaseline: ScrollIncident,
+	ReceiptPhoenixLockStart: ScrollIncident, ReceiptPhoenixLock: ScrollIncident,
+
+	ReceiptPolicyLoaded: ScrollPolicy, ReceiptPolicyReloadFailed: ScrollPolicy,
+}
+
+// ReceiptScroll returns the scroll a receipt type is written to, and false
+// for a type warden never writes.
+func ReceiptScroll(typ string) (string, bool) {
+	s, ok := receiptScrolls[typ]
+	return s, ok
+}
+
+// ReceiptTypes lists every receipt type warden writes, sorted.
+func ReceiptTypes() []string {
+	out := make([]string, 0, len(receiptScrolls))
+	for t := range receiptScrolls {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // Receipt is one entry of the append-only ledger. The first seven fields are
 // the seed's; Seq and LeafHash place it in the Merkle log.

@@ -204,11 +204,11 @@ func Ledger(ctx context.Context, o LedgerOptions, w io.Writer) (*LedgerResult, e
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(engine.Options{Store: st, Signer: mustSigner(keys.Signer), PublicKey: keys.Verifier})
+	core, err := engine.New(engine.Options{Store: st, Signer: mustSigner(keys.Signer), PublicKey: keys.Verifier})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := eng.Checkpoint(ctx); err != nil {
+	if _, err := core.Checkpoint(ctx); err != nil {
 		return nil, err
 	}
 	known, _, _ := ledger.ParseVerifiers([]byte(keys.Verifier))

@@ -18,6 +18,9 @@ import (
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/datadir"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
+	"github.com/warden-sh/warden/engine/recorder"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/ledger"
 	"github.com/warden-sh/warden/sqlite"
 )
@@ -157,9 +160,11 @@ func (e *env) print(v any, text func(w io.Writer)) error {
 // local is an opened data directory with its store and engine, for commands
 // that work on the data directory directly.
 type local struct {
-	dir    *datadir.Dir
-	store  *sqlite.DB
-	engine *engine.Engine
+	dir   *datadir.Dir
+	store *sqlite.DB
+	core  *engine.Core
+	rec   *recorder.Recorder
+	gov   *governor.Governor
 	// openSize is the log size at open; covered says a signed checkpoint
 	// covered all of it then; wrote counts the operations this process
 	// committed.
@@ -181,7 +186,7 @@ func (l *local) Close() error {
 		if size, cerr := l.coverage(); cerr != nil {
 			err = cerr
 		} else if size.head > l.openSize {
-			_, err = l.engine.Checkpoint(context.Background())
+			_, err = l.core.Checkpoint(context.Background())
 		}
 	}
 	return errors.Join(err, l.store.Close())
@@ -211,7 +216,7 @@ func (l *local) coverage() (logCoverage, error) {
 }
 
 // openLocal loads the data directory and opens its store.
-func (e *env) openLocal(logger *slog.Logger, opts ...func(*engine.Options)) (*local, error) {
+func (e *env) openLocal(logger *slog.Logger, opts ...func(*stack.Config)) (*local, error) {
 	dir, err := datadir.Load(e.data)
 	if err != nil {
 		return nil, err
@@ -219,7 +224,7 @@ func (e *env) openLocal(logger *slog.Logger, opts ...func(*engine.Options)) (*lo
 	return openDir(dir, logger, nil, opts...)
 }
 
-func openDir(dir *datadir.Dir, logger *slog.Logger, onCommit func(int, time.Duration), opts ...func(*engine.Options)) (*local, error) {
+func openDir(dir *datadir.Dir, logger *slog.Logger, onCommit func(int, time.Duration), opts ...func(*stack.Config)) (*local, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -251,16 +256,16 @@ func openDir(dir *datadir.Dir, logger *slog.Logger, onCommit func(int, time.Dura
 			dir.AbandonKey()
 		}
 	}
-	o := engine.Options{Store: st, Logger: logger, Signer: dir.Signer, PublicKey: dir.PublicKey, Keys: dir}
+	cfg := stack.Config{Core: engine.Options{Store: st, Logger: logger, Signer: dir.Signer, PublicKey: dir.PublicKey, Keys: dir}}
 	for _, f := range opts {
-		f(&o)
+		f(&cfg)
 	}
-	eng, err := engine.New(o)
+	s, err := stack.New(cfg)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	l := &local{dir: dir, store: st, engine: eng, wrote: wrote}
+	l := &local{dir: dir, store: st, core: s.Core, rec: s.Recorder, gov: s.Governor, wrote: wrote}
 	c, err := l.coverage()
 	if err != nil {
 		st.Close()

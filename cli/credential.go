@@ -44,7 +44,7 @@ func (e *env) credentialCmd() *cobra.Command {
 				}
 			} else {
 				if err := e.withLocal(func(l *local) (err error) {
-					c, err = l.engine.AddCredential(e.ctx, cliPrincipal(), spec)
+					c, err = l.core.AddCredential(e.ctx, cliPrincipal(), spec)
 					return err
 				}); err != nil {
 					return err
@@ -78,7 +78,7 @@ func (e *env) credentialCmd() *cobra.Command {
 				creds = out.Credentials
 			} else {
 				if err := e.withLocal(func(l *local) (err error) {
-					creds, err = l.engine.Credentials(e.ctx, cliPrincipal())
+					creds, err = l.core.Credentials(e.ctx, cliPrincipal())
 					return err
 				}); err != nil {
 					return err
@@ -112,7 +112,7 @@ func (e *env) credentialCmd() *cobra.Command {
 				}
 			} else {
 				if err := e.withLocal(func(l *local) (err error) {
-					c, err = l.engine.RevokeCredential(e.ctx, cliPrincipal(), args[0])
+					c, err = l.core.RevokeCredential(e.ctx, cliPrincipal(), args[0])
 					return err
 				}); err != nil {
 					return err

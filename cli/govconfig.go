@@ -6,13 +6,13 @@ import (
 	"os"
 
 	warden "github.com/warden-sh/warden"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 	"go.yaml.in/yaml/v3"
 )
 
 // GovernanceConfig is the optional governance configuration file
 // (`serve --governance FILE`): the ladder's hops and the authority matrix.
-// Absent parts keep seed 002's ladder and engine.DefaultAuthority.
+// Absent parts keep seed 002's ladder and governor.DefaultAuthority.
 type GovernanceConfig struct {
 	Ladder    *warden.Ladder            `yaml:"ladder"`
 	Authority map[string]warden.Profile `yaml:"authority"`
@@ -52,11 +52,11 @@ func parseGovernance(data []byte) (*warden.Ladder, map[string]warden.Profile, er
 		ladder = c.Ladder
 	}
 	authority := map[string]warden.Profile{}
-	for k, v := range engine.DefaultAuthority {
+	for k, v := range governor.DefaultAuthority {
 		authority[k] = v
 	}
 	for tool, p := range c.Authority {
-		if _, ok := engine.DefaultAuthority[tool]; !ok {
+		if _, ok := governor.DefaultAuthority[tool]; !ok {
 			return nil, nil, warden.Errorf(warden.EINVALID, "Governance config authority: unknown tool %q.", tool)
 		}
 		if _, err := warden.ParseProfile(string(p)); err != nil {

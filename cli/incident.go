@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	warden "github.com/warden-sh/warden"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
 )
 
 // DefaultURL is the server the runbook commands talk to without --url.
@@ -28,7 +28,7 @@ func (e *env) api() *apiClient {
 
 func (e *env) incidentCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "incident", Short: "Report, list, inspect, acknowledge and resolve incidents (through the server)"}
-	var req engine.ReportRequest
+	var req recorder.ReportRequest
 	var evidence []string
 	report := &cobra.Command{
 		Use:   "report --class C --source S --description D [--severity S] [--evidence k=v]...",
@@ -254,7 +254,7 @@ func (e *env) integrityCmd() *cobra.Command {
 		Short: "Re-hash the baseline now; changes are reported as an integrity_violation incident",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var res engine.ScanResult
+			var res recorder.ScanResult
 			if err := e.api().do("POST", "/api/v1/integrity/scan", struct{}{}, &res); err != nil {
 				return err
 			}

@@ -27,7 +27,7 @@ func (e *env) exportCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.withLocal(func(l *local) error {
-				return e.writeOutput(out, 0o644, func(w io.Writer) error { return l.engine.Export(e.ctx, w, l.dir.Origin) })
+				return e.writeOutput(out, 0o644, func(w io.Writer) error { return l.core.Export(e.ctx, w, l.dir.Origin) })
 			})
 		},
 	}
@@ -200,7 +200,7 @@ func (e *env) receiptsCmd() *cobra.Command {
 				list = out.Receipts
 			} else {
 				if err := e.withLocal(func(l *local) (err error) {
-					list, err = l.engine.Receipts(e.ctx, f)
+					list, err = l.core.Receipts(e.ctx, f)
 					return err
 				}); err != nil {
 					return err
@@ -240,7 +240,7 @@ func (e *env) receiptsCmd() *cobra.Command {
 				}
 			} else {
 				if err := e.withLocal(func(l *local) (err error) {
-					rp, err = l.engine.Receipt(e.ctx, seq)
+					rp, err = l.core.Receipt(e.ctx, seq)
 					return err
 				}); err != nil {
 					return err

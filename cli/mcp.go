@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 	wardenmcp "github.com/warden-sh/warden/mcp"
 )
 
@@ -29,8 +30,7 @@ instead (docs/MCP.md).`,
 				url = DefaultURL
 			}
 			logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			// Tools only lists the registry; it reads nothing of the engine.
-			tools := (*engine.Engine)(nil).Tools()
+			tools := governor.Tools()
 			srv := wardenmcp.NewRemoteServer(tools, url, e.bearer(), Version, wardenmcp.WithLogger(logger))
 			return wardenmcp.ServeIO(e.ctx, srv, e.stdin, e.stdout)
 		},
@@ -38,9 +38,9 @@ instead (docs/MCP.md).`,
 }
 
 // mcpMount is the streamable MCP endpoint for `warden serve`'s listener:
-// wardenhttp.Options{…, Mount: e.mcpMount(eng, logger)}. Its sessions close
+// wardenhttp.Options{…, Mount: e.mcpMount(core, gov, logger)}. Its sessions close
 // when the command's context ends (SIGTERM), before the HTTP server shuts
 // down, so open event streams do not hold the shutdown up.
-func (e *env) mcpMount(eng *engine.Engine, logger *slog.Logger) map[string]http.Handler {
-	return map[string]http.Handler{"/mcp": wardenmcp.Handler(eng, Version, wardenmcp.WithLogger(logger), wardenmcp.WithShutdown(e.ctx))}
+func (e *env) mcpMount(core *engine.Core, gov *governor.Governor, logger *slog.Logger) map[string]http.Handler {
+	return map[string]http.Handler{"/mcp": wardenmcp.Handler(core, gov, Version, wardenmcp.WithLogger(logger), wardenmcp.WithShutdown(e.ctx))}
 }

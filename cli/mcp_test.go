@@ -12,6 +12,7 @@ import (
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/cli"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 	"github.com/warden-sh/warden/wardentest"
 )
 
@@ -75,7 +76,7 @@ func TestMCPStdioProxy(t *testing.T) {
 			t.Errorf("%s has no input schema", tl.Name)
 		}
 	}
-	for _, tl := range env.Engine.Tools() {
+	for _, tl := range governor.Tools() {
 		want = append(want, tl.Name)
 	}
 	slices.Sort(names)

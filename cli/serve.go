@@ -12,16 +12,15 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/contain"
 	"github.com/warden-sh/warden/datadir"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/stack"
 	wardenhttp "github.com/warden-sh/warden/http"
 )
 
@@ -49,11 +48,11 @@ printed exactly once and stored only as a hash.`,
 				return err
 			}
 			defer l.Close()
-			cred, err := l.engine.Bootstrap(e.ctx, AdminName)
+			cred, err := l.core.Bootstrap(e.ctx, AdminName)
 			if err != nil {
 				return err
 			}
-			if _, err := l.engine.Checkpoint(e.ctx); err != nil {
+			if _, err := l.core.Checkpoint(e.ctx); err != nil {
 				return err
 			}
 			return e.printInit(dir, cred)
@@ -138,27 +137,12 @@ func (e *env) serve(f serveFlags) error {
 			return usageError{err}
 		}
 	}
-	var dir *datadir.Dir
-	var err error
-	fresh := !datadir.Initialized(e.data)
-	if fresh {
-		if dir, err = datadir.Init(e.data); err == nil {
-			err = writeDefaultPolicy(dir)
-		}
-	} else {
-		dir, err = datadir.Load(e.data)
-	}
+	dir, fresh, err := e.openServeDir(logger)
 	if err != nil {
 		return err
 	}
-	if created, err := dir.EnsureWebhookKey(); err != nil {
-		return err
-	} else if created {
-		logger.Warn("created "+datadir.WebhookFile+": webhooks are now signed with it instead of "+datadir.HMACFile+
-			"; give it to webhook receivers, and rotate "+datadir.HMACFile+" (the forensic key), which they held (README: Keys)",
-			"file", filepath.Join(dir.Path, datadir.WebhookFile))
-	}
 
+	// The rules, over the data directory's store.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := engine.NewMetrics(reg)
@@ -168,19 +152,20 @@ func (e *env) serve(f serveFlags) error {
 	l, err := openDir(dir, logger, func(ops int, d time.Duration) {
 		metrics.CommitBatchOps.Observe(float64(ops))
 		metrics.CommitBatchSeconds.Observe(d.Seconds())
-	}, func(o *engine.Options) {
-		o.Dev, o.Drill, o.Metrics, o.HMACKey = f.dev, f.drill, metrics, dir.HMACKey
-		optErr = containmentOptions(o, policyPath, f.drill, logger)
+	}, func(c *stack.Config) {
+		c.Core.Dev, c.Core.Drill, c.Core.Metrics = f.dev, f.drill, metrics
+		c.Recorder.HMACKey = dir.HMACKey
+		optErr = containmentOptions(c, policyPath, f.drill, logger)
 		if optErr == nil && f.governance != "" {
-			o.Ladder, o.Authority, optErr = loadGovernance(f.governance)
+			c.Governor.Ladder, c.Governor.Authority, optErr = loadGovernance(f.governance)
 		}
-		sender = &contain.WebhookSender{Store: o.Store, HMACKey: dir.WebhookKey, Logger: logger}
+		sender = &contain.WebhookSender{Store: c.Core.Store, HMACKey: dir.WebhookKey, Logger: logger}
+		c.Recorder.Waker = sender
 		mirror := f.mirror
 		if mirror == "" {
 			mirror = filepath.Join(dir.Path, "mirror")
 		}
-		o.Mirror = datadir.Mirror{Dir: mirror}
-		o.Waker = sender
+		c.Governor.Mirror = datadir.Mirror{Dir: mirror}
 	})
 	if err != nil {
 		return err
@@ -189,10 +174,10 @@ func (e *env) serve(f serveFlags) error {
 	if optErr != nil {
 		return usageError{optErr}
 	}
-	eng := l.engine
-	sender.OnFinalFailure = eng.RecordWebhookFailure
+	core, rec, gov := l.core, l.rec, l.gov
+	sender.OnFinalFailure = rec.RecordWebhookFailure
 	if fresh {
-		cred, err := eng.Bootstrap(e.ctx, AdminName)
+		cred, err := core.Bootstrap(e.ctx, AdminName)
 		if err != nil {
 			return err
 		}
@@ -216,25 +201,25 @@ func (e *env) serve(f serveFlags) error {
 	if source == "" {
 		source = "built-in"
 	}
-	if err := eng.RecordPolicy(e.ctx, source); err != nil {
+	if err := rec.RecordPolicy(e.ctx, source); err != nil {
 		ln.Close()
 		return err
 	}
 	// Start receipts the start and checkpoints everything before it.
-	if _, err := eng.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr}); err != nil {
+	if _, err := core.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr}); err != nil {
 		ln.Close()
 		return err
 	}
-
 	// Containment a crash interrupted, listed before any new report can
 	// arrive, so each incident is contained by exactly one party.
-	interrupted, err := eng.InterruptedContainment(e.ctx)
+	interrupted, err := rec.InterruptedContainment(e.ctx)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 
-	api := wardenhttp.NewServer(wardenhttp.Options{Engine: eng, Logger: logger, Registry: reg, Version: Version, Mount: e.mcpMount(eng, logger)})
+	api := wardenhttp.NewServer(wardenhttp.Options{Core: core, Recorder: rec, Governor: gov, Logger: logger, Registry: reg,
+		Version: Version, Mount: e.mcpMount(core, gov, logger)})
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -265,88 +250,7 @@ func (e *env) serve(f serveFlags) error {
 	}
 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(e.ctx))
-	var workers sync.WaitGroup
-	workers.Add(1)
-	go func() {
-		defer workers.Done()
-		if err := sender.Run(bg); err != nil && bg.Err() == nil {
-			logger.Error("webhook sender stopped", "err", err)
-		}
-	}()
-	workers.Add(1)
-	go func() {
-		defer workers.Done()
-		if n, err := eng.ResumeContainment(bg, interrupted); err != nil {
-			logger.Error("resuming interrupted containment", "err", err)
-		} else if n > 0 {
-			logger.Warn("finished containment interrupted by a crash", "incidents", n)
-		}
-	}()
-	if f.integrityInterval > 0 {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			t := time.NewTicker(f.integrityInterval)
-			defer t.Stop()
-			monitor := &warden.Principal{Name: "warden:integrity-monitor", Roles: []warden.Role{warden.RoleAdmin}}
-			for {
-				select {
-				case <-bg.Done():
-					return
-				case <-t.C:
-					res, err := eng.IntegrityScan(bg, monitor)
-					switch {
-					case warden.ErrorCode(err) == warden.ENOTFOUND:
-					case err != nil && bg.Err() == nil:
-						logger.Error("integrity scan", "err", err)
-					case err == nil && res.Reported:
-						logger.Warn("integrity violation reported", "incident", res.Incident.ID, "summary", res.Evidence["summary"])
-					}
-				}
-			}
-		}()
-	}
-
-	// The TTL sweeper: expired escalations come down from stored deadlines.
-	workers.Add(1)
-	go func() {
-		defer workers.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-bg.Done():
-				return
-			case <-t.C:
-				if res, err := eng.SweepExpired(bg); err != nil && bg.Err() == nil {
-					logger.Error("TTL sweep", "err", err)
-				} else if len(res) > 0 {
-					logger.Info("escalations expired", "count", len(res))
-				}
-			}
-		}
-	}()
-
-	// Checkpoint at least every second while the log changes.
-	bgDone := make(chan struct{})
-	go func() {
-		defer close(bgDone)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-bg.Done():
-				return
-			case <-t.C:
-				if err := eng.FlushAuthFailures(bg); err != nil {
-					logger.Error("flushing auth failure count", "err", err)
-				}
-				if _, err := eng.Checkpoint(bg); err != nil && bg.Err() == nil {
-					logger.Error("checkpoint", "err", err)
-				}
-			}
-		}
-	}()
+	waitBG := runLoops(bg, serverLoops(l, sender, interrupted, f.integrityInterval), logger)
 
 	select {
 	case <-e.ctx.Done():
@@ -365,13 +269,12 @@ func (e *env) serve(f serveFlags) error {
 		c.Shutdown(shutdownCtx)
 	}
 	stopBG()
-	<-bgDone
-	workers.Wait()
+	waitBG()
 	final := context.WithoutCancel(e.ctx)
-	if err := eng.FlushAuthFailures(final); err != nil {
+	if err := core.FlushAuthFailures(final); err != nil {
 		logger.Error("flushing auth failure count", "err", err)
 	}
-	cp, err := eng.Checkpoint(final)
+	cp, err := core.Checkpoint(final)
 	if err != nil {
 		return fmt.Errorf("final checkpoint: %w", err)
 	}
@@ -379,6 +282,30 @@ func (e *env) serve(f serveFlags) error {
 		logger.Info("final checkpoint", "size", cp.Size)
 	}
 	return nil
+}
+
+// openServeDir loads the data directory, initialising it on first start
+// (fresh), and makes sure it has a webhook key.
+func (e *env) openServeDir(logger *slog.Logger) (dir *datadir.Dir, fresh bool, err error) {
+	fresh = !datadir.Initialized(e.data)
+	if fresh {
+		if dir, err = datadir.Init(e.data); err == nil {
+			err = writeDefaultPolicy(dir)
+		}
+	} else {
+		dir, err = datadir.Load(e.data)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if created, err := dir.EnsureWebhookKey(); err != nil {
+		return nil, false, err
+	} else if created {
+		logger.Warn("created "+datadir.WebhookFile+": webhooks are now signed with it instead of "+datadir.HMACFile+
+			"; give it to webhook receivers, and rotate "+datadir.HMACFile+" (the forensic key), which they held (README: Keys)",
+			"file", filepath.Join(dir.Path, datadir.WebhookFile))
+	}
+	return dir, fresh, nil
 }
 
 // requireLoopback refuses any address that is not on the loopback

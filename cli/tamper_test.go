@@ -29,23 +29,23 @@ func buildStoppedLog(t *testing.T, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, eng := openEngine(t, dir)
+	st, core := openCore(t, dir)
 	ctx := context.Background()
-	if _, err := eng.Bootstrap(ctx, "admin"); err != nil {
+	if _, err := core.Bootstrap(ctx, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	admin := &warden.Principal{Name: "t", Roles: []warden.Role{warden.RoleAdmin}}
 	for i := 0; i < n; i++ {
-		if _, err := eng.AddCredential(ctx, admin, engine.CredentialSpec{Name: fmt.Sprintf("cred-%02d", i), Roles: []warden.Role{warden.RoleRead}}); err != nil {
+		if _, err := core.AddCredential(ctx, admin, engine.CredentialSpec{Name: fmt.Sprintf("cred-%02d", i), Roles: []warden.Role{warden.RoleRead}}); err != nil {
 			t.Fatal(err)
 		}
 		if i == 3 {
-			if _, err := eng.Checkpoint(ctx); err != nil {
+			if _, err := core.Checkpoint(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if _, err := eng.Checkpoint(ctx); err != nil {
+	if _, err := core.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(); err != nil {
@@ -54,20 +54,20 @@ func buildStoppedLog(t *testing.T, n int) string {
 	return data
 }
 
-// openEngine opens dir's store and an engine on it, as a server would,
+// openCore opens dir's store and the engine core on it, as a server would,
 // without starting anything.
-func openEngine(t *testing.T, dir *datadir.Dir) (*sqlite.DB, *engine.Engine) {
+func openCore(t *testing.T, dir *datadir.Dir) (*sqlite.DB, *engine.Core) {
 	t.Helper()
 	st, err := sqlite.Open(dir.DBPath(), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(engine.Options{Store: st, Signer: dir.Signer, PublicKey: dir.PublicKey})
+	core, err := engine.New(engine.Options{Store: st, Signer: dir.Signer, PublicKey: dir.PublicKey})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
 	}
-	return st, eng
+	return st, core
 }
 
 // attack opens the stopped database as an attacker would: directly, with
@@ -305,9 +305,9 @@ func TestOfflineCommandsSignWhatTheyAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, eng := openEngine(t, dir)
+	st, core := openCore(t, dir)
 	admin := &warden.Principal{Name: "t", Roles: []warden.Role{warden.RoleAdmin}}
-	if _, err := eng.AddCredential(t.Context(), admin, engine.CredentialSpec{Name: "unsigned", Roles: []warden.Role{warden.RoleRead}}); err != nil {
+	if _, err := core.AddCredential(t.Context(), admin, engine.CredentialSpec{Name: "unsigned", Roles: []warden.Role{warden.RoleRead}}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

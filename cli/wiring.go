@@ -9,7 +9,7 @@ import (
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/contain"
 	"github.com/warden-sh/warden/datadir"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/integrity"
 )
 
@@ -29,32 +29,32 @@ func policySource(flag string, dir *datadir.Dir) string {
 	return ""
 }
 
-// containmentOptions sets the engine's policy, actuator and integrity
+// containmentOptions sets the recorder's policy, actuator and integrity
 // checker for a server.
-func containmentOptions(o *engine.Options, policyPath string, drill bool, logger *slog.Logger) error {
+func containmentOptions(c *stack.Config, policyPath string, drill bool, logger *slog.Logger) error {
 	if policyPath != "" {
 		pol, _, err := contain.LoadPolicy(policyPath)
 		if err != nil {
 			return fmt.Errorf("containment policy %s: %w", policyPath, err)
 		}
-		o.Policy = pol
-		o.LoadPolicy = func() (*warden.ContainmentPolicy, error) {
+		c.Recorder.Policy = pol
+		c.Recorder.LoadPolicy = func() (*warden.ContainmentPolicy, error) {
 			p, _, err := contain.LoadPolicy(policyPath)
 			return p, err
 		}
 	}
-	clock := o.Clock
+	clock := c.Core.Clock
 	if clock == nil {
 		clock = warden.SystemClock
 	}
 	if drill {
-		o.Actuator = &contain.DryRunActuator{Clock: clock, Logger: logger}
+		c.Recorder.Actuator = &contain.DryRunActuator{Clock: clock, Logger: logger}
 	} else {
 		// Token stays nil: the actuator reads the policy's token_file on
 		// every call, so a reload that changes it takes effect.
-		o.Actuator = &contain.HTTPActuator{Clock: clock, Logger: logger}
+		c.Recorder.Actuator = &contain.HTTPActuator{Clock: clock, Logger: logger}
 	}
-	o.Integrity = integrity.Checker{Clock: clock}
+	c.Recorder.Integrity = integrity.Checker{Clock: clock}
 	return nil
 }
 

@@ -1,13 +1,13 @@
 package contain_test
 
 import (
+	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/contain"
-	"github.com/warden-sh/warden/engine"
 )
 
 // The actuators and the sender plug into the engine's interfaces.
 var (
-	_ engine.Actuator = (*contain.HTTPActuator)(nil)
-	_ engine.Actuator = (*contain.DryRunActuator)(nil)
-	_ engine.Waker    = (*contain.WebhookSender)(nil)
+	_ warden.Actuator = (*contain.HTTPActuator)(nil)
+	_ warden.Actuator = (*contain.DryRunActuator)(nil)
+	_ warden.Waker    = (*contain.WebhookSender)(nil)
 )

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"strconv"
+
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/sqlite"
-	"strconv"
 )
 
 func mustStore(t *testing.T) *sqlite.DB {

@@ -37,7 +37,7 @@ func HashToken(token string) string {
 // Authenticate returns the principal a bearer token belongs to. An empty
 // token in --dev mode is the dev principal (admin). EUNAUTHORIZED for a
 // missing, unknown or revoked token.
-func (e *Engine) Authenticate(ctx context.Context, token string) (*warden.Principal, error) {
+func (e *Core) Authenticate(ctx context.Context, token string) (*warden.Principal, error) {
 	if token == "" {
 		if e.dev {
 			return &warden.Principal{Name: warden.DevPrincipal, Roles: []warden.Role{warden.RoleAdmin}, Dev: true}, nil
@@ -48,7 +48,7 @@ func (e *Engine) Authenticate(ctx context.Context, token string) (*warden.Princi
 		return nil, warden.Errorf(warden.EUNAUTHORIZED, "Unknown bearer credential.")
 	}
 	var c *warden.Credential
-	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+	err := e.View(ctx, "engine.Authenticate", func(tx warden.ReadTx) (err error) {
 		c, err = tx.CredentialByTokenHash(HashToken(token))
 		return err
 	})
@@ -136,7 +136,7 @@ func (l *authFailureLimiter) restore(n uint64) {
 // unless the rate limit is exhausted, in which case the failure is counted
 // and the count rides on the next receipt. It never fails the request it
 // describes: errors are logged.
-func (e *Engine) RecordAuthFailure(ctx context.Context, f AuthFailure) {
+func (e *Core) RecordAuthFailure(ctx context.Context, f AuthFailure) {
 	if e.metrics != nil {
 		e.metrics.AuthFailures.WithLabelValues(strconv.Itoa(f.Status)).Inc()
 	}
@@ -148,22 +148,20 @@ func (e *Engine) RecordAuthFailure(ctx context.Context, f AuthFailure) {
 		return
 	}
 	f.Suppressed = n
-	err := e.store.Update(ctx, func(tx warden.Tx) error {
-		_, err := tx.Append(e.draft(warden.ReceiptAuthFailure, warden.ScrollIdentity, f, "auth", f.Code))
+	err := e.Update(ctx, "engine.RecordAuthFailure", func(tx warden.Tx) error {
+		_, err := tx.Append(e.Draft(warden.ReceiptAuthFailure, f, "auth", f.Code))
 		return err
 	})
 	if err != nil {
 		e.authFail.restore(n)
 		e.log.Error("auth_failure receipt not written", "err", err)
-		return
 	}
-	e.countReceipt(warden.ScrollIdentity)
 }
 
 // FlushAuthFailures receipts the count of suppressed auth failures, if any,
 // so a flood that stops is still fully accounted for. Servers call it
 // periodically and at shutdown.
-func (e *Engine) FlushAuthFailures(ctx context.Context) error {
+func (e *Core) FlushAuthFailures(ctx context.Context) error {
 	e.authFail.mu.Lock()
 	n := e.authFail.suppressed
 	e.authFail.suppressed = 0
@@ -172,8 +170,8 @@ func (e *Engine) FlushAuthFailures(ctx context.Context) error {
 		return nil
 	}
 	body := map[string]any{"suppressed": n, "reason": "auth_failure receipts rate-limited; this receipt accounts for them"}
-	err := e.store.Update(ctx, func(tx warden.Tx) error {
-		_, err := tx.Append(e.draft(ReceiptAuthFailuresSuppressed, warden.ScrollIdentity, body, "auth"))
+	err := e.Update(ctx, "engine.FlushAuthFailures", func(tx warden.Tx) error {
+		_, err := tx.Append(e.Draft(warden.ReceiptAuthFailuresSuppressed, body, "auth"))
 		return err
 	})
 	if err != nil {
@@ -182,6 +180,3 @@ func (e *Engine) FlushAuthFailures(ctx context.Context) error {
 	}
 	return nil
 }
-
-// ReceiptAuthFailuresSuppressed accounts for auth failures not receipted one by one.
-const ReceiptAuthFailuresSuppressed = "auth_failures_suppressed"

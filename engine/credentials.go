@@ -38,7 +38,7 @@ type credentialBody struct {
 // AddCredential creates a credential for spec on behalf of actor (admin
 // only) and receipts it in the identity scroll. Returns EFORBIDDEN for a
 // non-admin, EINVALID for a bad spec, ECONFLICT if the name is taken.
-func (e *Engine) AddCredential(ctx context.Context, actor *warden.Principal, spec CredentialSpec) (*NewCredential, error) {
+func (e *Core) AddCredential(ctx context.Context, actor *warden.Principal, spec CredentialSpec) (*NewCredential, error) {
 	if err := Authorize(actor, "manage credentials", warden.RoleAdmin); err != nil {
 		return nil, err
 	}
@@ -63,65 +63,58 @@ func (e *Engine) AddCredential(ctx context.Context, actor *warden.Principal, spe
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if len(c.Classes) > 0 && ValidateClass != nil {
-		for _, cl := range c.Classes {
-			if err := ValidateClass(cl); err != nil {
-				return nil, err
-			}
+	for _, cl := range c.Classes {
+		if err := warden.ValidateClass(cl); err != nil {
+			return nil, err
 		}
 	}
 	body := credentialBody{Name: c.Name, Roles: c.Roles, Source: c.Source, Classes: c.Classes, By: actor.Name, TokenHashPrefix: c.TokenHash[:12]}
-	err := e.store.Update(ctx, func(tx warden.Tx) error {
+	err := e.Update(ctx, "engine.AddCredential", func(tx warden.Tx) error {
 		if err := tx.CreateCredential(&c); err != nil {
 			return err
 		}
-		_, err := tx.Append(e.draft(warden.ReceiptCredential, warden.ScrollIdentity, body, "credential"))
+		_, err := tx.Append(e.Draft(warden.ReceiptCredential, body, "credential"))
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.countReceipt(warden.ScrollIdentity)
+
 	return &NewCredential{Credential: c, Token: token}, nil
 }
 
-// ValidateClass, when set, rejects unknown incident classes in a reporter's
-// allowed classes. The incident recorder installs it.
-var ValidateClass func(class string) error
-
 // RevokeCredential revokes the named credential (admin only), receipted.
 // ENOTFOUND if unknown, ECONFLICT if already revoked.
-func (e *Engine) RevokeCredential(ctx context.Context, actor *warden.Principal, name string) (*warden.Credential, error) {
+func (e *Core) RevokeCredential(ctx context.Context, actor *warden.Principal, name string) (*warden.Credential, error) {
 	if err := Authorize(actor, "manage credentials", warden.RoleAdmin); err != nil {
 		return nil, err
 	}
 	var c *warden.Credential
 	at := e.now()
-	err := e.store.Update(ctx, func(tx warden.Tx) (err error) {
+	err := e.Update(ctx, "engine.RevokeCredential", func(tx warden.Tx) (err error) {
 		if err := tx.RevokeCredential(name, at); err != nil {
 			return err
 		}
 		if c, err = tx.Credential(name); err != nil {
 			return err
 		}
-		_, err = tx.Append(e.draft(warden.ReceiptRevocation, warden.ScrollIdentity,
-			map[string]any{"name": name, "by": actor.Name}, "credential"))
+		_, err = tx.Append(e.Draft(warden.ReceiptRevocation, map[string]any{"name": name, "by": actor.Name}, "credential"))
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.countReceipt(warden.ScrollIdentity)
+
 	return c, nil
 }
 
 // Credentials lists every credential (admin only); tokens are never shown.
-func (e *Engine) Credentials(ctx context.Context, actor *warden.Principal) ([]*warden.Credential, error) {
+func (e *Core) Credentials(ctx context.Context, actor *warden.Principal) ([]*warden.Credential, error) {
 	if err := Authorize(actor, "manage credentials", warden.RoleAdmin); err != nil {
 		return nil, err
 	}
 	var out []*warden.Credential
-	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+	err := e.View(ctx, "engine.Credentials", func(tx warden.ReadTx) (err error) {
 		out, err = tx.Credentials()
 		return err
 	})
@@ -134,14 +127,14 @@ func (e *Engine) Credentials(ctx context.Context, actor *warden.Principal) ([]*w
 // Bootstrap creates the first admin credential, named name, if the store
 // has no credential yet; the returned token is the only copy. ECONFLICT if
 // any credential exists, so a second init can never mint a hidden admin.
-func (e *Engine) Bootstrap(ctx context.Context, name string) (*NewCredential, error) {
+func (e *Core) Bootstrap(ctx context.Context, name string) (*NewCredential, error) {
 	token := NewToken()
 	c := warden.Credential{Name: name, Roles: []warden.Role{warden.RoleAdmin}, TokenHash: HashToken(token), CreatedAt: e.now()}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	body := credentialBody{Name: c.Name, Roles: c.Roles, By: "warden init", TokenHashPrefix: c.TokenHash[:12]}
-	err := e.store.Update(ctx, func(tx warden.Tx) error {
+	err := e.Update(ctx, "engine.Bootstrap", func(tx warden.Tx) error {
 		existing, err := tx.Credentials()
 		if err != nil {
 			return err
@@ -152,7 +145,7 @@ func (e *Engine) Bootstrap(ctx context.Context, name string) (*NewCredential, er
 		if err := tx.CreateCredential(&c); err != nil {
 			return err
 		}
-		_, err = tx.Append(e.draft(warden.ReceiptCredential, warden.ScrollIdentity, body, "credential", "bootstrap"))
+		_, err = tx.Append(e.Draft(warden.ReceiptCredential, body, "credential", "bootstrap"))
 		return err
 	})
 	if err != nil {

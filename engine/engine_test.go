@@ -9,6 +9,7 @@ import (
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/wardentest"
 )
 
@@ -18,11 +19,11 @@ var admin = &warden.Principal{Name: "t", Roles: []warden.Role{warden.RoleAdmin}}
 // of auth_failure receipts, and every suppressed failure is accounted for by
 // a later receipt, so nothing is silently dropped.
 func TestAuthFailureFloodIsBoundedAndCounted(t *testing.T) {
-	env := wardentest.MustEnv(t, func(o *engine.Options) { o.AuthFailureRate, o.AuthFailureBurst = 1, 10 })
+	env := wardentest.MustEnv(t, func(c *stack.Config) { c.Core.AuthFailureRate, c.Core.AuthFailureBurst = 1, 10 })
 	ctx := context.Background()
 	const flood = 500
 	for i := 0; i < flood; i++ {
-		env.Engine.RecordAuthFailure(ctx, engine.AuthFailure{Status: 401, Code: warden.EUNAUTHORIZED, Reason: "x", Method: "GET", Path: "/"})
+		env.Core.RecordAuthFailure(ctx, engine.AuthFailure{Status: 401, Code: warden.EUNAUTHORIZED, Reason: "x", Method: "GET", Path: "/"})
 	}
 	single := env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptAuthFailure})
 	if len(single) != 10 {
@@ -30,7 +31,7 @@ func TestAuthFailureFloodIsBoundedAndCounted(t *testing.T) {
 	}
 	// One more after a second: it carries the count suppressed before it.
 	env.Clock.Advance(time.Second)
-	env.Engine.RecordAuthFailure(ctx, engine.AuthFailure{Status: 403, Code: warden.EFORBIDDEN})
+	env.Core.RecordAuthFailure(ctx, engine.AuthFailure{Status: 403, Code: warden.EFORBIDDEN})
 	single = env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptAuthFailure})
 	var last engine.AuthFailure
 	json.Unmarshal(single[len(single)-1].Body, &last)
@@ -39,12 +40,12 @@ func TestAuthFailureFloodIsBoundedAndCounted(t *testing.T) {
 	}
 	// A flood that stops is flushed by the server's ticker.
 	for i := 0; i < 5; i++ {
-		env.Engine.RecordAuthFailure(ctx, engine.AuthFailure{Status: 401})
+		env.Core.RecordAuthFailure(ctx, engine.AuthFailure{Status: 401})
 	}
-	if err := env.Engine.FlushAuthFailures(ctx); err != nil {
+	if err := env.Core.FlushAuthFailures(ctx); err != nil {
 		t.Fatal(err)
 	}
-	flushed := env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptAuthFailuresSuppressed})
+	flushed := env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptAuthFailuresSuppressed})
 	if len(flushed) != 1 {
 		t.Fatalf("%d flush receipts", len(flushed))
 	}
@@ -53,17 +54,17 @@ func TestAuthFailureFloodIsBoundedAndCounted(t *testing.T) {
 	if fb.Suppressed != 5 {
 		t.Fatalf("flushed %d, want 5", fb.Suppressed)
 	}
-	if err := env.Engine.FlushAuthFailures(ctx); err != nil {
+	if err := env.Core.FlushAuthFailures(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptAuthFailuresSuppressed})); n != 1 {
+	if n := len(env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptAuthFailuresSuppressed})); n != 1 {
 		t.Fatalf("an empty flush wrote a receipt")
 	}
 }
 
 func TestBootstrapOnlyOnce(t *testing.T) {
 	env := wardentest.MustEnv(t) // bootstraps "admin"
-	if _, err := env.Engine.Bootstrap(context.Background(), "admin2"); warden.ErrorCode(err) != warden.ECONFLICT {
+	if _, err := env.Core.Bootstrap(context.Background(), "admin2"); warden.ErrorCode(err) != warden.ECONFLICT {
 		t.Fatalf("second bootstrap: %v", err)
 	}
 }
@@ -71,23 +72,23 @@ func TestBootstrapOnlyOnce(t *testing.T) {
 func TestAuthenticate(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	ctx := context.Background()
-	tok := env.MustCredential(t, engine.CredentialSpec{Name: "rep", Roles: []warden.Role{warden.RoleReporter}, Source: "agent", Classes: []string{"b", "a", "a"}})
-	p, err := env.Engine.Authenticate(ctx, tok)
-	if err != nil || p.Name != "rep" || p.Source != "agent" || !slices.Equal(p.Classes, []string{"a", "b"}) {
+	tok := env.MustCredential(t, engine.CredentialSpec{Name: "rep", Roles: []warden.Role{warden.RoleReporter}, Source: "agent", Classes: []string{"tool_call_burst", "prompt_injection", "prompt_injection"}})
+	p, err := env.Core.Authenticate(ctx, tok)
+	if err != nil || p.Name != "rep" || p.Source != "agent" || !slices.Equal(p.Classes, []string{"prompt_injection", "tool_call_burst"}) {
 		t.Fatalf("%+v %v", p, err)
 	}
 	for name, token := range map[string]string{"empty": "", "unknown": engine.NewToken(), "no prefix": "abc"} {
-		if _, err := env.Engine.Authenticate(ctx, token); warden.ErrorCode(err) != warden.EUNAUTHORIZED {
+		if _, err := env.Core.Authenticate(ctx, token); warden.ErrorCode(err) != warden.EUNAUTHORIZED {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := env.Engine.RevokeCredential(ctx, admin, "rep"); err != nil {
+	if _, err := env.Core.RevokeCredential(ctx, admin, "rep"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Engine.Authenticate(ctx, tok); warden.ErrorCode(err) != warden.EUNAUTHORIZED {
+	if _, err := env.Core.Authenticate(ctx, tok); warden.ErrorCode(err) != warden.EUNAUTHORIZED {
 		t.Fatalf("revoked token accepted: %v", err)
 	}
-	if _, err := env.Engine.RevokeCredential(ctx, admin, "nobody"); warden.ErrorCode(err) != warden.ENOTFOUND {
+	if _, err := env.Core.RevokeCredential(ctx, admin, "nobody"); warden.ErrorCode(err) != warden.ENOTFOUND {
 		t.Fatalf("revoke unknown: %v", err)
 	}
 	if err := engine.Authorize(p, "x", warden.RoleOperator); warden.ErrorCode(err) != warden.EFORBIDDEN {
@@ -97,10 +98,10 @@ func TestAuthenticate(t *testing.T) {
 
 func TestDevPrincipalOnlyInDevMode(t *testing.T) {
 	ctx := context.Background()
-	if _, err := wardentest.MustEnv(t).Engine.Authenticate(ctx, ""); warden.ErrorCode(err) != warden.EUNAUTHORIZED {
+	if _, err := wardentest.MustEnv(t).Core.Authenticate(ctx, ""); warden.ErrorCode(err) != warden.EUNAUTHORIZED {
 		t.Fatalf("empty token outside dev: %v", err)
 	}
-	p, err := wardentest.MustEnv(t, wardentest.Dev).Engine.Authenticate(ctx, "")
+	p, err := wardentest.MustEnv(t, wardentest.Dev).Core.Authenticate(ctx, "")
 	if err != nil || p.Name != warden.DevPrincipal || !p.Dev {
 		t.Fatalf("dev: %+v %v", p, err)
 	}
@@ -122,11 +123,13 @@ func TestCredentialRules(t *testing.T) {
 		"reporter no source":   {admin, engine.CredentialSpec{Name: "x", Roles: []warden.Role{warden.RoleReporter}}, warden.EINVALID},
 		"source on non-report": {admin, engine.CredentialSpec{Name: "x", Roles: []warden.Role{warden.RoleRead}, Source: "s"}, warden.EINVALID},
 		"duplicate":            {admin, engine.CredentialSpec{Name: "admin", Roles: []warden.Role{warden.RoleRead}}, warden.ECONFLICT},
+		"unknown class": {admin, engine.CredentialSpec{Name: "x", Roles: []warden.Role{warden.RoleReporter}, Source: "s",
+			Classes: []string{"prompt_injection", "no_such_class"}}, warden.EINVALID},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			before := len(env.MustReceipts(t, warden.ReceiptFilter{}))
-			if _, err := env.Engine.AddCredential(ctx, tc.actor, tc.spec); warden.ErrorCode(err) != tc.code {
+			if _, err := env.Core.AddCredential(ctx, tc.actor, tc.spec); warden.ErrorCode(err) != tc.code {
 				t.Fatalf("got %v, want %s", err, tc.code)
 			}
 			if after := len(env.MustReceipts(t, warden.ReceiptFilter{})); after != before {
@@ -139,16 +142,16 @@ func TestCredentialRules(t *testing.T) {
 func TestCheckpointOnlyWhenTheLogGrew(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	ctx := context.Background()
-	c1, err := env.Engine.Checkpoint(ctx)
+	c1, err := env.Core.Checkpoint(ctx)
 	if err != nil || c1 == nil || c1.Size != 1 {
 		t.Fatalf("%+v %v", c1, err)
 	}
-	c2, err := env.Engine.Checkpoint(ctx)
+	c2, err := env.Core.Checkpoint(ctx)
 	if err != nil || c2.Size != 1 || c2.Note != c1.Note {
 		t.Fatalf("unchanged log re-signed: %+v", c2)
 	}
 	env.MustCredential(t, engine.CredentialSpec{Name: "a", Roles: []warden.Role{warden.RoleRead}})
-	c3, err := env.Engine.Checkpoint(ctx)
+	c3, err := env.Core.Checkpoint(ctx)
 	if err != nil || c3.Size != 2 {
 		t.Fatalf("%+v %v", c3, err)
 	}
@@ -156,7 +159,7 @@ func TestCheckpointOnlyWhenTheLogGrew(t *testing.T) {
 
 func TestDrillModeTagsAndStartReceipt(t *testing.T) {
 	env := wardentest.MustEnv(t, wardentest.Drill)
-	r, err := env.Engine.Start(context.Background(), engine.StartInfo{Version: "test", Addr: "127.0.0.1:0"})
+	r, err := env.Core.Start(context.Background(), engine.StartInfo{Version: "test", Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

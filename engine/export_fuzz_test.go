@@ -14,11 +14,11 @@ import (
 // input, and never accept a mutated export of a real log as the original.
 func FuzzVerifyExport(f *testing.F) {
 	env := wardentest.MustEnv(f)
-	if _, err := env.Engine.Checkpoint(context.Background()); err != nil {
+	if _, err := env.Core.Checkpoint(context.Background()); err != nil {
 		f.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := env.Engine.Export(context.Background(), &buf, env.Dir.Origin); err != nil {
+	if err := env.Core.Export(context.Background(), &buf, env.Dir.Origin); err != nil {
 		f.Fatal(err)
 	}
 	valid := buf.Bytes()

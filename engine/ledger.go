@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime"
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/ledger"
@@ -16,7 +15,7 @@ import (
 // since the latest one, and returns the latest checkpoint either way
 // (nil when the log is empty and none exists). It runs inside one store
 // transaction, so the size, root and scroll roots it signs are one snapshot.
-func (e *Engine) Checkpoint(ctx context.Context) (*warden.Checkpoint, error) {
+func (e *Core) Checkpoint(ctx context.Context) (*warden.Checkpoint, error) {
 	e.cpMu.Lock() // also held by RotateKey while it swaps the signer
 	defer e.cpMu.Unlock()
 	if e.signer == nil {
@@ -24,7 +23,7 @@ func (e *Engine) Checkpoint(ctx context.Context) (*warden.Checkpoint, error) {
 	}
 	var out *warden.Checkpoint
 	signed := false
-	err := e.store.Update(ctx, func(tx warden.Tx) error {
+	err := e.Update(ctx, "engine.Checkpoint", func(tx warden.Tx) error {
 		head, err := tx.Head()
 		if err != nil {
 			return err
@@ -50,7 +49,7 @@ func (e *Engine) Checkpoint(ctx context.Context) (*warden.Checkpoint, error) {
 		return tx.PutCheckpoint(out)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("engine.Checkpoint: %w", err)
+		return nil, err
 	}
 	if signed && e.metrics != nil {
 		e.metrics.Checkpoints.Inc()
@@ -60,9 +59,9 @@ func (e *Engine) Checkpoint(ctx context.Context) (*warden.Checkpoint, error) {
 }
 
 // LatestCheckpoint returns the newest signed checkpoint, or ENOTFOUND.
-func (e *Engine) LatestCheckpoint(ctx context.Context) (*warden.Checkpoint, error) {
+func (e *Core) LatestCheckpoint(ctx context.Context) (*warden.Checkpoint, error) {
 	var c *warden.Checkpoint
-	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+	err := e.View(ctx, "engine.LatestCheckpoint", func(tx warden.ReadTx) (err error) {
 		c, err = tx.LatestCheckpoint()
 		return err
 	})
@@ -74,14 +73,14 @@ func (e *Engine) LatestCheckpoint(ctx context.Context) (*warden.Checkpoint, erro
 
 // PublicKey returns the ledger's signed-note verifier keys, one per line,
 // oldest first (more than one after a key rotation).
-func (e *Engine) PublicKey() string {
+func (e *Core) PublicKey() string {
 	e.keyMu.RLock()
 	defer e.keyMu.RUnlock()
 	return e.pubkey
 }
 
 // Receipts lists receipts matching f.
-func (e *Engine) Receipts(ctx context.Context, f warden.ReceiptFilter) ([]*warden.Receipt, error) {
+func (e *Core) Receipts(ctx context.Context, f warden.ReceiptFilter) ([]*warden.Receipt, error) {
 	if f.Scroll != "" && !warden.ValidScroll(f.Scroll) {
 		return nil, warden.Errorf(warden.EINVALID, "Unknown scroll %q.", f.Scroll)
 	}
@@ -89,7 +88,7 @@ func (e *Engine) Receipts(ctx context.Context, f warden.ReceiptFilter) ([]*warde
 		return nil, warden.Errorf(warden.EINVALID, "limit must be between 1 and %d.", warden.MaxPageSize)
 	}
 	var out []*warden.Receipt
-	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+	err := e.View(ctx, "engine.Receipts", func(tx warden.ReadTx) (err error) {
 		out, err = tx.Receipts(f)
 		return err
 	})
@@ -116,9 +115,9 @@ type ReceiptProof struct {
 }
 
 // Receipt returns receipt seq with its inclusion proof. ENOTFOUND if absent.
-func (e *Engine) Receipt(ctx context.Context, seq uint64) (*ReceiptProof, error) {
+func (e *Core) Receipt(ctx context.Context, seq uint64) (*ReceiptProof, error) {
 	var out ReceiptProof
-	err := e.store.View(ctx, func(tx warden.ReadTx) error {
+	err := e.View(ctx, "engine.Receipt", func(tx warden.ReadTx) error {
 		r, err := tx.Receipt(seq)
 		if err != nil {
 			return err
@@ -155,9 +154,9 @@ type ConsistencyProof struct {
 
 // Consistency returns the consistency proof between two sizes ≤ the log's
 // current size. EINVALID unless from ≤ to ≤ size.
-func (e *Engine) Consistency(ctx context.Context, from, to uint64) (*ConsistencyProof, error) {
+func (e *Core) Consistency(ctx context.Context, from, to uint64) (*ConsistencyProof, error) {
 	var out *ConsistencyProof
-	err := e.store.View(ctx, func(tx warden.ReadTx) error {
+	err := e.View(ctx, "engine.Consistency", func(tx warden.ReadTx) error {
 		head, err := tx.Head()
 		if err != nil {
 			return err
@@ -211,11 +210,11 @@ type ExportLine struct {
 
 // Export writes the whole log as JSON Lines from one snapshot, in bounded
 // memory: header, every signed checkpoint, then every receipt.
-func (e *Engine) Export(ctx context.Context, w io.Writer, origin string) error {
+func (e *Core) Export(ctx context.Context, w io.Writer, origin string) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	err := e.store.View(ctx, func(tx warden.ReadTx) error {
+	err := e.View(ctx, "engine.Export", func(tx warden.ReadTx) error {
 		if err := enc.Encode(ExportHeader{Format: ExportFormat, Origin: origin, PublicKey: e.PublicKey(), ExportedAt: warden.FormatTime(e.now())}); err != nil {
 			return err
 		}
@@ -227,177 +226,7 @@ func (e *Engine) Export(ctx context.Context, w io.Writer, origin string) error {
 		return tx.ScanReceipts(0, func(r *warden.Receipt) error { return enc.Encode(r) })
 	})
 	if err != nil {
-		return fmt.Errorf("engine.Export: %w", err)
-	}
-	return bw.Flush()
-}
-
-// verifyChunk is how many receipts one reader scans at a time.
-const verifyChunk = 16384
-
-// VerifyStore verifies the whole log in the store against its signed
-// checkpoints, using every core: readers scan disjoint seq ranges in
-// parallel (receipts below the head are immutable, so separate snapshots
-// agree on them), checkers re-hash in parallel, and the Merkle rebuild
-// consumes them in order. Memory is bounded by the chunks in flight. It
-// returns a *ledger.VerifyError naming the first bad sequence number, or
-// the summary.
-func VerifyStore(ctx context.Context, s warden.Store, v *ledger.Verifier) (*ledger.Summary, error) {
-	var size uint64
-	err := s.View(ctx, func(tx warden.ReadTx) error {
-		if err := tx.Checkpoints(func(c *warden.Checkpoint) error {
-			return v.AddCheckpoint([]byte(c.Note))
-		}); err != nil {
-			return err
-		}
-		// The scan covers every stored row, whatever the head claims, so
-		// a row inserted past the head is still seen.
-		h, err := tx.Head()
-		if err != nil {
-			return err
-		}
-		size = h.Size
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	workers := runtime.GOMAXPROCS(0)
-	p := v.Pipeline(workers)
-	type chunk struct {
-		recs []*warden.Receipt
-		err  error
-	}
-	nchunks := int(size/verifyChunk) + 1 // the last one also reads past the head
-	results := make([]chan chunk, nchunks)
-	for i := range results {
-		results[i] = make(chan chunk, 1)
-	}
-	sem := make(chan struct{}, workers+1) // chunks in flight
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		for i := 0; i < nchunks; i++ {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			go func(i int) {
-				from := uint64(i) * verifyChunk
-				last := i == nchunks-1
-				var c chunk
-				c.err = s.View(ctx, func(tx warden.ReadTx) error {
-					return tx.ScanReceipts(from, func(r *warden.Receipt) error {
-						if !last && r.Seq >= from+verifyChunk {
-							return errStop
-						}
-						c.recs = append(c.recs, r)
-						return nil
-					})
-				})
-				if c.err == errStop {
-					c.err = nil
-				}
-				results[i] <- c
-			}(i)
-		}
-	}()
-	var scanErr error
-	for i := 0; i < nchunks && scanErr == nil; i++ {
-		var c chunk
-		select {
-		case c = <-results[i]:
-		case <-ctx.Done():
-			scanErr = ctx.Err()
-			continue
-		}
-		<-sem
-		if c.err != nil {
-			scanErr = c.err
-			break
-		}
-		for _, r := range c.recs {
-			if err := p.Push(r); err != nil {
-				break
-			}
-		}
-	}
-	cancel()
-	if err := p.Close(); err != nil {
-		return nil, err
-	}
-	if scanErr != nil {
-		return nil, scanErr
-	}
-	return v.Finish()
-}
-
-// VerifyExport verifies an export read from r.
-func VerifyExport(r io.Reader, v *ledger.Verifier) (*ledger.Summary, *ExportHeader, error) {
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
-	var hdr ExportHeader
-	if err := dec.Decode(&hdr); err != nil {
-		return nil, nil, fmt.Errorf("export header: %w", err)
-	}
-	if hdr.Format != ExportFormat {
-		return nil, nil, fmt.Errorf("export format %q is not %q", hdr.Format, ExportFormat)
-	}
-	p := v.Pipeline(runtime.GOMAXPROCS(0))
-	line := 1
-	seenReceipt := false
-	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err == io.EOF {
-			break
-		} else if err != nil {
-			p.Close()
-			return nil, &hdr, fmt.Errorf("export line %d: %w", line+1, err)
-		}
-		line++
-		var probe struct {
-			Checkpoint *string `json:"checkpoint"`
-		}
-		if err := json.Unmarshal(raw, &probe); err != nil {
-			p.Close()
-			return nil, &hdr, fmt.Errorf("export line %d: %w", line, err)
-		}
-		if probe.Checkpoint != nil {
-			if seenReceipt {
-				p.Close()
-				return nil, &hdr, fmt.Errorf("export line %d: checkpoint after the first receipt; checkpoints come first", line)
-			}
-			if err := v.AddCheckpoint([]byte(*probe.Checkpoint)); err != nil {
-				p.Close()
-				return nil, &hdr, err
-			}
-			continue
-		}
-		seenReceipt = true
-		rec := new(warden.Receipt)
-		if err := decodeStrict(raw, rec); err != nil {
-			p.Close()
-			return nil, &hdr, fmt.Errorf("export line %d is not a receipt: %w", line, err)
-		}
-		if err := p.Push(rec); err != nil {
-			break
-		}
-	}
-	if err := p.Close(); err != nil {
-		return nil, &hdr, err
-	}
-	s, err := v.Finish()
-	return s, &hdr, err
-}
-
-func decodeStrict(raw []byte, v any) error {
-	dec := json.NewDecoder(bytesReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
-		return fmt.Errorf("trailing data")
-	}
-	return nil
+	return bw.Flush()
 }

@@ -45,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (e *Engine) countReceipt(scroll string) {
+func (e *Core) countReceipt(scroll string) {
 	if e.metrics != nil {
 		e.metrics.Receipts.WithLabelValues(scroll).Inc()
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 
@@ -11,59 +10,64 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// ReceiptPhoenixRotateKey records a refused (drill) key rotation; a real one
-// is the ledger.KeyRotationType hand-over receipt.
-const ReceiptPhoenixRotateKey = "phoenix_rotate_key"
-
-// KeyStore keeps the ledger signing keys across a rotation (datadir.Dir).
-type KeyStore interface {
-	// StageKey durably writes the next key beside the current one.
-	StageKey(signer, verifier string) error
-	// CommitKey makes the staged key current.
-	CommitKey() error
-	// AbandonKey discards a staged key.
-	AbandonKey()
+// RotateKeyResult is a key rotation's outcome.
+type RotateKeyResult struct {
+	Success bool `json:"success"`
+	DryRun  bool `json:"dry_run"`
+	// OldPubkey and NewPubkey are the signed-note verifier keys before and
+	// after; empty for a dry run.
+	OldPubkey string `json:"old_pubkey,omitempty"`
+	NewPubkey string `json:"new_pubkey,omitempty"`
+	// HandoverCheckpointSize is the size of the checkpoint signed by both
+	// keys.
+	HandoverCheckpointSize uint64 `json:"handover_checkpoint_size,omitempty"`
 }
 
-// RotateKey hands the ledger over to a new signing key (phoenix). In one
-// transaction it appends a ledger_key_rotation receipt naming the new
-// public key and a checkpoint covering it signed by BOTH keys, so anyone
-// holding only the old public key can follow the log past the rotation.
-// Then the new key becomes current. In drill mode it is refused as a dry
-// run, receipted.
-func (e *Engine) RotateKey(ctx context.Context, p *warden.Principal) (map[string]any, error) {
+// RotateKey hands the ledger over to a new signing key on behalf of p. In
+// one transaction it runs authorize (the caller's rule: who may rotate;
+// its *Denial is receipted), appends a ledger_key_rotation receipt naming
+// the new public key and stores a checkpoint covering it signed by BOTH
+// keys, so anyone holding only the old public key can follow the log past
+// the rotation. Then the new key becomes current. In drill mode nothing is
+// rotated: the dry run is receipted (phoenix_rotate_key).
+func (e *Core) RotateKey(ctx context.Context, p *warden.Principal, authorize func(tx warden.Tx) error) (*RotateKeyResult, error) {
 	if e.drill {
-		err := e.store.Update(ctx, func(tx warden.Tx) error {
-			_, err := tx.Append(e.draft(ReceiptPhoenixRotateKey, warden.ScrollSystem, map[string]any{"principal": p.Name, "dry_run": true,
+		err := e.Update(ctx, "engine.RotateKey", func(tx warden.Tx) error {
+			_, err := tx.Append(e.Draft(warden.ReceiptPhoenixRotateKey, map[string]any{"principal": p.Name, "dry_run": true,
 				"reason": "drill mode: destructive phoenix operations are dry runs"}, "phoenix"))
 			return err
 		})
-		return map[string]any{"success": true, "dry_run": true}, err
+		if err != nil {
+			return nil, err
+		}
+		return &RotateKeyResult{Success: true, DryRun: true}, nil
 	}
 	if e.keys == nil || e.signer == nil {
-		return nil, fmt.Errorf("engine.RotateKey: no key store configured")
+		return nil, named("engine.RotateKey", warden.Errorf(warden.EINTERNAL, "no key store configured"))
 	}
 	e.cpMu.Lock()
 	defer e.cpMu.Unlock()
 	oldSigner := e.signer
 	keys, err := ledger.GenerateKeys(oldSigner.Name())
 	if err != nil {
-		return nil, err
+		return nil, named("engine.RotateKey", err)
 	}
 	newSigner, err := note.NewSigner(keys.Signer)
 	if err != nil {
-		return nil, err
+		return nil, named("engine.RotateKey", err)
 	}
 	if err := e.keys.StageKey(keys.Signer, keys.Verifier); err != nil {
-		return nil, err
+		return nil, named("engine.RotateKey: staging the key", err)
 	}
 	oldPub := e.currentPubkey()
 	var cp *warden.Checkpoint
-	err = e.update(ctx, func(tx warden.Tx) error {
-		if _, err := e.requireProfile(tx, p, "phoenix_rotate_key", e.authority["phoenix_rotate_key"]); err != nil {
-			return err
+	err = e.Update(ctx, "engine.RotateKey", func(tx warden.Tx) error {
+		if authorize != nil {
+			if err := authorize(tx); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.Append(e.draft(ledger.KeyRotationType, warden.ScrollSystem, map[string]any{
+		if _, err := tx.Append(e.Draft(warden.ReceiptKeyRotation, map[string]any{
 			"old_pubkey": oldPub, "new_pubkey": keys.Verifier, "principal": p.Name, "reversible": false,
 		}, "phoenix", "key-rotation")); err != nil {
 			return err
@@ -82,12 +86,12 @@ func (e *Engine) RotateKey(ctx context.Context, p *warden.Principal) (map[string
 	})
 	if err != nil {
 		e.keys.AbandonKey()
-		return nil, fmt.Errorf("engine.RotateKey: %w", err)
+		return nil, err
 	}
 	// The hand-over is durable; a crash from here on is finished at the
 	// next start (datadir's staged key matches a hand-over receipt).
 	if err := e.keys.CommitKey(); err != nil {
-		return nil, fmt.Errorf("engine.RotateKey: committing the new key: %w", err)
+		return nil, named("engine.RotateKey: committing the new key", err)
 	}
 	e.keyMu.Lock()
 	e.signer = newSigner
@@ -96,12 +100,12 @@ func (e *Engine) RotateKey(ctx context.Context, p *warden.Principal) (map[string
 		e.known = v
 	}
 	e.keyMu.Unlock()
-	return map[string]any{"success": true, "old_pubkey": oldPub, "new_pubkey": keys.Verifier, "handover_checkpoint_size": cp.Size, "dry_run": false}, nil
+	return &RotateKeyResult{Success: true, OldPubkey: oldPub, NewPubkey: keys.Verifier, HandoverCheckpointSize: cp.Size}, nil
 }
 
 // currentPubkey is the verifier key of the current signer: the last line of
 // the public key text (oldest first).
-func (e *Engine) currentPubkey() string {
+func (e *Core) currentPubkey() string {
 	e.keyMu.RLock()
 	defer e.keyMu.RUnlock()
 	lines := strings.Split(strings.TrimSpace(e.pubkey), "\n")
@@ -128,7 +132,7 @@ func checkpointBody(origin string, head *warden.LogHead) *ledger.CheckpointBody 
 func HandedOverTo(ctx context.Context, s warden.Store, pubkey string) (bool, error) {
 	found := false
 	err := s.View(ctx, func(tx warden.ReadTx) error {
-		list, err := tx.Receipts(warden.ReceiptFilter{Type: ledger.KeyRotationType, Limit: warden.MaxPageSize, Descending: true})
+		list, err := tx.Receipts(warden.ReceiptFilter{Type: warden.ReceiptKeyRotation, Limit: warden.MaxPageSize, Descending: true})
 		for _, r := range list {
 			if strings.Contains(string(r.Body), pubkey) {
 				found = true
@@ -139,8 +143,9 @@ func HandedOverTo(ctx context.Context, s warden.Store, pubkey string) (bool, err
 	return found, err
 }
 
-// keyState returns the current signer and trusted keys.
-func (e *Engine) keyState() (note.Signer, note.Verifiers) {
+// KeyState returns the current signer and the trusted keys (every key
+// the log was ever signed with, after rotations).
+func (e *Core) KeyState() (note.Signer, note.Verifiers) {
 	e.keyMu.RLock()
 	defer e.keyMu.RUnlock()
 	return e.signer, e.known

@@ -7,6 +7,7 @@ import (
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/ledger"
 	"github.com/warden-sh/warden/wardentest"
 	"golang.org/x/mod/sumdb/note"
@@ -16,46 +17,41 @@ import (
 // whole log verifies with nothing but the original public key; a
 // checkpoint signed by a key never handed over fails.
 func TestKeyRotationVerifiesWithTheFirstKeyAlone(t *testing.T) {
-	env := wardentest.MustEnv(t, func(o *engine.Options) { o.Keys = nil })
+	env := wardentest.MustEnv(t, func(c *stack.Config) { c.Core.Keys = nil })
 	ctx := context.Background()
 	firstPub := strings.TrimSpace(env.Dir.PublicKey)
 	firstSigner := env.Dir.Signer
-	// The phoenix profile is the ladder's business (tested elsewhere); here
-	// the matrix lets the test's admin rotate directly.
-	authority := map[string]warden.Profile{}
-	for k, v := range engine.DefaultAuthority {
-		authority[k] = v
-	}
-	authority["phoenix_rotate_key"] = warden.ProfileObserver
-	eng, err := engine.New(engine.Options{Store: env.Store, Clock: env.Clock.Now, Signer: env.Dir.Signer, PublicKey: env.Dir.PublicKey, Keys: env.Dir, Authority: authority})
+	// Who may rotate (phoenix) is the governor's rule, tested there; here
+	// the core rotates with no authorization callback.
+	core, err := engine.New(engine.Options{Store: env.Store, Clock: env.Clock.Now, Signer: env.Dir.Signer, PublicKey: env.Dir.PublicKey, Keys: env.Dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	admin := &warden.Principal{Name: "root", Roles: []warden.Role{warden.RoleAdmin}}
 	for round := 0; round < 2; round++ {
 		env.MustCredential(t, engine.CredentialSpec{Name: "before-" + string(rune('a'+round)), Roles: []warden.Role{warden.RoleRead}})
-		if _, err := eng.Checkpoint(ctx); err != nil {
+		if _, err := core.Checkpoint(ctx); err != nil {
 			t.Fatal(err)
 		}
-		res, err := eng.RotateKey(ctx, admin)
+		res, err := core.RotateKey(ctx, admin, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res["new_pubkey"] == res["old_pubkey"] {
+		if res.NewPubkey == res.OldPubkey {
 			t.Fatalf("rotation kept the key: %v", res)
 		}
 		env.MustCredential(t, engine.CredentialSpec{Name: "after-" + string(rune('a'+round)), Roles: []warden.Role{warden.RoleRead}})
-		if _, err := eng.Checkpoint(ctx); err != nil {
+		if _, err := core.Checkpoint(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The newest checkpoint is signed by the third key only.
-	cp, _ := eng.LatestCheckpoint(ctx)
+	cp, _ := core.LatestCheckpoint(ctx)
 	v0, _ := note.NewVerifier(firstPub)
 	if _, err := ledger.OpenCheckpoint([]byte(cp.Note), note.VerifierList(v0)); err == nil {
 		t.Fatalf("the latest checkpoint verifies with the first key directly; it should need the hand-over")
 	}
-	if lines := strings.Split(strings.TrimSpace(eng.PublicKey()), "\n"); len(lines) != 3 {
+	if lines := strings.Split(strings.TrimSpace(core.PublicKey()), "\n"); len(lines) != 3 {
 		t.Fatalf("public keys after two rotations: %d", len(lines))
 	}
 	sum, err := engine.VerifyStore(ctx, env.Store, ledger.NewVerifier(note.VerifierList(v0), ""))
@@ -101,7 +97,7 @@ func TestKeyRotationRogueKey(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	ctx := context.Background()
 	v0, _ := note.NewVerifier(strings.TrimSpace(env.Dir.PublicKey))
-	if _, err := env.Engine.Checkpoint(ctx); err != nil {
+	if _, err := env.Core.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// A key nobody handed over signs a checkpoint: verification fails.
@@ -117,11 +113,11 @@ func TestKeyRotationRogueKey(t *testing.T) {
 func TestKeyRotationIsADryRunInDrillMode(t *testing.T) {
 	env := wardentest.MustEnv(t, wardentest.Drill)
 	before := env.Dir.PublicKey
-	res, err := env.Engine.RotateKey(context.Background(), &warden.Principal{Name: "root", Roles: []warden.Role{warden.RoleAdmin}})
-	if err != nil || res["dry_run"] != true || env.Engine.PublicKey() != before {
+	res, err := env.Governor.RotateKey(context.Background(), &warden.Principal{Name: "root", Roles: []warden.Role{warden.RoleAdmin}})
+	if err != nil || !res.DryRun || env.Core.PublicKey() != before {
 		t.Fatalf("drill rotation: %v %v", res, err)
 	}
-	if n := len(env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptPhoenixRotateKey})); n != 1 {
+	if n := len(env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptPhoenixRotateKey})); n != 1 {
 		t.Fatalf("dry run not receipted")
 	}
 }

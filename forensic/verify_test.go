@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	warden "github.com/warden-sh/warden"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
 	"github.com/warden-sh/warden/forensic"
 	"github.com/warden-sh/warden/ledger"
 	"github.com/warden-sh/warden/wardentest"
@@ -28,21 +28,21 @@ func bundle(t testing.TB) (*wardentest.Env, []byte) {
 	ctx := context.Background()
 	var ids []string
 	for i, sev := range []string{"medium", "low", "high", "medium"} {
-		inc, err := env.Engine.ReportIncident(ctx, admin, engine.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Severity: sev, Source: "airlock", Description: "blocked egress " + string(rune('a'+i))})
+		inc, err := env.Recorder.ReportIncident(ctx, admin, recorder.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Severity: sev, Source: "airlock", Description: "blocked egress " + string(rune('a'+i))})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, inc.ID)
 		env.Clock.Advance(61e9)
 	}
-	if _, err := env.Engine.ResolveIncident(ctx, admin, ids[0]); err != nil {
+	if _, err := env.Recorder.ResolveIncident(ctx, admin, ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Engine.AcknowledgeIncident(ctx, admin, ids[3]); err != nil {
+	if _, err := env.Recorder.AcknowledgeIncident(ctx, admin, ids[3]); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	sum, err := env.Engine.ExportForensic(ctx, admin, &buf, "test")
+	sum, err := env.Recorder.ExportForensic(ctx, admin, &buf, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

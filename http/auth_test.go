@@ -8,6 +8,7 @@ import (
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/wardentest"
 )
 
@@ -15,7 +16,7 @@ import (
 // a revoked token, a token of a role the route does not allow, and a token
 // of a role it allows. Refusals must be 401/403 and receipted.
 func TestAuthMatrix(t *testing.T) {
-	env := wardentest.MustEnv(t, func(o *engine.Options) { o.AuthFailureBurst = 1 << 20 })
+	env := wardentest.MustEnv(t, func(c *stack.Config) { c.Core.AuthFailureBurst = 1 << 20 })
 	base, api := env.MustServer(t)
 	tokens := map[warden.Role]string{}
 	for _, r := range warden.Roles {
@@ -26,7 +27,7 @@ func TestAuthMatrix(t *testing.T) {
 		tokens[r] = env.MustCredential(t, spec)
 	}
 	revoked := env.MustCredential(t, engine.CredentialSpec{Name: "gone", Roles: []warden.Role{warden.RoleAdmin}})
-	if _, err := env.Engine.RevokeCredential(t.Context(), &warden.Principal{Name: "t", Roles: []warden.Role{warden.RoleAdmin}}, "gone"); err != nil {
+	if _, err := env.Core.RevokeCredential(t.Context(), &warden.Principal{Name: "t", Roles: []warden.Role{warden.RoleAdmin}}, "gone"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -11,7 +11,7 @@ func (s *Server) handleCredentials(w http.ResponseWriter, r *http.Request, p *wa
 	if _, err := query(r); err != nil {
 		return err
 	}
-	list, err := s.engine.Credentials(r.Context(), p)
+	list, err := s.core.Credentials(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -24,7 +24,7 @@ func (s *Server) handleAddCredential(w http.ResponseWriter, r *http.Request, p *
 	if err := readJSON(r, &spec); err != nil {
 		return err
 	}
-	c, err := s.engine.AddCredential(r.Context(), p, spec)
+	c, err := s.core.AddCredential(r.Context(), p, spec)
 	if err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func (s *Server) handleRevokeCredential(w http.ResponseWriter, r *http.Request, 
 	if req.Name == "" {
 		return warden.Errorf(warden.EINVALID, "name is required.")
 	}
-	c, err := s.engine.RevokeCredential(r.Context(), p, req.Name)
+	c, err := s.core.RevokeCredential(r.Context(), p, req.Name)
 	if err != nil {
 		return err
 	}

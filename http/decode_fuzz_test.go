@@ -11,6 +11,7 @@ import (
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
 	wardenhttp "github.com/warden-sh/warden/http"
 )
 
@@ -34,7 +35,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		if accepted(t, data, &spec) {
 			mustBeKnownOnly(t, data, "name", "roles", "source", "classes")
 		}
-		var rep engine.ReportRequest
+		var rep recorder.ReportRequest
 		if accepted(t, data, &rep) {
 			mustBeKnownOnly(t, data, "class", "severity", "source", "description", "evidence")
 		}

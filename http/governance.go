@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine/governor"
 )
 
 // governanceRoles may call governance tools; the engine's authority matrix
@@ -26,8 +27,8 @@ func (s *Server) handleTools(w http.ResponseWriter, r *http.Request, _ *warden.P
 		MinProfile  string `json:"min_profile"`
 	}
 	out := []info{}
-	for _, t := range s.engine.Tools() {
-		out = append(out, info{Name: t.Name, Description: t.Description, MinProfile: string(s.engine.Authority()[t.Name])})
+	for _, t := range governor.Tools() {
+		out = append(out, info{Name: t.Name, Description: t.Description, MinProfile: string(s.gov.Authority()[t.Name])})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tools": out, "count": len(out)})
 	return nil
@@ -44,7 +45,7 @@ func (s *Server) handleTool(w http.ResponseWriter, r *http.Request, p *warden.Pr
 	if err != nil {
 		return err
 	}
-	res, err := s.engine.CallTool(r.Context(), p, r.PathValue("tool"), json.RawMessage(data))
+	res, err := s.gov.CallTool(r.Context(), p, r.PathValue("tool"), json.RawMessage(data))
 	if err != nil {
 		code := warden.ErrorCode(err)
 		if code == warden.EINTERNAL || code == warden.EUNAUTHORIZED || code == warden.EFORBIDDEN {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	warden "github.com/warden-sh/warden"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
 )
 
 func (s *Server) registerIncidentRoutes() {
@@ -37,11 +37,11 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, p *warden.
 	if _, err := query(r); err != nil {
 		return err
 	}
-	var req engine.ReportRequest
+	var req recorder.ReportRequest
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	inc, err := s.engine.ReportIncident(r.Context(), p, req)
+	inc, err := s.rec.ReportIncident(r.Context(), p, req)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request, _ *ward
 	n := 0
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	err = s.engine.Incidents(r.Context(), f, func(i *warden.Incident) error {
+	err = s.rec.Incidents(r.Context(), f, func(i *warden.Incident) error {
 		if n == 0 {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
@@ -98,7 +98,7 @@ func (s *Server) handleIncident(w http.ResponseWriter, r *http.Request, _ *warde
 	if err != nil {
 		return err
 	}
-	inc, err := s.engine.Incident(r.Context(), q.Get("id"))
+	inc, err := s.rec.Incident(r.Context(), q.Get("id"))
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (s *Server) handleResolve(w http.ResponseWriter, r *http.Request, p *warden
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	inc, err := s.engine.ResolveIncident(r.Context(), p, req.ID)
+	inc, err := s.rec.ResolveIncident(r.Context(), p, req.ID)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (s *Server) handleAcknowledge(w http.ResponseWriter, r *http.Request, p *wa
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	inc, err := s.engine.AcknowledgeIncident(r.Context(), p, req.ID)
+	inc, err := s.rec.AcknowledgeIncident(r.Context(), p, req.ID)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func (s *Server) handleRecoveryStatus(w http.ResponseWriter, r *http.Request, _ 
 	if _, err := query(r); err != nil {
 		return err
 	}
-	list, err := s.engine.PendingRecoveries(r.Context())
+	list, err := s.rec.PendingRecoveries(r.Context())
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (s *Server) handleRecoveryAck(w http.ResponseWriter, r *http.Request, p *wa
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	rr, err := s.engine.RecoveryAck(r.Context(), p, req.IncidentID, req.Operator)
+	rr, err := s.rec.RecoveryAck(r.Context(), p, req.IncidentID, req.Operator)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func (s *Server) handleReattest(w http.ResponseWriter, r *http.Request, p *warde
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	rr, err := s.engine.Reattest(r.Context(), p, req.IncidentID)
+	rr, err := s.rec.Reattest(r.Context(), p, req.IncidentID)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request, _ *warden.P
 	if _, err := query(r); err != nil {
 		return err
 	}
-	st, err := s.engine.Stats(r.Context())
+	st, err := s.rec.Stats(r.Context())
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (s *Server) handleForensicExport(w http.ResponseWriter, r *http.Request, p 
 		return nil
 	}
 	bw := &bundleResponse{w: w}
-	if _, err := s.engine.ExportForensic(r.Context(), p, bw, s.version); err != nil {
+	if _, err := s.rec.ExportForensic(r.Context(), p, bw, s.version); err != nil {
 		if !bw.started {
 			return err // nothing sent yet: a proper error answer
 		}
@@ -243,7 +243,7 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request, p *warden.
 	if _, err := query(r); err != nil {
 		return err
 	}
-	digest, err := s.engine.ReloadPolicy(r.Context(), p)
+	digest, err := s.rec.ReloadPolicy(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request, _ *warden.
 	if _, err := query(r); err != nil {
 		return err
 	}
-	pol, digest := s.engine.Policy()
+	pol, digest := s.rec.Policy()
 	writeJSON(w, http.StatusOK, map[string]any{"digest": digest, "policy": pol})
 	return nil
 }
@@ -264,7 +264,7 @@ func (s *Server) handleAttestationState(w http.ResponseWriter, r *http.Request, 
 	if _, err := query(r); err != nil {
 		return err
 	}
-	st, err := s.engine.AttestationState(r.Context())
+	st, err := s.rec.AttestationState(r.Context())
 	if err != nil {
 		return err
 	}
@@ -276,7 +276,7 @@ func (s *Server) handleIntegrityState(w http.ResponseWriter, r *http.Request, _ 
 	if _, err := query(r); err != nil {
 		return err
 	}
-	st, err := s.engine.IntegrityState(r.Context())
+	st, err := s.rec.IntegrityState(r.Context())
 	if err != nil {
 		return err
 	}
@@ -288,7 +288,7 @@ func (s *Server) handleIntegrityScan(w http.ResponseWriter, r *http.Request, p *
 	if _, err := query(r); err != nil {
 		return err
 	}
-	res, err := s.engine.IntegrityScan(r.Context(), p)
+	res, err := s.rec.IntegrityScan(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -303,7 +303,7 @@ func (s *Server) handleIntegrityBaseline(w http.ResponseWriter, r *http.Request,
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	b, err := s.engine.RecordBaseline(r.Context(), p, req.Paths)
+	b, err := s.rec.RecordBaseline(r.Context(), p, req.Paths)
 	if err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func (s *Server) handleDeliveries(w http.ResponseWriter, r *http.Request, _ *war
 			return warden.Errorf(warden.EINVALID, "limit must be between 1 and 1000.")
 		}
 	}
-	list, err := s.engine.Deliveries(r.Context(), q.Get("incident_id"), limit)
+	list, err := s.rec.Deliveries(r.Context(), q.Get("incident_id"), limit)
 	if err != nil {
 		return err
 	}

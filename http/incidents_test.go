@@ -23,6 +23,8 @@ import (
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/contain"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/wardentest"
 )
 
@@ -104,7 +106,7 @@ func incidentEnv(t *testing.T, opts ...wardentest.Option) (*wardentest.Env, stri
 	t.Helper()
 	tg := wardentest.MustTarget(t)
 	env := wardentest.MustEnv(t, append([]wardentest.Option{wardentest.Containment(wardentest.TargetPolicy(tg.URL)),
-		func(o *engine.Options) { o.AuthFailureBurst = 1 << 20 }}, opts...)...)
+		func(c *stack.Config) { c.Core.AuthFailureBurst = 1 << 20 }}, opts...)...)
 	mustStart(t, env)
 	base, _ := env.MustServer(t)
 	return env, base, tg
@@ -114,7 +116,7 @@ func incidentEnv(t *testing.T, opts ...wardentest.Option) (*wardentest.Env, stri
 // checkpoint (re-attestation verifies the ledger against checkpoints).
 func mustStart(t *testing.T, env *wardentest.Env) {
 	t.Helper()
-	if _, err := env.Engine.Start(t.Context(), engine.StartInfo{Version: "test"}); err != nil {
+	if _, err := env.Core.Start(t.Context(), engine.StartInfo{Version: "test"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -461,7 +463,7 @@ func TestIncidentListing(t *testing.T) {
 		{warden.ClassUnauthorizedAccess, ""}, // critical
 	} {
 		env.Clock.Advance(time.Second)
-		inc := env.MustReport(t, nil, engine.ReportRequest{Class: r.class, Severity: string(r.sev), Source: "s", Description: "d"})
+		inc := env.MustReport(t, nil, recorder.ReportRequest{Class: r.class, Severity: string(r.sev), Source: "s", Description: "d"})
 		ids = append(ids, inc.ID)
 	}
 	want := []string{ids[4], ids[1], ids[2], ids[3], ids[0]}
@@ -500,7 +502,7 @@ func TestIncidentListing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
-				inc, err := env.Engine.ReportIncident(context.Background(), wardentest.AdminPrincipal, engine.ReportRequest{
+				inc, err := env.Recorder.ReportIncident(context.Background(), wardentest.AdminPrincipal, recorder.ReportRequest{
 					Class: warden.ClassForbiddenAirlockRequest, Severity: sevs[i%len(sevs)], Source: "airlock", Description: strconv.Itoa(i)})
 				if err != nil {
 					errs <- err
@@ -637,7 +639,7 @@ func TestPolicyReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, base, _ := incidentEnv(t, func(o *engine.Options) { o.Policy, o.LoadPolicy = initial, load })
+	env, base, _ := incidentEnv(t, func(c *stack.Config) { c.Recorder.Policy, c.Recorder.LoadPolicy = initial, load })
 	operator := env.MustCredential(t, engine.CredentialSpec{Name: "op", Roles: []warden.Role{warden.RoleOperator}})
 	reader := env.MustCredential(t, engine.CredentialSpec{Name: "rd", Roles: []warden.Role{warden.RoleRead}})
 	type policyAnswer struct {
@@ -678,7 +680,7 @@ func TestPolicyReload(t *testing.T) {
 	if lowered == "" || p1.Policy.Rules[lowered].DefaultSeverity != warden.SeverityLow {
 		t.Fatalf("no rule changed to low: %+v", p1.Policy.Rules)
 	}
-	loaded := env.MustReceipts(t, warden.ReceiptFilter{Scroll: warden.ScrollPolicy, Type: engine.ReceiptPolicyLoaded})
+	loaded := env.MustReceipts(t, warden.ReceiptFilter{Scroll: warden.ScrollPolicy, Type: warden.ReceiptPolicyLoaded})
 	var lb struct {
 		Digest         string `json:"digest"`
 		PreviousDigest string `json:"previous_digest"`
@@ -709,7 +711,7 @@ func TestPolicyReload(t *testing.T) {
 	if p2.Digest != p1.Digest {
 		t.Fatalf("an invalid file replaced the policy: %s → %s", p1.Digest, p2.Digest)
 	}
-	failed := env.MustReceipts(t, warden.ReceiptFilter{Scroll: warden.ScrollPolicy, Type: engine.ReceiptPolicyReloadFailed})
+	failed := env.MustReceipts(t, warden.ReceiptFilter{Scroll: warden.ScrollPolicy, Type: warden.ReceiptPolicyReloadFailed})
 	var fb struct {
 		KeptDigest string `json:"kept_digest"`
 		Reason     string `json:"reason"`
@@ -717,7 +719,7 @@ func TestPolicyReload(t *testing.T) {
 	if len(failed) != 1 || json.Unmarshal(failed[0].Body, &fb) != nil || fb.KeptDigest != p1.Digest || fb.Reason != e.Error {
 		t.Fatalf("policy_reload_failed receipts %d: %+v", len(failed), fb)
 	}
-	if n := receiptCount(t, env, warden.ReceiptFilter{Type: engine.ReceiptPolicyLoaded}); n != 1 {
+	if n := receiptCount(t, env, warden.ReceiptFilter{Type: warden.ReceiptPolicyLoaded}); n != 1 {
 		t.Fatalf("%d policy_loaded receipts after a failed reload", n)
 	}
 	inc = warden.Incident{}
@@ -746,7 +748,7 @@ func TestWebhooks(t *testing.T) {
 	base, _ := env.MustServer(t)
 	sender := &contain.WebhookSender{
 		Store: env.Store, Clock: env.Clock.Now, HMACKey: env.Dir.WebhookKey, MaxAttempts: 3,
-		Logger: slog.New(slog.DiscardHandler), OnFinalFailure: env.Engine.RecordWebhookFailure,
+		Logger: slog.New(slog.DiscardHandler), OnFinalFailure: env.Recorder.RecordWebhookFailure,
 	}
 	runOnce := func(want int) {
 		t.Helper()
@@ -809,7 +811,7 @@ func TestWebhooks(t *testing.T) {
 	if d := cmp.Diff([]string{"actions", "event", "incident", "severity", "source", "timestamp"}, keys); d != "" {
 		t.Fatalf("payload keys (-want +got):\n%s", d)
 	}
-	var payload engine.WebhookPayload
+	var payload recorder.WebhookPayload
 	if err := json.Unmarshal(r.Body, &payload); err != nil {
 		t.Fatal(err)
 	}
@@ -866,7 +868,7 @@ func TestWebhooks(t *testing.T) {
 			t.Fatalf("failed delivery %+v", d)
 		}
 	}
-	fails := env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptWebhookFailed})
+	fails := env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptWebhookFailed})
 	if len(fails) != 2 {
 		t.Fatalf("%d webhook_delivery_failed receipts, want 2", len(fails))
 	}

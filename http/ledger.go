@@ -11,7 +11,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ *warden.
 	if _, err := query(r); err != nil {
 		return err
 	}
-	h, err := s.engine.Health(r.Context())
+	h, err := s.rec.Health(r.Context())
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "store unavailable"})
 		s.log.Error("health check failed", "err", err)
@@ -25,7 +25,7 @@ func (s *Server) handlePubkey(w http.ResponseWriter, r *http.Request, _ *warden.
 	if _, err := query(r); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"pubkey": s.engine.PublicKey(), "format": "signed-note ed25519 verifier key (golang.org/x/mod/sumdb/note)"})
+	writeJSON(w, http.StatusOK, map[string]string{"pubkey": s.core.PublicKey(), "format": "signed-note ed25519 verifier key (golang.org/x/mod/sumdb/note)"})
 	return nil
 }
 
@@ -69,7 +69,7 @@ func (s *Server) handleReceipts(w http.ResponseWriter, r *http.Request, _ *warde
 	default:
 		return warden.Errorf(warden.EINVALID, "order must be asc or desc.")
 	}
-	list, err := s.engine.Receipts(r.Context(), f)
+	list, err := s.core.Receipts(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (s *Server) handleReceipt(w http.ResponseWriter, r *http.Request, _ *warden
 	if err != nil {
 		return warden.Errorf(warden.EINVALID, "Receipt sequence number must be a non-negative integer, not %q.", r.PathValue("seq"))
 	}
-	rp, err := s.engine.Receipt(r.Context(), seq)
+	rp, err := s.core.Receipt(r.Context(), seq)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (s *Server) handleCheckpoint(w http.ResponseWriter, r *http.Request, _ *war
 	if err != nil {
 		return err
 	}
-	cp, err := s.engine.LatestCheckpoint(r.Context())
+	cp, err := s.core.LatestCheckpoint(r.Context())
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (s *Server) handleConsistency(w http.ResponseWriter, r *http.Request, _ *wa
 	if from == nil || to == nil {
 		return warden.Errorf(warden.EINVALID, "Both from and to are required: /api/v1/checkpoint/consistency?from=N&to=M.")
 	}
-	p, err := s.engine.Consistency(r.Context(), *from, *to)
+	p, err := s.core.Consistency(r.Context(), *from, *to)
 	if err != nil {
 		return err
 	}

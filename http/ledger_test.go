@@ -50,12 +50,12 @@ func TestReceiptProofsVerifyOffline(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		env.MustCredential(t, engine.CredentialSpec{Name: "c" + string(rune('a'+i)), Roles: []warden.Role{warden.RoleRead}})
 		if i == 6 {
-			if _, err := env.Engine.Checkpoint(t.Context()); err != nil {
+			if _, err := env.Core.Checkpoint(t.Context()); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if _, err := env.Engine.Checkpoint(t.Context()); err != nil {
+	if _, err := env.Core.Checkpoint(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 

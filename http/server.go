@@ -20,12 +20,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
+	"github.com/warden-sh/warden/engine/recorder"
 	"github.com/warden-sh/warden/http/openapi"
 )
 
-// Server serves the API over an engine.
+// Server serves the API over the engine core and its two domains.
 type Server struct {
-	engine   *engine.Engine
+	core     *engine.Core
+	rec      *recorder.Recorder
+	gov      *governor.Governor
 	version  string
 	log      *slog.Logger
 	idle     time.Duration
@@ -52,7 +56,11 @@ type route struct {
 
 // Options configure a Server.
 type Options struct {
-	Engine   *engine.Engine
+	// Core, Recorder and Governor are the rules the API exposes; all three
+	// are required.
+	Core     *engine.Core
+	Recorder *recorder.Recorder
+	Governor *governor.Governor
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	// Version is reported in forensic bundles.
@@ -95,7 +103,9 @@ func NewServer(o Options) *Server {
 		o.MinWriteRate = DefaultMinWriteRate
 	}
 	s := &Server{
-		engine:   o.Engine,
+		core:     o.Core,
+		rec:      o.Recorder,
+		gov:      o.Governor,
 		version:  o.Version,
 		log:      o.Logger,
 		idle:     o.WriteIdle,
@@ -224,7 +234,7 @@ func (s *Server) dispatch(pattern string, byMethod map[string]*route) http.Handl
 		}
 		// In --dev mode any request is admin: refuse browsers on other
 		// sites (CSRF, DNS rebinding) by their Origin and Sec-Fetch-Site.
-		if s.engine.Dev() && crossSite(r) {
+		if s.core.Dev() && crossSite(r) {
 			s.refuse(sw, r, nil, warden.Errorf(warden.EFORBIDDEN, "Cross-site requests are refused in dev mode."))
 			return
 		}
@@ -262,7 +272,7 @@ func (s *Server) authenticate(r *http.Request) (*warden.Principal, error) {
 		}
 		token = strings.TrimSpace(rest)
 	}
-	return s.engine.Authenticate(r.Context(), token)
+	return s.core.Authenticate(r.Context(), token)
 }
 
 // refuse answers 401/403 and receipts the refusal.
@@ -280,7 +290,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, p *warden.Princi
 		f.Principal = p.Name
 	}
 	// The receipt is written even if the client has gone away.
-	s.engine.RecordAuthFailure(context.WithoutCancel(r.Context()), f)
+	s.core.RecordAuthFailure(context.WithoutCancel(r.Context()), f)
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
 	}

@@ -13,7 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	warden "github.com/warden-sh/warden"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
+	"github.com/warden-sh/warden/engine/stack"
 	wardenhttp "github.com/warden-sh/warden/http"
 	"github.com/warden-sh/warden/wardentest"
 )
@@ -33,7 +34,7 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 // serveIdle serves the API with the given write idle bound and mounts.
 func serveIdle(t *testing.T, env *wardentest.Env, idle time.Duration, reg *prometheus.Registry, mount map[string]http.Handler) string {
 	t.Helper()
-	return serveOpts(t, wardenhttp.Options{Engine: env.Engine, Registry: reg, WriteIdle: idle, Mount: mount})
+	return serveOpts(t, wardenhttp.Options{Core: env.Core, Recorder: env.Recorder, Governor: env.Governor, Registry: reg, WriteIdle: idle, Mount: mount})
 }
 
 func serveOpts(t *testing.T, o wardenhttp.Options) string {
@@ -118,7 +119,7 @@ func reportMany(t *testing.T, env *wardentest.Env, n int) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range n / 8 {
-				env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "agent-1",
+				env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "agent-1",
 					Description: fmt.Sprintf("slow reader fixture %d/%d, padded so the listing is far larger than every buffer on the way", g, i)})
 			}
 		})
@@ -135,7 +136,7 @@ func TestTrickleReaderIsCutOff(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	// Per write 300 ms: never reached by a reader taking 8 KiB every 10 ms
 	// (800 KiB/s); but the minimum rate is 8 MiB/s.
-	addr := serveOpts(t, wardenhttp.Options{Engine: env.Engine, Registry: reg, WriteIdle: 300 * time.Millisecond, MinWriteRate: 8 << 20})
+	addr := serveOpts(t, wardenhttp.Options{Core: env.Core, Recorder: env.Recorder, Governor: env.Governor, Registry: reg, WriteIdle: 300 * time.Millisecond, MinWriteRate: 8 << 20})
 	read := func(pause time.Duration) (int, error) {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -214,7 +215,7 @@ func TestWriteBoundDoesNotOutliveItsRequest(t *testing.T) {
 // anything is answered with a JSON error, not an empty 200; and a HEAD of
 // the export neither exports nor receipts an export.
 func TestForensicExportFailureIsAnError(t *testing.T) {
-	env := wardentest.MustEnv(t, func(o *engine.Options) { o.HMACKey = nil })
+	env := wardentest.MustEnv(t, func(c *stack.Config) { c.Recorder.HMACKey = nil })
 	base, _ := env.MustServer(t)
 	var e apiErr
 	if st, raw := call(t, "GET", base+"/api/v1/forensic/export", env.Admin, nil, &e); st != http.StatusInternalServerError || e.Code != "internal" {
@@ -236,7 +237,7 @@ func TestForensicExportFailureIsAnError(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatalf("HEAD export: %d %v", resp.StatusCode, resp.Header)
 	}
-	if got := env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptForensicExport}); len(got) != 0 {
+	if got := env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptForensicExport}); len(got) != 0 {
 		t.Fatalf("a HEAD request was receipted as %d export(s)", len(got))
 	}
 }

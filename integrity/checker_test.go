@@ -4,11 +4,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/warden-sh/warden/engine"
+	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/integrity"
 )
 
-var _ engine.IntegrityChecker = integrity.Checker{}
+var _ warden.IntegrityChecker = integrity.Checker{}
 
 func TestChecker(t *testing.T) {
 	dir := t.TempDir()

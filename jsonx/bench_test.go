@@ -3,7 +3,7 @@ package jsonx_test
 import (
 	"testing"
 
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
 	"github.com/warden-sh/warden/jsonx"
 )
 
@@ -15,7 +15,7 @@ func BenchmarkDecodeReport(b *testing.B) {
 	b.SetBytes(int64(len(reportBody)))
 	b.ReportAllocs()
 	for b.Loop() {
-		var req engine.ReportRequest
+		var req recorder.ReportRequest
 		if err := jsonx.Decode(reportBody, &req); err != nil {
 			b.Fatal(err)
 		}

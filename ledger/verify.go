@@ -140,7 +140,7 @@ func NewVerifier(known note.Verifiers, origin string) *Verifier {
 // one. A verifier trusts the new key once a checkpoint signed by a key it
 // already trusts covers the hand-over, so verification spans every key the
 // log ever had, starting from the first public key alone.
-const KeyRotationType = "ledger_key_rotation"
+const KeyRotationType = warden.ReceiptKeyRotation
 
 // keyring is the verifier's trusted keys: those it was given, plus those
 // handed over inside the log.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 )
 
 // docs/MCP.md cannot rot: its tool table is the engine's tools with their
@@ -24,8 +24,8 @@ func TestDocsMatchTheTools(t *testing.T) {
 		got[m[1]] = [2]string{m[2], m[3]}
 	}
 	want := map[string][2]string{}
-	for _, tl := range (*engine.Engine)(nil).Tools() {
-		want[tl.Name] = [2]string{string(engine.DefaultAuthority[tl.Name]), tl.Description}
+	for _, tl := range governor.Tools() {
+		want[tl.Name] = [2]string{string(governor.DefaultAuthority[tl.Name]), tl.Description}
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("docs/MCP.md tool table (-engine +docs):\n%s", d)

@@ -14,6 +14,7 @@ import (
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/contain"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/wardentest"
 )
 
@@ -25,8 +26,8 @@ import (
 // (dry-run containment actuator), serving /mcp.
 func drillEnv(t *testing.T) (*wardentest.Env, string) {
 	t.Helper()
-	env := wardentest.MustEnv(t, wardentest.Drill, func(o *engine.Options) {
-		o.Actuator = &contain.DryRunActuator{Clock: o.Clock, Logger: slog.New(slog.DiscardHandler)}
+	env := wardentest.MustEnv(t, wardentest.Drill, func(c *stack.Config) {
+		c.Recorder.Actuator = &contain.DryRunActuator{Clock: c.Core.Clock, Logger: slog.New(slog.DiscardHandler)}
 	})
 	return env, env.MustMCPServer(t)
 }
@@ -34,7 +35,7 @@ func drillEnv(t *testing.T) (*wardentest.Env, string) {
 // Drill 0: pre-flight safety gates.
 func TestDrill0PreflightGates(t *testing.T) {
 	env, base := drillEnv(t)
-	if _, err := env.Engine.Start(context.Background(), engine.StartInfo{Version: "test", Addr: base}); err != nil {
+	if _, err := env.Core.Start(context.Background(), engine.StartInfo{Version: "test", Addr: base}); err != nil {
 		t.Fatal(err)
 	}
 	a := newAgent(t, env, base, "drill-agent", warden.RoleRead)
@@ -58,7 +59,7 @@ func TestDrill0PreflightGates(t *testing.T) {
 	// Treasury: training budgets isolated, ceiling 1000 enforced.
 	a.refused("treasury_create_budget", map[string]any{"budget_id": "drill-over-ceiling", "name": "too big", "allocated": 1001, "currency": "DRILL_UNITS"},
 		warden.EDENIED, "capped at 1000")
-	denials := receipts(t, env, engine.ReceiptTreasuryDeny)
+	denials := receipts(t, env, warden.ReceiptTreasuryDeny)
 	if len(denials) != 1 || body(t, denials[0])["requested"] != float64(1001) {
 		t.Fatalf("treasury_denial receipts for the 1001-unit budget: %v", denials)
 	}
@@ -81,7 +82,7 @@ func TestDrill0PreflightGates(t *testing.T) {
 	if !slices.Contains(anchor["tags"].([]any), any("DRILL/anchor")) || !strings.HasPrefix(anchor["mirror_name"].(string), "DRILL-") {
 		t.Fatalf("anchor = %v, want DRILL/anchor tag and DRILL- mirror name", anchor)
 	}
-	if r := byHash(t, env, anchor["receipt_hash"]); r.Type != engine.ReceiptGuardianAnchor || !hasTag(r, "DRILL/") {
+	if r := byHash(t, env, anchor["receipt_hash"]); r.Type != warden.ReceiptGuardianAnchor || !hasTag(r, "DRILL/") {
 		t.Fatalf("anchor receipt %s tags %v", r.Type, r.Tags)
 	}
 
@@ -123,7 +124,7 @@ func TestDrill1FalsePositiveThreat(t *testing.T) {
 		t.Fatalf("escalate_on_threat = %v, want tem_context_hash, escalation_id, expires_at", res)
 	}
 	rcpt := byHash(t, env, res["receipt_hash"])
-	if b := body(t, rcpt); rcpt.Type != engine.ReceiptEscalation || b["tem_context_hash"] != hash || b["reversible"] != true {
+	if b := body(t, rcpt); rcpt.Type != warden.ReceiptEscalation || b["tem_context_hash"] != hash || b["reversible"] != true {
 		t.Fatalf("escalation receipt %s body %v, want tem_context_hash %s inside", rcpt.Type, b, hash)
 	}
 	if !slices.Contains(rcpt.Tags, "thr_"+marker) {
@@ -133,11 +134,11 @@ func TestDrill1FalsePositiveThreat(t *testing.T) {
 	// Steps 3 and 4, guardian: a decision and a Tem invocation, receipted.
 	dec := a.call("cognitive_decide", map[string]any{"decision": "treat thr_" + marker + " as a false positive",
 		"reasoning": "synthetic drill threat", "confidence": 0.9, "evidence": []string{"thr_" + marker}})
-	if r := byHash(t, env, dec["receipt_hash"]); dec["profile"] != "guardian" || r.Type != engine.ReceiptDecision || r.Scroll != warden.ScrollCognitive {
+	if r := byHash(t, env, dec["receipt_hash"]); dec["profile"] != "guardian" || r.Type != warden.ReceiptDecision || r.Scroll != warden.ScrollCognitive {
 		t.Fatalf("decision %v receipted as %s in %s", dec, r.Type, r.Scroll)
 	}
 	tem := a.call("cognitive_invoke_tem", map[string]any{"threat_id": "thr_" + marker, "threat_type": "synthetic_drill", "reason": "DRILL"})
-	if r := byHash(t, env, tem["receipt_hash"]); tem["profile"] != "guardian" || r.Type != engine.ReceiptTemInvocation || r.Scroll != warden.ScrollCognitive ||
+	if r := byHash(t, env, tem["receipt_hash"]); tem["profile"] != "guardian" || r.Type != warden.ReceiptTemInvocation || r.Scroll != warden.ScrollCognitive ||
 		body(t, r)["tem_context_hash"] != tem["tem_context_hash"] {
 		t.Fatalf("tem %v receipted as %s in %s", tem, r.Type, r.Scroll)
 	}
@@ -149,7 +150,7 @@ func TestDrill1FalsePositiveThreat(t *testing.T) {
 	if len(af) != failures+1 || af[len(af)-1]["tool"] != "cognitive_invoke_tem" || af[len(af)-1]["principal"] != "bystander" {
 		t.Fatalf("auth_failure receipts after the observer's Tem call: %v", af[failures:])
 	}
-	if n := len(receipts(t, env, engine.ReceiptTemInvocation)); n != 1 {
+	if n := len(receipts(t, env, warden.ReceiptTemInvocation)); n != 1 {
 		t.Fatalf("%d tem_invocation receipts, want only the guardian's", n)
 	}
 
@@ -194,7 +195,7 @@ func TestDrill1FalsePositiveThreat(t *testing.T) {
 
 	// Every transition has exactly one receipt.
 	ids := map[string]bool{op["escalation_id"].(string): true, res["escalation_id"].(string): true}
-	for typ, wantType := range map[string]string{engine.ReceiptEscalation: "", engine.ReceiptDeescalation: "timeout_expired"} {
+	for typ, wantType := range map[string]string{warden.ReceiptEscalation: "", warden.ReceiptDeescalation: "timeout_expired"} {
 		count := map[string]int{}
 		for _, r := range receipts(t, env, typ) {
 			b := body(t, r)
@@ -235,7 +236,7 @@ func TestDrill3EscalationAbuse(t *testing.T) {
 		warden.EDENIED, "No escalation path")
 
 	a.escalate("operator")
-	denied := len(receipts(t, env, engine.ReceiptEscalationDenied))
+	denied := len(receipts(t, env, warden.ReceiptEscalationDenied))
 	m := a.refused("escalate", map[string]any{"from_profile": "operator", "to_profile": "phoenix", "escalation_type": "threat_detected"},
 		warden.EDENIED, "No escalation path from operator to phoenix")
 	if m["success"] != false {
@@ -244,7 +245,7 @@ func TestDrill3EscalationAbuse(t *testing.T) {
 	if p := a.profile(); p != "operator" {
 		t.Fatalf("profile after skip-level attempt: %s", p)
 	}
-	d := receipts(t, env, engine.ReceiptEscalationDenied)
+	d := receipts(t, env, warden.ReceiptEscalationDenied)
 	if len(d) != denied+1 || body(t, d[len(d)-1])["to_profile"] != "phoenix" || !strings.Contains(body(t, d[len(d)-1])["reason"].(string), "No escalation path") {
 		t.Fatalf("skip-level denial receipts: %v", d[denied:])
 	}
@@ -258,11 +259,11 @@ func TestDrill3EscalationAbuse(t *testing.T) {
 	if p := a.profile(); p != "guardian" {
 		t.Fatalf("profile after missing-approval attempt: %s", p)
 	}
-	d = receipts(t, env, engine.ReceiptEscalationDenied)
+	d = receipts(t, env, warden.ReceiptEscalationDenied)
 	if last := body(t, d[len(d)-1]); len(d) != denied+2 || !strings.Contains(last["reason"].(string), "requires approval") {
 		t.Fatalf("missing-approval denial receipts: %v", d[denied:])
 	}
-	if n := len(receipts(t, env, engine.ReceiptEscalation)); n != 2 {
+	if n := len(receipts(t, env, warden.ReceiptEscalation)); n != 2 {
 		t.Fatalf("%d profile_escalation receipts, want 2 (no profile change from the abuse)", n)
 	}
 }
@@ -278,7 +279,7 @@ func TestDrill2BudgetPressure(t *testing.T) {
 	if m["error"] == nil || !strings.Contains(strings.ToLower(m["error"].(string)), "insufficient") {
 		t.Fatalf("over-budget debit = %v", m)
 	}
-	d := receipts(t, env, engine.ReceiptTreasuryDeny)
+	d := receipts(t, env, warden.ReceiptTreasuryDeny)
 	if len(d) != 1 {
 		t.Fatalf("%d treasury_denial receipts, want 1", len(d))
 	}
@@ -287,7 +288,7 @@ func TestDrill2BudgetPressure(t *testing.T) {
 		!strings.Contains(b["reason"].(string), "insufficient") || b["budget_id"] != "drill-budget-001" {
 		t.Fatalf("treasury_denial body %v, want attempted action, requested, available and reason", b)
 	}
-	if n := len(receipts(t, env, engine.ReceiptDebit)); n != 0 {
+	if n := len(receipts(t, env, warden.ReceiptDebit)); n != 0 {
 		t.Fatalf("%d debit receipts after a blocked debit", n)
 	}
 	bal := a.call("treasury_balance", map[string]any{"budget_id": "drill-budget-001"})
@@ -334,7 +335,7 @@ func TestDrill4PhoenixReadiness(t *testing.T) {
 	if res["to_profile"] != "phoenix" || res["expires_at"] == nil || !slices.Contains(res["approved_by"].([]any), any(approverName)) {
 		t.Fatalf("escalate_to_phoenix = %v", res)
 	}
-	if r := byHash(t, env, res["receipt_hash"]); r.Type != engine.ReceiptEscalation || body(t, r)["to_profile"] != "phoenix" {
+	if r := byHash(t, env, res["receipt_hash"]); r.Type != warden.ReceiptEscalation || body(t, r)["to_profile"] != "phoenix" {
 		t.Fatalf("phoenix activation receipt %s %v", r.Type, body(t, r))
 	}
 	active := a.call("get_active_escalations", nil)
@@ -362,20 +363,20 @@ func TestDrill4PhoenixReadiness(t *testing.T) {
 		t.Fatalf("revoke = %v, want a dry run naming the approver", rev)
 	}
 	approver.call("get_active_escalations", nil) // still authenticates: nothing was revoked
-	for _, typ := range []string{engine.ReceiptPhoenixLock, engine.ReceiptPhoenixRevoke} {
+	for _, typ := range []string{warden.ReceiptPhoenixLock, warden.ReceiptPhoenixRevoke} {
 		if r := receipts(t, env, typ); len(r) != 1 || body(t, r[0])["dry_run"] != true {
 			t.Fatalf("%s receipts %v, want one dry run", typ, r)
 		}
 	}
 
 	// De-escalate: back to baseline, one receipted hop at a time.
-	before := len(receipts(t, env, engine.ReceiptDeescalation))
+	before := len(receipts(t, env, warden.ReceiptDeescalation))
 	a.call("deescalate", map[string]any{"escalation_id": res["escalation_id"], "deescalation_type": "crisis_concluded", "reason": "DRILL: Phoenix test complete"})
 	if act := a.call("get_active_escalations", nil); act["active_count"] != float64(0) {
 		t.Fatalf("active after crisis_concluded: %v", act)
 	}
 	var hops []string
-	for _, r := range receipts(t, env, engine.ReceiptDeescalation)[before:] {
+	for _, r := range receipts(t, env, warden.ReceiptDeescalation)[before:] {
 		b := body(t, r)
 		if b["deescalation_type"] != "crisis_concluded" {
 			t.Errorf("de-escalation receipt %d type %v", r.Seq, b["deescalation_type"])

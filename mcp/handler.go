@@ -12,6 +12,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 )
 
 // Keys of auth.TokenInfo.Extra set by Handler for the tool handlers.
@@ -30,7 +31,7 @@ const maxRequestBytes = 4 * MaxArgumentBytes
 
 type tokenInfoKey struct{}
 
-// Handler serves the tools of e over MCP streamable HTTP, for mounting at
+// Handler serves the tools of gov over MCP streamable HTTP, for mounting at
 // /mcp on the API listener (http.Options.Mount). Every request — not just
 // a session's first — MUST carry a valid bearer credential (in --dev mode
 // none is the dev principal): a missing, unknown or revoked one is answered
@@ -39,9 +40,9 @@ type tokenInfoKey struct{}
 // bound to the principal that opened it: another principal's request on it
 // is refused 403 and receipted. In --dev mode, a loopback listener also
 // refuses foreign Host headers (DNS rebinding) with 403.
-func Handler(e *engine.Engine, version string, opts ...Option) http.Handler {
+func Handler(core *engine.Core, gov *governor.Governor, version string, opts ...Option) http.Handler {
 	c := newConfig(opts)
-	srv := NewServer(e, version, opts...)
+	srv := NewServer(core, gov, version, opts...)
 	stream := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, &sdk.StreamableHTTPOptions{
 		Logger:              sdkLogger(c.logger),
 		SessionTimeout:      SessionIdleTimeout,
@@ -50,7 +51,7 @@ func Handler(e *engine.Engine, version string, opts ...Option) http.Handler {
 		// headers) guards --dev, where no token is needed. With bearer auth
 		// a rebinding page has no credential, and the check would refuse a
 		// reverse proxy on loopback that the HTTP API serves fine.
-		DisableLocalhostProtection: !e.Dev(),
+		DisableLocalhostProtection: !core.Dev(),
 	})
 	// The SDK reads token info (the principal, and the session owner it
 	// checks) only from what its bearer middleware stores; ours has already
@@ -61,7 +62,7 @@ func Handler(e *engine.Engine, version string, opts ...Option) http.Handler {
 		}
 		return nil, auth.ErrInvalidToken
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(stream)
-	h := &authHandler{engine: e, next: carry, cfg: c}
+	h := &authHandler{core: core, next: carry, cfg: c}
 	if c.shutdown != nil {
 		go func() {
 			<-c.shutdown.Done()
@@ -74,9 +75,9 @@ func Handler(e *engine.Engine, version string, opts ...Option) http.Handler {
 }
 
 type authHandler struct {
-	engine *engine.Engine
-	next   http.Handler
-	cfg    *config
+	core *engine.Core
+	next http.Handler
+	cfg  *config
 }
 
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -89,7 +90,7 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token, err := bearer(r)
 	var p *warden.Principal
 	if err == nil {
-		p, err = h.engine.Authenticate(r.Context(), token)
+		p, err = h.core.Authenticate(r.Context(), token)
 	}
 	if err != nil {
 		if warden.ErrorCode(err) == warden.EINTERNAL {
@@ -123,7 +124,7 @@ func (h *authHandler) refuse(r *http.Request, p *warden.Principal, status int, e
 	if p != nil {
 		f.Principal = p.Name
 	}
-	h.engine.RecordAuthFailure(context.WithoutCancel(r.Context()), f)
+	h.core.RecordAuthFailure(context.WithoutCancel(r.Context()), f)
 }
 
 // bearer returns the request's bearer token ("" if none).

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 	wardenhttp "github.com/warden-sh/warden/http"
 	wardenmcp "github.com/warden-sh/warden/mcp"
 	"github.com/warden-sh/warden/wardentest"
@@ -121,7 +122,7 @@ func TestMCPRequiresBearerCredential(t *testing.T) {
 		a := newAgent(t, env, base, "agent-revoked", warden.RoleRead)
 		a.call("guardian_status", nil)
 		admin := &warden.Principal{Name: "test-admin", Roles: []warden.Role{warden.RoleAdmin}}
-		if _, err := env.Engine.RevokeCredential(context.Background(), admin, "agent-revoked"); err != nil {
+		if _, err := env.Core.RevokeCredential(context.Background(), admin, "agent-revoked"); err != nil {
 			t.Fatal(err)
 		}
 		before := len(authFailures(t, env))
@@ -178,7 +179,7 @@ func TestToolsListAndSchemas(t *testing.T) {
 		got = append(got, tl.Name)
 		byName[tl.Name] = tl
 	}
-	for _, tl := range env.Engine.Tools() {
+	for _, tl := range governor.Tools() {
 		want = append(want, tl.Name)
 		if byName[tl.Name] == nil || byName[tl.Name].Description != tl.Description {
 			t.Errorf("tool %s: listed as %+v", tl.Name, byName[tl.Name])
@@ -189,7 +190,7 @@ func TestToolsListAndSchemas(t *testing.T) {
 		t.Fatalf("tools (-engine +mcp):\n%s", d)
 	}
 	for _, name := range []string{"cognitive_context", "treasury_debit", "escalate_to_phoenix", "escalate_on_threat", "deescalate"} {
-		if _, seed := engine.DefaultAuthority[name]; !seed {
+		if _, seed := governor.DefaultAuthority[name]; !seed {
 			t.Errorf("seed tool %s missing from the authority matrix", name)
 		}
 	}
@@ -227,7 +228,7 @@ func TestToolsListAndSchemas(t *testing.T) {
 		t.Fatalf("approved_by schema %v, want string or array", esc["approved_by"])
 	}
 	schema("guardian_status")
-	for _, tl := range env.Engine.Tools() {
+	for _, tl := range governor.Tools() {
 		if _, err := wardenmcp.InputSchema(tl); err != nil {
 			t.Error(err)
 		}
@@ -245,8 +246,8 @@ func TestHandlerShutdownClosesSessions(t *testing.T) {
 	env := wardentest.MustEnv(t, wardentest.Dev)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv := httptest.NewServer(wardenhttp.NewServer(wardenhttp.Options{Engine: env.Engine, Registry: prometheus.NewRegistry(),
-		Mount: map[string]http.Handler{"/mcp": wardenmcp.Handler(env.Engine, "test", wardenmcp.WithShutdown(ctx))}}))
+	srv := httptest.NewServer(wardenhttp.NewServer(wardenhttp.Options{Core: env.Core, Recorder: env.Recorder, Governor: env.Governor, Registry: prometheus.NewRegistry(),
+		Mount: map[string]http.Handler{"/mcp": wardenmcp.Handler(env.Core, env.Governor, "test", wardenmcp.WithShutdown(ctx))}}))
 	client := sdk.NewClient(&sdk.Implementation{Name: "shutdown", Version: "1"}, nil)
 	cs, err := client.Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: srv.URL + "/mcp"}, nil)
 	if err != nil {
@@ -271,7 +272,7 @@ func TestHandlerRefusesRequestsAfterShutdown(t *testing.T) {
 	env := wardentest.MustEnv(t, wardentest.Dev)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	srv := httptest.NewServer(wardenmcp.Handler(env.Engine, "test", wardenmcp.WithShutdown(ctx)))
+	srv := httptest.NewServer(wardenmcp.Handler(env.Core, env.Governor, "test", wardenmcp.WithShutdown(ctx)))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(initialize))
 	resp, err := http.DefaultClient.Do(req)

@@ -17,6 +17,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 )
 
 // ServerName is the MCP implementation name warden announces.
@@ -66,7 +67,7 @@ type caller func(ctx context.Context, req *sdk.CallToolRequest, name string, arg
 // newServer builds an MCP server with one tool per engine tool, each
 // answered by call. It panics if a tool's argument type has no JSON schema:
 // the types are fixed at compile time and the tests build every schema.
-func newServer(tools []*engine.Tool, version string, c *config, call caller) *sdk.Server {
+func newServer(tools []*governor.Tool, version string, c *config, call caller) *sdk.Server {
 	s := sdk.NewServer(&sdk.Implementation{Name: ServerName, Title: "warden governance", Version: version}, &sdk.ServerOptions{
 		Instructions: "Governance tools of warden, the control plane for AI agents. Every call acts as the principal of your credential, " +
 			"at that principal's current profile (observer until escalated). A refusal is a tool error whose structured content is " +
@@ -142,25 +143,25 @@ func marshal(v any) (json.RawMessage, error) {
 	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }
 
-// NewServer returns an MCP server exposing every tool of e. Each call acts
+// NewServer returns an MCP server exposing every governance tool of gov. Each call acts
 // as the principal the transport authenticated (Handler puts it in the
 // request's token info); a call without one is what an empty bearer token
 // is: the dev principal in --dev mode, else refused as unauthorized. Calls
-// go through e.CallTool, so the authority matrix, the ladder and every
+// go through gov.CallTool, so the authority matrix, the ladder and every
 // receipt apply exactly as over HTTP. A refusal for a missing role
 // (forbidden, unauthorized) is receipted as an auth_failure, as the HTTP
 // API does.
-func NewServer(e *engine.Engine, version string, opts ...Option) *sdk.Server {
+func NewServer(core *engine.Core, gov *governor.Governor, version string, opts ...Option) *sdk.Server {
 	c := newConfig(opts)
-	return newServer(e.Tools(), version, c, func(ctx context.Context, req *sdk.CallToolRequest, name string, args json.RawMessage) (json.RawMessage, error) {
-		p, err := principalOf(ctx, e, req)
+	return newServer(governor.Tools(), version, c, func(ctx context.Context, req *sdk.CallToolRequest, name string, args json.RawMessage) (json.RawMessage, error) {
+		p, err := principalOf(ctx, core, req)
 		if err != nil {
-			recordToolRefusal(ctx, e, req, name, nil, err)
+			recordToolRefusal(ctx, core, req, name, nil, err)
 			return nil, err
 		}
-		res, err := e.CallTool(ctx, p, name, args)
+		res, err := gov.CallTool(ctx, p, name, args)
 		if err != nil {
-			recordToolRefusal(ctx, e, req, name, p, err)
+			recordToolRefusal(ctx, core, req, name, p, err)
 			return nil, err
 		}
 		return marshal(res)
@@ -170,19 +171,19 @@ func NewServer(e *engine.Engine, version string, opts ...Option) *sdk.Server {
 // principalOf returns the principal Handler authenticated for this very
 // request, or, on a transport without authentication, what an empty token
 // is (dev principal or EUNAUTHORIZED).
-func principalOf(ctx context.Context, e *engine.Engine, req *sdk.CallToolRequest) (*warden.Principal, error) {
+func principalOf(ctx context.Context, core *engine.Core, req *sdk.CallToolRequest) (*warden.Principal, error) {
 	if req.Extra != nil && req.Extra.TokenInfo != nil {
 		if p, ok := req.Extra.TokenInfo.Extra[principalKey].(*warden.Principal); ok && p != nil {
 			return p, nil
 		}
 	}
-	return e.Authenticate(ctx, "")
+	return core.Authenticate(ctx, "")
 }
 
 // recordToolRefusal receipts a refusal for a missing credential or role
 // as an auth_failure. Governance denials (EDENIED and the rest) are
-// receipted by the engine itself.
-func recordToolRefusal(ctx context.Context, e *engine.Engine, req *sdk.CallToolRequest, tool string, p *warden.Principal, err error) {
+// receipted by the governor itself.
+func recordToolRefusal(ctx context.Context, core *engine.Core, req *sdk.CallToolRequest, tool string, p *warden.Principal, err error) {
 	status := 0
 	switch warden.ErrorCode(err) {
 	case warden.EUNAUTHORIZED:
@@ -202,7 +203,7 @@ func recordToolRefusal(ctx context.Context, e *engine.Engine, req *sdk.CallToolR
 			f.Remote = r
 		}
 	}
-	e.RecordAuthFailure(context.WithoutCancel(ctx), f)
+	core.RecordAuthFailure(context.WithoutCancel(ctx), f)
 }
 
 // sdkLogger passes on the SDK's warnings and errors only: its info lines

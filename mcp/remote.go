@@ -13,7 +13,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	warden "github.com/warden-sh/warden"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 )
 
 // maxResponseBytes bounds a governance answer read by the proxy.
@@ -26,7 +26,7 @@ const maxResponseBytes = 64 << 20
 // the server is the single source of truth, and authenticates, authorizes
 // and receipts every call. A refusal body {"success": false, "error",
 // "code", ...} becomes the same tool error NewServer returns.
-func NewRemoteServer(tools []*engine.Tool, baseURL, token, version string, opts ...Option) *sdk.Server {
+func NewRemoteServer(tools []*governor.Tool, baseURL, token, version string, opts ...Option) *sdk.Server {
 	c := newConfig(opts)
 	hc := c.client
 	if hc == nil {

@@ -7,13 +7,13 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	warden "github.com/warden-sh/warden"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 )
 
 // schemaOptions adjust inference where a Go type decodes more than its
 // shape says: a StringList is one name or several.
 var schemaOptions = &jsonschema.ForOptions{TypeSchemas: map[reflect.Type]*jsonschema.Schema{
-	reflect.TypeFor[engine.StringList](): {AnyOf: []*jsonschema.Schema{
+	reflect.TypeFor[governor.StringList](): {AnyOf: []*jsonschema.Schema{
 		{Type: "string"},
 		{Type: "array", Items: &jsonschema.Schema{Type: "string"}},
 	}},
@@ -42,7 +42,7 @@ func values[T ~string](list []T) []any {
 // (what NewArgs returns): properties from json tags, fields without
 // omitempty required, no additional properties — the shape the engine's
 // strict decoder accepts.
-func InputSchema(t *engine.Tool) (*jsonschema.Schema, error) {
+func InputSchema(t *governor.Tool) (*jsonschema.Schema, error) {
 	typ := reflect.TypeOf(t.NewArgs())
 	if typ.Kind() != reflect.Pointer {
 		return nil, fmt.Errorf("mcp.InputSchema: tool %s: NewArgs returns %s, not a pointer", t.Name, typ)
@@ -65,7 +65,7 @@ func InputSchema(t *engine.Tool) (*jsonschema.Schema, error) {
 // ToolDefs returns the MCP definitions of tools: the engine's names and
 // descriptions, and input schemas from InputSchema. It needs no engine, so
 // a proxy (`warden mcp`) lists exactly what the server serves.
-func ToolDefs(tools []*engine.Tool) ([]*sdk.Tool, error) {
+func ToolDefs(tools []*governor.Tool) ([]*sdk.Tool, error) {
 	out := make([]*sdk.Tool, 0, len(tools))
 	for _, t := range tools {
 		s, err := InputSchema(t)

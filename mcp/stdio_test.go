@@ -14,7 +14,7 @@ import (
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 	wardenmcp "github.com/warden-sh/warden/mcp"
 	"github.com/warden-sh/warden/wardentest"
 )
@@ -51,7 +51,7 @@ func (l *lockedBuffer) String() string {
 func devServer(t *testing.T) *sdk.Server {
 	t.Helper()
 	env := wardentest.MustEnv(t, wardentest.Dev)
-	return wardenmcp.NewServer(env.Engine, "test")
+	return wardenmcp.NewServer(env.Core, env.Governor, "test")
 }
 
 // runServeIO runs ServeIO until it returns, failing the test if it takes
@@ -155,7 +155,7 @@ func TestServeIOWholeSessionAtOnce(t *testing.T) {
 				t.Fatalf("ServeIO: %v", err)
 			}
 			byID := checkAnswered(t, out.String(), "1", "2", `"3"`)
-			if tools := byID["2"]["result"].(map[string]any)["tools"].([]any); len(tools) != len((*engine.Engine)(nil).Tools()) {
+			if tools := byID["2"]["result"].(map[string]any)["tools"].([]any); len(tools) != len(governor.Tools()) {
 				t.Fatalf("tools/list listed %d tools", len(tools))
 			}
 			if sc := byID[`"3"`]["result"].(map[string]any)["structuredContent"].(map[string]any); sc["status"] != "operational" {
@@ -244,7 +244,7 @@ func hangingServer(t *testing.T) (s *sdk.Server, called <-chan struct{}) {
 	}))
 	t.Cleanup(hang.Close)
 	t.Cleanup(func() { close(release) })
-	return wardenmcp.NewRemoteServer((*engine.Engine)(nil).Tools(), hang.URL, "", "test",
+	return wardenmcp.NewRemoteServer(governor.Tools(), hang.URL, "", "test",
 		wardenmcp.WithLogger(slog.New(slog.DiscardHandler))), calls
 }
 

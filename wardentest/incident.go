@@ -12,8 +12,8 @@ import (
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/contain"
-	"github.com/warden-sh/warden/engine"
-	"github.com/warden-sh/warden/integrity"
+	"github.com/warden-sh/warden/engine/recorder"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/sqlite"
 )
 
@@ -131,16 +131,16 @@ func FastActuator(clock warden.Clock) *contain.HTTPActuator {
 	}
 }
 
-// Containment sets the engine's policy and a FastActuator on the env clock.
+// Containment sets the recorder's policy and a FastActuator on the env clock.
 func Containment(p *warden.ContainmentPolicy) Option {
-	return func(o *engine.Options) {
-		o.Policy = p
-		o.Actuator = FastActuator(o.Clock)
+	return func(c *stack.Config) {
+		c.Recorder.Policy = p
+		c.Recorder.Actuator = FastActuator(c.Core.Clock)
 	}
 }
 
 // MustReopen closes the env's store, opens the same SQLite file again and
-// builds a new engine over it (as a restarted server would), with the same
+// builds a new stack over it (as a restarted server would), with the same
 // clock and data directory. The admin token stays valid.
 func (e *Env) MustReopen(tb testing.TB, opts ...Option) *Env {
 	tb.Helper()
@@ -152,25 +152,16 @@ func (e *Env) MustReopen(tb testing.TB, opts ...Option) *Env {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	o := engine.Options{Store: st, Clock: e.Clock.Now, Signer: e.Dir.Signer, PublicKey: e.Dir.PublicKey,
-		HMACKey: e.Dir.HMACKey, Integrity: integrity.Checker{Clock: e.Clock.Now}}
-	for _, f := range opts {
-		f(&o)
-	}
-	eng, err := engine.New(o)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &Env{Dir: e.Dir, Store: st, Engine: eng, Clock: e.Clock, Admin: e.Admin}
+	return &Env{Stack: newStack(tb, e.Dir, st, e.Clock, opts), Dir: e.Dir, Store: st, Clock: e.Clock, Admin: e.Admin}
 }
 
 // MustReport reports an incident as p (AdminPrincipal when nil).
-func (e *Env) MustReport(tb testing.TB, p *warden.Principal, req engine.ReportRequest) *warden.Incident {
+func (e *Env) MustReport(tb testing.TB, p *warden.Principal, req recorder.ReportRequest) *warden.Incident {
 	tb.Helper()
 	if p == nil {
 		p = AdminPrincipal
 	}
-	inc, err := e.Engine.ReportIncident(context.Background(), p, req)
+	inc, err := e.Recorder.ReportIncident(context.Background(), p, req)
 	if err != nil {
 		tb.Fatalf("report %s: %v", req.Class, err)
 	}
@@ -180,7 +171,7 @@ func (e *Env) MustReport(tb testing.TB, p *warden.Principal, req engine.ReportRe
 // MustIncident returns the stored incident with id.
 func (e *Env) MustIncident(tb testing.TB, id string) *warden.Incident {
 	tb.Helper()
-	inc, err := e.Engine.Incident(context.Background(), id)
+	inc, err := e.Recorder.Incident(context.Background(), id)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -207,7 +198,7 @@ func (e *Env) MustRequirement(tb testing.TB, id string) *warden.RecoveryRequirem
 // MustStats returns the incident counters.
 func (e *Env) MustStats(tb testing.TB) *warden.IncidentStats {
 	tb.Helper()
-	s, err := e.Engine.Stats(context.Background())
+	s, err := e.Recorder.Stats(context.Background())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -218,7 +209,7 @@ func (e *Env) MustStats(tb testing.TB) *warden.IncidentStats {
 // all), newest first.
 func (e *Env) MustDeliveries(tb testing.TB, id string) []*warden.Delivery {
 	tb.Helper()
-	l, err := e.Engine.Deliveries(context.Background(), id, 1000)
+	l, err := e.Recorder.Deliveries(context.Background(), id, 1000)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 // cleanup after this call): the server waits for open streams.
 func (e *Env) MustMCPServer(tb testing.TB) string {
 	tb.Helper()
-	api := wardenhttp.NewServer(wardenhttp.Options{Engine: e.Engine, Registry: prometheus.NewRegistry(),
-		Mount: map[string]http.Handler{"/mcp": mcp.Handler(e.Engine, "test")}})
+	api := wardenhttp.NewServer(wardenhttp.Options{Core: e.Core, Recorder: e.Recorder, Governor: e.Governor, Registry: prometheus.NewRegistry(),
+		Mount: map[string]http.Handler{"/mcp": mcp.Handler(e.Core, e.Governor, "test")}})
 	srv := httptest.NewServer(api)
 	tb.Cleanup(srv.Close)
 	return srv.URL

@@ -14,6 +14,8 @@ import (
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/datadir"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
+	"github.com/warden-sh/warden/engine/stack"
 	wardenhttp "github.com/warden-sh/warden/http"
 	"github.com/warden-sh/warden/integrity"
 	"github.com/warden-sh/warden/sqlite"
@@ -42,23 +44,42 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// Env is a running test environment.
+// Env is a running test environment: the rules (Core, Recorder, Governor)
+// over a real SQLite store in a real data directory.
 type Env struct {
-	Dir    *datadir.Dir
-	Store  *sqlite.DB
-	Engine *engine.Engine
-	Clock  *Clock
-	Admin  string // admin token
+	*stack.Stack
+	Dir   *datadir.Dir
+	Store *sqlite.DB
+	Clock *Clock
+	Admin string // admin token
 }
 
-// Option adjusts engine options.
-type Option func(*engine.Options)
+// Option adjusts the stack's configuration.
+type Option func(*stack.Config)
 
 // Dev enables --dev mode.
-func Dev(o *engine.Options) { o.Dev = true }
+func Dev(c *stack.Config) { c.Core.Dev = true }
 
 // Drill enables drill mode.
-func Drill(o *engine.Options) { o.Drill = true }
+func Drill(c *stack.Config) { c.Core.Drill = true }
+
+// newStack builds the stack over st the way a server does, with the env's
+// clock and data directory.
+func newStack(tb testing.TB, dir *datadir.Dir, st *sqlite.DB, clock *Clock, opts []Option) *stack.Stack {
+	tb.Helper()
+	c := stack.Config{
+		Core:     engine.Options{Store: st, Clock: clock.Now, Signer: dir.Signer, PublicKey: dir.PublicKey},
+		Recorder: recorder.Options{HMACKey: dir.HMACKey, Integrity: integrity.Checker{Clock: clock.Now}},
+	}
+	for _, f := range opts {
+		f(&c)
+	}
+	s, err := stack.New(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
 
 // MustEnv creates a data directory, store and engine, bootstraps an admin
 // credential, and closes everything when the test ends.
@@ -73,28 +94,20 @@ func MustEnv(tb testing.TB, opts ...Option) *Env {
 		tb.Fatal(err)
 	}
 	clock := NewClock()
-	o := engine.Options{Store: st, Clock: clock.Now, Signer: dir.Signer, PublicKey: dir.PublicKey,
-		HMACKey: dir.HMACKey, Integrity: integrity.Checker{Clock: clock.Now}}
-	for _, f := range opts {
-		f(&o)
-	}
-	eng, err := engine.New(o)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cred, err := eng.Bootstrap(context.Background(), "admin")
-	if err != nil {
-		tb.Fatal(err)
-	}
 	tb.Cleanup(func() { st.Close() })
-	return &Env{Dir: dir, Store: st, Engine: eng, Clock: clock, Admin: cred.Token}
+	s := newStack(tb, dir, st, clock, opts)
+	cred, err := s.Core.Bootstrap(context.Background(), "admin")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &Env{Stack: s, Dir: dir, Store: st, Clock: clock, Admin: cred.Token}
 }
 
 // MustCredential creates a credential and returns its token.
 func (e *Env) MustCredential(tb testing.TB, spec engine.CredentialSpec) string {
 	tb.Helper()
 	admin := &warden.Principal{Name: "test-admin", Roles: []warden.Role{warden.RoleAdmin}}
-	c, err := e.Engine.AddCredential(context.Background(), admin, spec)
+	c, err := e.Core.AddCredential(context.Background(), admin, spec)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -105,7 +118,7 @@ func (e *Env) MustCredential(tb testing.TB, spec engine.CredentialSpec) string {
 // returns its base URL.
 func (e *Env) MustServer(tb testing.TB) (string, *wardenhttp.Server) {
 	tb.Helper()
-	api := wardenhttp.NewServer(wardenhttp.Options{Engine: e.Engine, Registry: prometheus.NewRegistry()})
+	api := wardenhttp.NewServer(wardenhttp.Options{Core: e.Core, Recorder: e.Recorder, Governor: e.Governor, Registry: prometheus.NewRegistry()})
 	srv := httptest.NewServer(api)
 	tb.Cleanup(srv.Close)
 	return srv.URL, api
@@ -117,7 +130,7 @@ func (e *Env) MustReceipts(tb testing.TB, f warden.ReceiptFilter) []*warden.Rece
 	if f.Limit == 0 {
 		f.Limit = warden.MaxPageSize
 	}
-	list, err := e.Engine.Receipts(context.Background(), f)
+	list, err := e.Core.Receipts(context.Background(), f)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,11 +1,11 @@
-package engine_test
+package recorder_test
 
 import (
 	"context"
 	"testing"
 
 	warden "github.com/warden-sh/warden"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
 	"github.com/warden-sh/warden/wardentest"
 )
 
@@ -14,13 +14,13 @@ import (
 func BenchmarkReportIncident(b *testing.B) {
 	env := wardentest.MustEnv(b)
 	ctx := context.Background()
-	req := engine.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "bench", Description: "blocked egress",
+	req := recorder.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "bench", Description: "blocked egress",
 		Evidence: map[string]string{"destination": "203.0.113.7:443"}}
 	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := env.Engine.ReportIncident(ctx, admin, req); err != nil {
+			if _, err := env.Recorder.ReportIncident(ctx, wardentest.AdminPrincipal, req); err != nil {
 				b.Error(err)
 				return
 			}

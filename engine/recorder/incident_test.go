@@ -1,4 +1,4 @@
-package engine_test
+package recorder_test
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/contain"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/wardentest"
 )
 
@@ -52,7 +54,7 @@ func receiptsOf(t *testing.T, env *wardentest.Env, typ, id string) []incidentRec
 func allIncidents(t *testing.T, env *wardentest.Env) []*warden.Incident {
 	t.Helper()
 	var out []*warden.Incident
-	if err := env.Engine.Incidents(context.Background(), warden.IncidentFilter{}, func(i *warden.Incident) error {
+	if err := env.Recorder.Incidents(context.Background(), warden.IncidentFilter{}, func(i *warden.Incident) error {
 		out = append(out, i)
 		return nil
 	}); err != nil {
@@ -91,7 +93,7 @@ func TestIncidentIDsSurviveRestart(t *testing.T) {
 	pol := wardentest.TargetPolicy(target.URL)
 	env := wardentest.MustEnv(t, wardentest.Containment(pol))
 
-	reports := []engine.ReportRequest{
+	reports := []recorder.ReportRequest{
 		{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "quote mismatch"},
 		{Class: warden.ClassToolCallBurst, Source: "agent", Description: "burst"},
 		{Class: warden.ClassManifestMismatch, Source: "registry", Description: "hash", Evidence: map[string]string{"model_path": "/m/x.gguf"}},
@@ -140,7 +142,7 @@ func TestIncidentIDsSurviveRestart(t *testing.T) {
 		t.Fatalf("after restart: id %s number %d, want number %d", next.ID, next.Number, last+1)
 	}
 	// The reopened engine still enforces the latch of the old incident.
-	if _, err := env.Engine.ResolveIncident(t.Context(), wardentest.AdminPrincipal, incidents[0].ID); warden.ErrorCode(err) != warden.ECONFLICT {
+	if _, err := env.Recorder.ResolveIncident(t.Context(), wardentest.AdminPrincipal, incidents[0].ID); warden.ErrorCode(err) != warden.ECONFLICT {
 		t.Fatalf("resolve latched incident after restart: %v", err)
 	}
 }
@@ -172,7 +174,7 @@ func TestSeverityWindows(t *testing.T) {
 			env := wardentest.MustEnv(t, wardentest.Containment(pol))
 			report := func(sev warden.Severity) *warden.Incident {
 				t.Helper()
-				return env.MustReport(t, nil, engine.ReportRequest{Class: tc.class, Source: "agent-1", Severity: string(sev),
+				return env.MustReport(t, nil, recorder.ReportRequest{Class: tc.class, Source: "agent-1", Severity: string(sev),
 					Description: "event", Evidence: map[string]string{"model_path": "/models/m.gguf"}})
 			}
 			notRaised := func(inc *warden.Incident, want warden.Severity) {
@@ -180,7 +182,7 @@ func TestSeverityWindows(t *testing.T) {
 				if inc.Severity != want || inc.EscalatedFrom != "" {
 					t.Fatalf("%s: severity %s escalated from %q, want %s and not raised", inc.ID, inc.Severity, inc.EscalatedFrom, want)
 				}
-				if n := len(receiptsOf(t, env, engine.ReceiptSeverityRaised, inc.ID)); n != 0 {
+				if n := len(receiptsOf(t, env, warden.ReceiptSeverityRaised, inc.ID)); n != 0 {
 					t.Fatalf("%s: %d incident_severity_raised receipts for an incident not raised", inc.ID, n)
 				}
 				for _, d := range env.MustDeliveries(t, inc.ID) {
@@ -197,7 +199,7 @@ func TestSeverityWindows(t *testing.T) {
 				if got := env.MustIncident(t, inc.ID); got.Severity != tc.to || got.EscalatedFrom != from {
 					t.Fatalf("stored %s: %s from %q", inc.ID, got.Severity, got.EscalatedFrom)
 				}
-				rs := receiptsOf(t, env, engine.ReceiptSeverityRaised, inc.ID)
+				rs := receiptsOf(t, env, warden.ReceiptSeverityRaised, inc.ID)
 				if len(rs) != 1 {
 					t.Fatalf("%s: %d incident_severity_raised receipts, want 1", inc.ID, len(rs))
 				}
@@ -235,7 +237,7 @@ func TestSeverityWindows(t *testing.T) {
 					t.Fatalf("%s raised to critical: requirement %+v, want ack and re-attestation", inc.ID, req)
 				}
 				before := env.MustIncident(t, inc.ID)
-				_, err := env.Engine.ResolveIncident(t.Context(), wardentest.AdminPrincipal, inc.ID)
+				_, err := env.Recorder.ResolveIncident(t.Context(), wardentest.AdminPrincipal, inc.ID)
 				if warden.ErrorCode(err) != warden.ECONFLICT || !strings.Contains(warden.ErrorMessage(err), "re-attestation") {
 					t.Fatalf("resolving %s raised to critical: %v, want a latch conflict naming re-attestation", inc.ID, err)
 				}
@@ -284,10 +286,10 @@ func TestContainmentAgainstRealTargets(t *testing.T) {
 		ModelPath  string `json:"model_path"`
 		ModelName  string `json:"model_name"`
 	}
-	attestation := engine.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "PCR7 mismatch"}
+	attestation := recorder.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "PCR7 mismatch"}
 	cases := []struct {
 		name      string
-		req       engine.ReportRequest
+		req       recorder.ReportRequest
 		setup     func(tg *wardentest.Target, pol *warden.ContainmentPolicy)
 		drill     bool
 		state     warden.IncidentState
@@ -337,13 +339,13 @@ func TestContainmentAgainstRealTargets(t *testing.T) {
 		},
 		{
 			name:  "auto_contain false only alerts",
-			req:   engine.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "airlock", Description: "exfil.example"},
+			req:   recorder.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "airlock", Description: "exfil.example"},
 			state: warden.StateOpen,
 			errs:  map[string]string{warden.ActionLogAlert: ""},
 		},
 		{
 			name: "quarantine sends the model from the evidence",
-			req: engine.ReportRequest{Class: warden.ClassManifestMismatch, Source: "registry", Description: "manifest hash",
+			req: recorder.ReportRequest{Class: warden.ClassManifestMismatch, Source: "registry", Description: "manifest hash",
 				Evidence: map[string]string{"model_path": "/var/lib/models/llama-3.gguf", "model_name": "llama-3"}},
 			state:   warden.StateContained,
 			calls:   []string{"POST /api/v1/freeze", "POST /api/v1/quarantine"},
@@ -366,13 +368,13 @@ func TestContainmentAgainstRealTargets(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(tg, pol)
 			}
-			opts := []wardentest.Option{wardentest.Containment(pol), func(o *engine.Options) {
-				act := o.Actuator.(*contain.HTTPActuator)
+			opts := []wardentest.Option{wardentest.Containment(pol), func(c *stack.Config) {
+				act := c.Recorder.Actuator.(*contain.HTTPActuator)
 				act.Token = func() (string, error) { return "target-token", nil }
 			}}
 			if tc.drill {
-				opts = append(opts, wardentest.Drill, func(o *engine.Options) {
-					o.Actuator = &contain.DryRunActuator{Clock: o.Clock, Logger: slog.New(slog.DiscardHandler)}
+				opts = append(opts, wardentest.Drill, func(c *stack.Config) {
+					c.Recorder.Actuator = &contain.DryRunActuator{Clock: c.Core.Clock, Logger: slog.New(slog.DiscardHandler)}
 				})
 			}
 			env := wardentest.MustEnv(t, opts...)
@@ -433,7 +435,7 @@ func TestContainmentAgainstRealTargets(t *testing.T) {
 				t.Errorf("requirement %+v, latched %v", req, tc.latched)
 			}
 			if tc.latched {
-				if _, err := env.Engine.ResolveIncident(t.Context(), wardentest.AdminPrincipal, inc.ID); warden.ErrorCode(err) != warden.ECONFLICT {
+				if _, err := env.Recorder.ResolveIncident(t.Context(), wardentest.AdminPrincipal, inc.ID); warden.ErrorCode(err) != warden.ECONFLICT {
 					t.Errorf("resolve of a latched %s incident: %v", inc.State, err)
 				}
 			}
@@ -441,7 +443,7 @@ func TestContainmentAgainstRealTargets(t *testing.T) {
 			// in incident_containment, or (alerts only, contained in the
 			// report's own transaction) in the incident_reported snapshot.
 			var recorded []incidentReceipt
-			for _, typ := range []string{engine.ReceiptIncidentReported, engine.ReceiptContainment} {
+			for _, typ := range []string{warden.ReceiptIncidentReported, warden.ReceiptContainment} {
 				for _, r := range receiptsOf(t, env, typ, inc.ID) {
 					if len(r.Incident.ContainmentResults) > 0 {
 						recorded = append(recorded, r)
@@ -454,7 +456,7 @@ func TestContainmentAgainstRealTargets(t *testing.T) {
 			if d := cmp.Diff(inc.ContainmentResults, recorded[0].Incident.ContainmentResults); d != "" {
 				t.Fatalf("receipted results differ from the incident's (-incident +receipt):\n%s", d)
 			}
-			for _, typ := range []string{engine.ReceiptIncidentReported, engine.ReceiptContainment} {
+			for _, typ := range []string{warden.ReceiptIncidentReported, warden.ReceiptContainment} {
 				for _, r := range receiptsOf(t, env, typ, inc.ID) {
 					if slices.Contains(r.Tags, "DRILL/incident") != tc.drill {
 						t.Errorf("%s receipt tags %v in drill %v", typ, r.Tags, tc.drill)
@@ -502,17 +504,17 @@ func TestResumeContainmentAfterCrash(t *testing.T) {
 	inc := storePending(t, env, warden.ClassPromptInjection, warden.SeverityHigh, "crashed mid-containment",
 		warden.ActionFreezeAgent, warden.ActionLogAlert)
 	// While pending, it cannot be resolved; the refusal changes nothing.
-	if _, err := env.Engine.ResolveIncident(ctx, wardentest.AdminPrincipal, inc.ID); warden.ErrorCode(err) != warden.ECONFLICT ||
+	if _, err := env.Recorder.ResolveIncident(ctx, wardentest.AdminPrincipal, inc.ID); warden.ErrorCode(err) != warden.ECONFLICT ||
 		!strings.Contains(warden.ErrorMessage(err), "containment is still running") {
 		t.Fatalf("resolve while pending: %v", err)
 	}
 
 	env = env.MustReopen(t, wardentest.Containment(pol)) // the restart
-	interrupted, err := env.Engine.InterruptedContainment(ctx)
+	interrupted, err := env.Recorder.InterruptedContainment(ctx)
 	if err != nil || len(interrupted) != 1 || interrupted[0] != inc.ID {
 		t.Fatalf("InterruptedContainment: %v, %v", interrupted, err)
 	}
-	n, err := env.Engine.ResumeContainment(ctx, interrupted)
+	n, err := env.Recorder.ResumeContainment(ctx, interrupted)
 	if err != nil || n != 1 {
 		t.Fatalf("ResumeContainment: %d, %v", n, err)
 	}
@@ -523,11 +525,11 @@ func TestResumeContainmentAfterCrash(t *testing.T) {
 	if d := cmp.Diff([]string{"POST /api/v1/freeze"}, tg.Paths()); d != "" {
 		t.Fatalf("target calls:\n%s", d)
 	}
-	if cs := receiptsOf(t, env, engine.ReceiptContainment, inc.ID); len(cs) != 1 {
+	if cs := receiptsOf(t, env, warden.ReceiptContainment, inc.ID); len(cs) != 1 {
 		t.Fatalf("%d containment receipts, want 1", len(cs))
 	}
 	before := len(env.MustReceipts(t, warden.ReceiptFilter{}))
-	if n, err := env.Engine.ResumeContainment(ctx, interrupted); err != nil || n != 0 {
+	if n, err := env.Recorder.ResumeContainment(ctx, interrupted); err != nil || n != 0 {
 		t.Fatalf("second ResumeContainment: %d, %v", n, err)
 	}
 	if after := len(env.MustReceipts(t, warden.ReceiptFilter{})); after != before || len(tg.Requests()) != 1 {
@@ -545,10 +547,10 @@ func TestConcurrentRecoveryStepsHappenOnce(t *testing.T) {
 	tg := wardentest.MustTarget(t)
 	env := wardentest.MustEnv(t, wardentest.Containment(wardentest.TargetPolicy(tg.URL)))
 	ctx := t.Context()
-	if _, err := env.Engine.Start(ctx, engine.StartInfo{Version: "test"}); err != nil {
+	if _, err := env.Core.Start(ctx, engine.StartInfo{Version: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	inc := env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "quote"})
+	inc := env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "quote"})
 	// Fewer racers than the read pool has connections (see
 	// TestConcurrentColdReadsDoNotDeadlock), and a deadline regardless.
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -582,16 +584,16 @@ func TestConcurrentRecoveryStepsHappenOnce(t *testing.T) {
 		receipt string
 		do      func() error
 	}{
-		{"ack", engine.ReceiptRecoveryAcknowledged, func() error {
-			_, err := env.Engine.RecoveryAck(ctx, wardentest.AdminPrincipal, inc.ID, "admin@secai")
+		{"ack", warden.ReceiptRecoveryAcknowledged, func() error {
+			_, err := env.Recorder.RecoveryAck(ctx, wardentest.AdminPrincipal, inc.ID, "admin@secai")
 			return err
 		}},
-		{"reattest", engine.ReceiptRecoveryReattested, func() error {
-			_, err := env.Engine.Reattest(ctx, wardentest.AdminPrincipal, inc.ID)
+		{"reattest", warden.ReceiptRecoveryReattested, func() error {
+			_, err := env.Recorder.Reattest(ctx, wardentest.AdminPrincipal, inc.ID)
 			return err
 		}},
-		{"resolve", engine.ReceiptIncidentResolved, func() error {
-			_, err := env.Engine.ResolveIncident(ctx, wardentest.AdminPrincipal, inc.ID)
+		{"resolve", warden.ReceiptIncidentResolved, func() error {
+			_, err := env.Recorder.ResolveIncident(ctx, wardentest.AdminPrincipal, inc.ID)
 			return err
 		}},
 	} {
@@ -655,7 +657,7 @@ func changedBaselineEnv(t *testing.T) *wardentest.Env {
 	if err := os.WriteFile(file, []byte("v1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Engine.RecordBaseline(t.Context(), wardentest.AdminPrincipal, []string{file}); err != nil {
+	if _, err := env.Recorder.RecordBaseline(t.Context(), wardentest.AdminPrincipal, []string{file}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(file, []byte("v2"), 0o644); err != nil {
@@ -665,7 +667,7 @@ func changedBaselineEnv(t *testing.T) *wardentest.Env {
 }
 
 type scanOutcome struct {
-	*engine.ScanResult
+	*recorder.ScanResult
 	err error
 }
 
@@ -677,7 +679,7 @@ func concurrentScans(ctx context.Context, t *testing.T, env *wardentest.Env, n i
 	for i := 0; i < n; i++ {
 		go func() {
 			<-start
-			res, err := env.Engine.IntegrityScan(ctx, wardentest.AdminPrincipal)
+			res, err := env.Recorder.IntegrityScan(ctx, wardentest.AdminPrincipal)
 			out <- scanOutcome{res, err}
 		}()
 	}
@@ -698,14 +700,14 @@ func TestResumeLeavesNewReportsToTheirOwnRequest(t *testing.T) {
 	tg := wardentest.MustTarget(t)
 	env := wardentest.MustEnv(t, wardentest.Containment(wardentest.TargetPolicy(tg.URL)))
 	ctx := t.Context()
-	interrupted, err := env.Engine.InterruptedContainment(ctx)
+	interrupted, err := env.Recorder.InterruptedContainment(ctx)
 	if err != nil || len(interrupted) != 0 {
 		t.Fatalf("InterruptedContainment on a fresh store: %v, %v", interrupted, err)
 	}
 	// A report that committed after the list was taken, its containment
 	// not yet recorded by its own request.
 	inc := storePending(t, env, warden.ClassToolCallBurst, warden.SeverityMedium, "in flight", warden.ActionFreezeAgent)
-	if n, err := env.Engine.ResumeContainment(ctx, interrupted); err != nil || n != 0 {
+	if n, err := env.Recorder.ResumeContainment(ctx, interrupted); err != nil || n != 0 {
 		t.Fatalf("ResumeContainment: %d, %v", n, err)
 	}
 	if calls := tg.Paths(); len(calls) != 0 {
@@ -741,7 +743,7 @@ func TestRecoveryRequirementMatrix(t *testing.T) {
 	for _, class := range warden.IncidentClasses {
 		for _, sev := range []warden.Severity{warden.SeverityLow, warden.SeverityMedium, warden.SeverityHigh, warden.SeverityCritical} {
 			env.Clock.Advance(time.Hour) // outside every severity window
-			inc := env.MustReport(t, nil, engine.ReportRequest{Class: class, Severity: string(sev), Source: "agent-1",
+			inc := env.MustReport(t, nil, recorder.ReportRequest{Class: class, Severity: string(sev), Source: "agent-1",
 				Description: "matrix", Evidence: map[string]string{"model_path": "/models/m.gguf"}})
 			if inc.Severity != sev {
 				t.Fatalf("%s/%s: reported at %s", class, sev, inc.Severity)
@@ -753,7 +755,7 @@ func TestRecoveryRequirementMatrix(t *testing.T) {
 				t.Fatalf("%s/%s: requirement %+v, want one: %v", class, sev, req, want.latched || crit)
 			}
 			if req == nil {
-				if _, err := env.Engine.ResolveIncident(t.Context(), wardentest.AdminPrincipal, inc.ID); err != nil {
+				if _, err := env.Recorder.ResolveIncident(t.Context(), wardentest.AdminPrincipal, inc.ID); err != nil {
 					t.Fatalf("%s/%s without a requirement does not resolve directly: %v", class, sev, err)
 				}
 				continue
@@ -770,7 +772,7 @@ func TestRecoveryRequirementMatrix(t *testing.T) {
 func TestWindowIgnoresIncidentsAfterNow(t *testing.T) {
 	env := wardentest.MustEnv(t, wardentest.Drill)
 	report := func() *warden.Incident {
-		return env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassPromptInjection, Source: "agent-1", Description: "injection"})
+		return env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassPromptInjection, Source: "agent-1", Description: "injection"})
 	}
 	report()
 	report()

@@ -1,4 +1,4 @@
-package engine_test
+package recorder_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
 	"github.com/warden-sh/warden/wardentest"
 	_ "modernc.org/sqlite"
 )
@@ -20,14 +21,14 @@ import (
 func TestReattestRefusesATamperedLedger(t *testing.T) {
 	env := wardentest.MustEnv(t, wardentest.Drill)
 	ctx := t.Context()
-	if _, err := env.Engine.Start(ctx, engine.StartInfo{Version: "test"}); err != nil {
+	if _, err := env.Core.Start(ctx, engine.StartInfo{Version: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	inc := env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "PCR mismatch"})
-	if _, err := env.Engine.RecoveryAck(ctx, wardentest.AdminPrincipal, inc.ID, "admin@secai"); err != nil {
+	inc := env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "PCR mismatch"})
+	if _, err := env.Recorder.RecoveryAck(ctx, wardentest.AdminPrincipal, inc.ID, "admin@secai"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Engine.Checkpoint(ctx); err != nil {
+	if _, err := env.Core.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -37,7 +38,7 @@ func TestReattestRefusesATamperedLedger(t *testing.T) {
 	}
 	defer db.Close()
 	var seq int64
-	if err := db.QueryRow(`SELECT seq FROM receipts WHERE type = ? ORDER BY seq LIMIT 1`, engine.ReceiptIncidentReported).Scan(&seq); err != nil {
+	if err := db.QueryRow(`SELECT seq FROM receipts WHERE type = ? ORDER BY seq LIMIT 1`, warden.ReceiptIncidentReported).Scan(&seq); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
@@ -49,12 +50,12 @@ func TestReattestRefusesATamperedLedger(t *testing.T) {
 		}
 	}
 
-	denied := len(env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptRecoveryDenied}))
-	_, err = env.Engine.Reattest(ctx, wardentest.AdminPrincipal, inc.ID)
+	denied := len(env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptRecoveryDenied}))
+	_, err = env.Recorder.Reattest(ctx, wardentest.AdminPrincipal, inc.ID)
 	if warden.ErrorCode(err) != warden.ECONFLICT || !strings.Contains(warden.ErrorMessage(err), "first bad sequence number "+strconv.FormatInt(seq, 10)) {
 		t.Fatalf("reattest over a tampered ledger: %v", err)
 	}
-	if got := len(env.MustReceipts(t, warden.ReceiptFilter{Type: engine.ReceiptRecoveryDenied})); got != denied+1 {
+	if got := len(env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptRecoveryDenied})); got != denied+1 {
 		t.Fatalf("%d recovery denials receipted, want %d", got, denied+1)
 	}
 	if req := env.MustRequirement(t, inc.ID); req.ReAttestedAt != "" || req.RecoveryComplete {
@@ -67,16 +68,16 @@ func TestReattestRefusesATamperedLedger(t *testing.T) {
 func TestTrustStatesAreBounded(t *testing.T) {
 	env := wardentest.MustEnv(t, wardentest.Drill)
 	ctx := t.Context()
-	n := engine.MaxTrustPending + 3
+	n := recorder.MaxTrustPending + 3
 	for range n {
-		env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassIntegrityViolation, Source: "fim", Description: "changed"})
+		env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassIntegrityViolation, Source: "fim", Description: "changed"})
 	}
-	env.MustReport(t, nil, engine.ReportRequest{Class: warden.ClassUnauthorizedAccess, Source: "gw", Description: "not integrity, no re-attestation", Severity: "high"})
-	for name, state := range map[string]func(context.Context) (*engine.TrustState, error){
-		"attestation": env.Engine.AttestationState, "integrity": env.Engine.IntegrityState,
+	env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassUnauthorizedAccess, Source: "gw", Description: "not integrity, no re-attestation", Severity: "high"})
+	for name, state := range map[string]func(context.Context) (*recorder.TrustState, error){
+		"attestation": env.Recorder.AttestationState, "integrity": env.Recorder.IntegrityState,
 	} {
 		st, err := state(ctx)
-		if err != nil || st.State != "degraded" || st.PendingCount != n || len(st.Pending) != engine.MaxTrustPending {
+		if err != nil || st.State != "degraded" || st.PendingCount != n || len(st.Pending) != recorder.MaxTrustPending {
 			t.Fatalf("%s state: %v count %d listed %d", name, err, st.PendingCount, len(st.Pending))
 		}
 	}
@@ -87,7 +88,7 @@ func TestTrustStatesAreBounded(t *testing.T) {
 func TestUnknownIncidentErrorIsBounded(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	id := "INC-" + strings.Repeat("9", 100000)
-	_, err := env.Engine.Incident(t.Context(), id)
+	_, err := env.Recorder.Incident(t.Context(), id)
 	if warden.ErrorCode(err) != warden.ENOTFOUND || len(warden.ErrorMessage(err)) > 200 || !strings.Contains(warden.ErrorMessage(err), "INC-999") {
 		t.Fatalf("unknown huge id: %d bytes: %.200v", len(warden.ErrorMessage(err)), err)
 	}

@@ -1,4 +1,4 @@
-package engine
+package recorder
 
 import (
 	"context"
@@ -7,54 +7,9 @@ import (
 	"strings"
 
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
 	"github.com/warden-sh/warden/ledger"
 )
-
-// Incident returns one incident. ENOTFOUND if unknown.
-func (e *Engine) Incident(ctx context.Context, id string) (*warden.Incident, error) {
-	if id == "" {
-		return nil, warden.Errorf(warden.EINVALID, "id is required: /api/v1/incidents/get?id=INC-….")
-	}
-	var inc *warden.Incident
-	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
-		inc, err = tx.Incident(id)
-		return err
-	})
-	if warden.ErrorCode(err) == warden.ENOTFOUND {
-		return nil, warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", truncate(id, 64))
-	}
-	return inc, err
-}
-
-// Incidents streams incidents matching f (critical first, newest first).
-func (e *Engine) Incidents(ctx context.Context, f warden.IncidentFilter, fn func(*warden.Incident) error) error {
-	if f.Class != "" {
-		if err := warden.ValidateClass(f.Class); err != nil {
-			return err
-		}
-	}
-	if f.State != "" {
-		if _, err := warden.ParseIncidentState(string(f.State)); err != nil {
-			return err
-		}
-	}
-	if f.Severity != "" {
-		if _, err := warden.ParseSeverity(string(f.Severity)); err != nil {
-			return err
-		}
-	}
-	return e.store.View(ctx, func(tx warden.ReadTx) error { return tx.Incidents(f, fn) })
-}
-
-// Stats returns the incident counters.
-func (e *Engine) Stats(ctx context.Context) (*warden.IncidentStats, error) {
-	var s *warden.IncidentStats
-	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
-		s, err = tx.IncidentStats()
-		return err
-	})
-	return s, err
-}
 
 // latchReason explains why a requirement blocks an incident transition.
 func latchReason(inc *warden.Incident, r *warden.RecoveryRequirement) string {
@@ -70,41 +25,40 @@ func latchReason(inc *warden.Incident, r *warden.RecoveryRequirement) string {
 // recovery requirement, one whose containment is still running, or one
 // already resolved is refused with ECONFLICT naming what is missing, and
 // the refusal is receipted. ENOTFOUND if unknown.
-func (e *Engine) ResolveIncident(ctx context.Context, p *warden.Principal, id string) (*warden.Incident, error) {
-	return e.transition(ctx, p, id, "resolve", ReceiptIncidentResolved, func(inc *warden.Incident) {
+func (rec *Recorder) ResolveIncident(ctx context.Context, p *warden.Principal, id string) (*warden.Incident, error) {
+	return rec.transition(ctx, p, id, "resolve", warden.ReceiptIncidentResolved, func(inc *warden.Incident) {
 		inc.State = warden.StateResolved
-		inc.ResolvedAt = warden.FormatTime(e.now())
+		inc.ResolvedAt = warden.FormatTime(rec.core.Now())
 		inc.ResolvedBy = p.Name
 	})
 }
 
 // AcknowledgeIncident marks an open incident acknowledged (reviewed by an
 // operator), under the same latch rule as resolving.
-func (e *Engine) AcknowledgeIncident(ctx context.Context, p *warden.Principal, id string) (*warden.Incident, error) {
-	return e.transition(ctx, p, id, "acknowledge", ReceiptIncidentAcknowledged, func(inc *warden.Incident) {
+func (rec *Recorder) AcknowledgeIncident(ctx context.Context, p *warden.Principal, id string) (*warden.Incident, error) {
+	return rec.transition(ctx, p, id, "acknowledge", warden.ReceiptIncidentAcknowledged, func(inc *warden.Incident) {
 		inc.State = warden.StateAcknowledged
-		inc.AcknowledgedAt = warden.FormatTime(e.now())
+		inc.AcknowledgedAt = warden.FormatTime(rec.core.Now())
 		inc.AcknowledgedBy = p.Name
 	})
 }
 
-func (e *Engine) transition(ctx context.Context, p *warden.Principal, id, verb, receipt string, apply func(*warden.Incident)) (*warden.Incident, error) {
-	if err := Authorize(p, verb+" incidents", warden.RoleOperator); err != nil {
+func (rec *Recorder) transition(ctx context.Context, p *warden.Principal, id, verb, receipt string, apply func(*warden.Incident)) (*warden.Incident, error) {
+	if err := engine.Authorize(p, verb+" incidents", warden.RoleOperator); err != nil {
 		return nil, err
 	}
 	if id == "" {
 		return nil, warden.Errorf(warden.EINVALID, "id is required.")
 	}
 	var inc *warden.Incident
-	err := e.update(ctx, func(tx warden.Tx) (err error) {
+	err := rec.core.Update(ctx, "recorder.transition", func(tx warden.Tx) (err error) {
 		if inc, err = tx.Incident(id); warden.ErrorCode(err) == warden.ENOTFOUND {
 			return warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", truncate(id, 64))
 		} else if err != nil {
 			return err
 		}
 		deny := func(format string, args ...any) error {
-			return e.deny(ReceiptIncidentDenied, warden.ScrollIncident,
-				map[string]any{"incident_id": id, "operation": verb, "principal": p.Name, "state": inc.State}, warden.ECONFLICT, format, args...)
+			return rec.core.Deny(warden.ReceiptIncidentDenied, map[string]any{"incident_id": id, "operation": verb, "principal": p.Name, "state": inc.State}, warden.ECONFLICT, format, args...)
 		}
 		switch {
 		case inc.State == warden.StateResolved:
@@ -125,31 +79,18 @@ func (e *Engine) transition(ctx context.Context, p *warden.Principal, id, verb, 
 		if err := tx.UpdateIncident(inc); err != nil {
 			return err
 		}
-		_, err = tx.Append(e.incidentDraft(receipt, inc, p.Name, nil))
+		_, err = tx.Append(rec.incidentDraft(receipt, inc, p.Name, nil))
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.countReceipt(warden.ScrollIncident)
 	return inc, nil
-}
-
-// PendingRecoveries lists the incomplete recovery requirements.
-func (e *Engine) PendingRecoveries(ctx context.Context) ([]*warden.RecoveryRequirement, error) {
-	out := []*warden.RecoveryRequirement{}
-	err := e.store.View(ctx, func(tx warden.ReadTx) error {
-		return tx.Requirements(true, func(r *warden.RecoveryRequirement) error {
-			out = append(out, r)
-			return nil
-		})
-	})
-	return out, err
 }
 
 // recoveryStep loads an incident's requirement for a ceremony step, with
 // the refusals every step shares.
-func (e *Engine) recoveryStep(tx warden.Tx, p *warden.Principal, id, step string) (*warden.Incident, *warden.RecoveryRequirement, error) {
+func (rec *Recorder) recoveryStep(tx warden.Tx, p *warden.Principal, id, step string) (*warden.Incident, *warden.RecoveryRequirement, error) {
 	inc, err := tx.Incident(id)
 	if warden.ErrorCode(err) == warden.ENOTFOUND {
 		return nil, nil, warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", truncate(id, 64))
@@ -157,8 +98,7 @@ func (e *Engine) recoveryStep(tx warden.Tx, p *warden.Principal, id, step string
 		return nil, nil, err
 	}
 	deny := func(format string, args ...any) error {
-		return e.deny(ReceiptRecoveryDenied, warden.ScrollIncident,
-			map[string]any{"incident_id": id, "step": step, "principal": p.Name}, warden.ECONFLICT, format, args...)
+		return rec.core.Deny(warden.ReceiptRecoveryDenied, map[string]any{"incident_id": id, "step": step, "principal": p.Name}, warden.ECONFLICT, format, args...)
 	}
 	r, err := tx.Requirement(id)
 	if warden.ErrorCode(err) == warden.ENOTFOUND {
@@ -174,8 +114,8 @@ func (e *Engine) recoveryStep(tx warden.Tx, p *warden.Principal, id, step string
 // gives (the runbook's "admin@secai"); the authenticated principal is
 // recorded beside it. ECONFLICT if the incident has no requirement or is
 // already acknowledged.
-func (e *Engine) RecoveryAck(ctx context.Context, p *warden.Principal, id, operator string) (*warden.RecoveryRequirement, error) {
-	if err := Authorize(p, "acknowledge recoveries", warden.RoleRecoveryAdmin); err != nil {
+func (rec *Recorder) RecoveryAck(ctx context.Context, p *warden.Principal, id, operator string) (*warden.RecoveryRequirement, error) {
+	if err := engine.Authorize(p, "acknowledge recoveries", warden.RoleRecoveryAdmin); err != nil {
 		return nil, err
 	}
 	if id == "" {
@@ -188,14 +128,14 @@ func (e *Engine) RecoveryAck(ctx context.Context, p *warden.Principal, id, opera
 		return nil, warden.Errorf(warden.EINVALID, "operator exceeds 256 bytes.")
 	}
 	var r *warden.RecoveryRequirement
-	now := e.now()
-	err := e.update(ctx, func(tx warden.Tx) error {
-		inc, req, err := e.recoveryStep(tx, p, id, "ack")
+	now := rec.core.Now()
+	err := rec.core.Update(ctx, "recorder.RecoveryAck", func(tx warden.Tx) error {
+		inc, req, err := rec.recoveryStep(tx, p, id, "ack")
 		if err != nil {
 			return err
 		}
 		if req.AckedAt != "" {
-			return e.deny(ReceiptRecoveryDenied, warden.ScrollIncident, map[string]any{"incident_id": id, "step": "ack", "principal": p.Name},
+			return rec.core.Deny(warden.ReceiptRecoveryDenied, map[string]any{"incident_id": id, "step": "ack", "principal": p.Name},
 				warden.ECONFLICT, "Incident %s was already acknowledged by %s at %s.", id, req.AckedBy, req.AckedAt)
 		}
 		req.AckedAt, req.AckedBy, req.AckedByPrincipal = warden.FormatTime(now), operator, p.Name
@@ -207,17 +147,16 @@ func (e *Engine) RecoveryAck(ctx context.Context, p *warden.Principal, id, opera
 		if err := tx.UpdateIncident(inc); err != nil {
 			return err
 		}
-		if _, err := tx.Append(e.incidentDraft(ReceiptRecoveryAcknowledged, inc, p.Name, req)); err != nil {
+		if _, err := tx.Append(rec.incidentDraft(warden.ReceiptRecoveryAcknowledged, inc, p.Name, req)); err != nil {
 			return err
 		}
 		r = req
-		return e.enqueueWebhooks(tx, e.policyState(), warden.EventRecovery, inc, now)
+		return rec.enqueueWebhooks(tx, rec.policyState(), warden.EventRecovery, inc, now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.countReceipt(warden.ScrollIncident)
-	e.wake()
+	rec.wake()
 	return r, nil
 }
 
@@ -226,8 +165,8 @@ func (e *Engine) RecoveryAck(ctx context.Context, p *warden.Principal, id, opera
 // its signed checkpoints and re-checks the integrity baseline, and refuses
 // (ECONFLICT, receipted, with the reason) if either fails, if the incident
 // was not acknowledged first, or does not require re-attestation.
-func (e *Engine) Reattest(ctx context.Context, p *warden.Principal, id string) (*warden.RecoveryRequirement, error) {
-	if err := Authorize(p, "re-attest", warden.RoleRecoveryAdmin); err != nil {
+func (rec *Recorder) Reattest(ctx context.Context, p *warden.Principal, id string) (*warden.RecoveryRequirement, error) {
+	if err := engine.Authorize(p, "re-attest", warden.RoleRecoveryAdmin); err != nil {
 		return nil, err
 	}
 	if id == "" {
@@ -236,7 +175,7 @@ func (e *Engine) Reattest(ctx context.Context, p *warden.Principal, id string) (
 	denyBody := map[string]any{"incident_id": id, "step": "reattest", "principal": p.Name}
 	// Cheap refusals first, before the expensive checks.
 	var pre error
-	if err := e.store.View(ctx, func(tx warden.ReadTx) error {
+	if err := rec.core.View(ctx, "recorder.Reattest", func(tx warden.ReadTx) error {
 		r, err := tx.Requirement(id)
 		if err != nil {
 			pre = errNoRequirement // recoveryStep below reports it precisely
@@ -258,12 +197,12 @@ func (e *Engine) Reattest(ctx context.Context, p *warden.Principal, id string) (
 	if pre == errNoRequirement {
 		pre = nil
 	} else if pre == nil {
-		failure = e.attestationChecks(ctx, check)
+		failure = rec.attestationChecks(ctx, check)
 	}
 	var r *warden.RecoveryRequirement
-	now := e.now()
-	err := e.update(ctx, func(tx warden.Tx) error {
-		inc, req, err := e.recoveryStep(tx, p, id, "reattest")
+	now := rec.core.Now()
+	err := rec.core.Update(ctx, "recorder.Reattest", func(tx warden.Tx) error {
+		inc, req, err := rec.recoveryStep(tx, p, id, "reattest")
 		if err != nil {
 			return err
 		}
@@ -280,28 +219,27 @@ func (e *Engine) Reattest(ctx context.Context, p *warden.Principal, id string) (
 			}
 		}
 		if pre != nil {
-			return e.deny(ReceiptRecoveryDenied, warden.ScrollIncident, denyBody, warden.ECONFLICT, "%s", pre.Error())
+			return rec.core.Deny(warden.ReceiptRecoveryDenied, denyBody, warden.ECONFLICT, "%s", pre.Error())
 		}
 		if failure != "" {
 			denyBody["checks"] = check
-			return e.deny(ReceiptRecoveryDenied, warden.ScrollIncident, denyBody, warden.ECONFLICT, "Re-attestation refused: %s", failure)
+			return rec.core.Deny(warden.ReceiptRecoveryDenied, denyBody, warden.ECONFLICT, "Re-attestation refused: %s", failure)
 		}
 		req.ReAttestedAt, req.ReAttestedByPrincipal = warden.FormatTime(now), p.Name
 		req.Settle()
 		if err := tx.PutRequirement(req); err != nil {
 			return err
 		}
-		if _, err := tx.Append(e.incidentDraft(ReceiptRecoveryReattested, inc, p.Name, map[string]any{"requirement": req, "checks": check})); err != nil {
+		if _, err := tx.Append(rec.incidentDraft(warden.ReceiptRecoveryReattested, inc, p.Name, map[string]any{"requirement": req, "checks": check})); err != nil {
 			return err
 		}
 		r = req
-		return e.enqueueWebhooks(tx, e.policyState(), warden.EventRecovery, inc, now)
+		return rec.enqueueWebhooks(tx, rec.policyState(), warden.EventRecovery, inc, now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.countReceipt(warden.ScrollIncident)
-	e.wake()
+	rec.wake()
 	return r, nil
 }
 
@@ -309,24 +247,24 @@ var errNoRequirement = errors.New("no requirement")
 
 // attestationChecks verifies the ledger and the integrity baseline, filling
 // check with what was verified; it returns "" when both hold.
-func (e *Engine) attestationChecks(ctx context.Context, check map[string]any) string {
-	_, known := e.keyState()
+func (rec *Recorder) attestationChecks(ctx context.Context, check map[string]any) string {
+	_, known := rec.core.KeyState()
 	if known == nil {
 		return "no ledger public key is configured to verify against"
 	}
 	v := ledger.NewVerifier(known, "")
 	v.AllowUnanchored = true // the live log grows between checkpoints
-	sum, err := VerifyStore(ctx, e.store, v)
+	sum, err := engine.VerifyStore(ctx, rec.core.Store(), v)
 	var ve *ledger.VerifyError
 	if errors.As(err, &ve) {
 		return fmt.Sprintf("ledger verification failed: %v", ve)
 	} else if err != nil {
-		e.log.Error("re-attestation: ledger verification could not run", "err", err)
+		rec.core.Logger().Error("re-attestation: ledger verification could not run", "err", err)
 		return "ledger verification could not run (details in the server log)"
 	}
 	check["ledger"] = map[string]any{"receipts": sum.Count, "checkpoint_size": sum.CheckpointSize, "checkpoints": sum.Checkpoints, "root": sum.Root}
 	var b *warden.IntegrityBaseline
-	err = e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+	err = rec.core.View(ctx, "recorder.attestationChecks", func(tx warden.ReadTx) (err error) {
 		b, err = tx.IntegrityBaseline()
 		return err
 	})
@@ -335,12 +273,12 @@ func (e *Engine) attestationChecks(ctx context.Context, check map[string]any) st
 		check["integrity"] = "no baseline recorded"
 		return ""
 	case err != nil:
-		e.log.Error("re-attestation: reading the integrity baseline", "err", err)
+		rec.core.Logger().Error("re-attestation: reading the integrity baseline", "err", err)
 		return "the integrity baseline could not be read (details in the server log)"
-	case e.integrity == nil:
+	case rec.integrity == nil:
 		return "an integrity baseline exists but no integrity checker is configured"
 	}
-	clean, evidence, _, err := e.integrity.Check(b)
+	clean, evidence, _, err := rec.integrity.Check(b)
 	if err != nil {
 		return fmt.Sprintf("integrity check failed: %v", err)
 	}

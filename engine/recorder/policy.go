@@ -1,4 +1,4 @@
-package engine
+package recorder
 
 import (
 	"context"
@@ -7,13 +7,8 @@ import (
 	"fmt"
 
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
 	"github.com/warden-sh/warden/ledger"
-)
-
-// Policy receipt types, in the policy scroll.
-const (
-	ReceiptPolicyLoaded       = "policy_loaded"
-	ReceiptPolicyReloadFailed = "policy_reload_failed"
 )
 
 // policyState is an immutable loaded policy; reloads swap it atomically so
@@ -40,26 +35,25 @@ func newPolicyState(p *warden.ContainmentPolicy, digest string) (*policyState, e
 func PolicyDigest(p *warden.ContainmentPolicy) (string, error) {
 	c, err := ledger.Canonical(p)
 	if err != nil {
-		return "", fmt.Errorf("engine.PolicyDigest: %w", err)
+		return "", fmt.Errorf("recorder.PolicyDigest: %w", err)
 	}
 	sum := sha256.Sum256(c)
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
-func (e *Engine) policyState() *policyState { return e.policy.Load() }
+func (rec *Recorder) policyState() *policyState { return rec.policy.Load() }
 
 // Policy returns the containment policy in force and its digest.
-func (e *Engine) Policy() (*warden.ContainmentPolicy, string) {
-	ps := e.policyState()
+func (rec *Recorder) Policy() (*warden.ContainmentPolicy, string) {
+	ps := rec.policyState()
 	return ps.Policy, ps.Digest
 }
 
 // RecordPolicy receipts the policy in force (servers call it at start).
-func (e *Engine) RecordPolicy(ctx context.Context, source string) error {
-	ps := e.policyState()
-	return e.store.Update(ctx, func(tx warden.Tx) error {
-		_, err := tx.Append(e.draft(ReceiptPolicyLoaded, warden.ScrollPolicy,
-			map[string]any{"digest": ps.Digest, "source": source, "policy": ps.Policy}, "containment-policy"))
+func (rec *Recorder) RecordPolicy(ctx context.Context, source string) error {
+	ps := rec.policyState()
+	return rec.core.Update(ctx, "recorder.RecordPolicy", func(tx warden.Tx) error {
+		_, err := tx.Append(rec.core.Draft(warden.ReceiptPolicyLoaded, map[string]any{"digest": ps.Digest, "source": source, "policy": ps.Policy}, "containment-policy"))
 		return err
 	})
 }
@@ -67,19 +61,18 @@ func (e *Engine) RecordPolicy(ctx context.Context, source string) error {
 // ReloadPolicy re-reads the policy file and swaps it in. Both outcomes are
 // receipted; an invalid file keeps the old policy and returns EINVALID
 // naming the problem. Operators and admins only.
-func (e *Engine) ReloadPolicy(ctx context.Context, p *warden.Principal) (string, error) {
-	if err := Authorize(p, "reload the containment policy", warden.RoleOperator); err != nil {
+func (rec *Recorder) ReloadPolicy(ctx context.Context, p *warden.Principal) (string, error) {
+	if err := engine.Authorize(p, "reload the containment policy", warden.RoleOperator); err != nil {
 		return "", err
 	}
-	old := e.policyState()
-	if e.loadPolicy == nil {
-		return old.Digest, e.update(ctx, func(tx warden.Tx) error {
-			_, err := tx.Append(e.draft(ReceiptPolicyLoaded, warden.ScrollPolicy,
-				map[string]any{"digest": old.Digest, "source": "built-in", "by": p.Name, "changed": false}, "containment-policy", "reload"))
+	old := rec.policyState()
+	if rec.loadPolicy == nil {
+		return old.Digest, rec.core.Update(ctx, "recorder.ReloadPolicy", func(tx warden.Tx) error {
+			_, err := tx.Append(rec.core.Draft(warden.ReceiptPolicyLoaded, map[string]any{"digest": old.Digest, "source": "built-in", "by": p.Name, "changed": false}, "containment-policy", "reload"))
 			return err
 		})
 	}
-	pol, err := e.loadPolicy()
+	pol, err := rec.loadPolicy()
 	var ps *policyState
 	if err == nil {
 		ps, err = newPolicyState(pol, "")
@@ -89,20 +82,19 @@ func (e *Engine) ReloadPolicy(ctx context.Context, p *warden.Principal) (string,
 		if warden.ErrorCode(err) == warden.EINTERNAL {
 			msg = err.Error()
 		}
-		return "", e.update(ctx, func(tx warden.Tx) error {
-			return e.deny(ReceiptPolicyReloadFailed, warden.ScrollPolicy, map[string]any{"by": p.Name, "kept_digest": old.Digest},
+		return "", rec.core.Update(ctx, "recorder.ReloadPolicy", func(tx warden.Tx) error {
+			return rec.core.Deny(warden.ReceiptPolicyReloadFailed, map[string]any{"by": p.Name, "kept_digest": old.Digest},
 				warden.EINVALID, "Policy reload refused, the previous policy stays in force: %s", msg)
 		})
 	}
-	err = e.update(ctx, func(tx warden.Tx) error {
-		_, err := tx.Append(e.draft(ReceiptPolicyLoaded, warden.ScrollPolicy,
-			map[string]any{"digest": ps.Digest, "previous_digest": old.Digest, "by": p.Name, "changed": ps.Digest != old.Digest, "policy": ps.Policy},
+	err = rec.core.Update(ctx, "recorder.ReloadPolicy", func(tx warden.Tx) error {
+		_, err := tx.Append(rec.core.Draft(warden.ReceiptPolicyLoaded, map[string]any{"digest": ps.Digest, "previous_digest": old.Digest, "by": p.Name, "changed": ps.Digest != old.Digest, "policy": ps.Policy},
 			"containment-policy", "reload"))
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
-	e.policy.Store(ps)
+	rec.policy.Store(ps)
 	return ps.Digest, nil
 }

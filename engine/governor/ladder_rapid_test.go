@@ -1,4 +1,4 @@
-package engine_test
+package governor_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"time"
 
 	warden "github.com/warden-sh/warden"
-	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 	"github.com/warden-sh/warden/wardentest"
 	"pgregory.net/rapid"
 )
@@ -21,7 +21,7 @@ func TestLadderStateMachine(t *testing.T) {
 		ctx := context.Background()
 		subjects := []*warden.Principal{agent("s1"), agent("s2")}
 		op := agent("treasurer")
-		if _, err := env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b", Allocated: 500, Currency: "U"}); err != nil {
+		if _, err := env.Governor.CreateBudget(ctx, op, governor.CreateBudgetRequest{BudgetID: "b", Allocated: 500, Currency: "U"}); err != nil {
 			rt.Fatal(err)
 		}
 		escalations, hopsDown := 0, 0
@@ -29,8 +29,8 @@ func TestLadderStateMachine(t *testing.T) {
 			"escalate": func(rt *rapid.T) {
 				p := rapid.SampledFrom(subjects).Draw(rt, "subject")
 				to := rapid.SampledFrom(warden.Profiles).Draw(rt, "to")
-				before, _ := env.Engine.CurrentProfile(ctx, p.Name)
-				res, err := env.Engine.Escalate(ctx, p, engine.EscalateRequest{ToProfile: string(to), EscalationType: "operator_request",
+				before, _ := env.Governor.CurrentProfile(ctx, p.Name)
+				res, err := env.Governor.Escalate(ctx, p, governor.EscalateRequest{ToProfile: string(to), EscalationType: "operator_request",
 					Reason: "r", TTLSeconds: rapid.IntRange(0, 8000).Draw(rt, "ttl")})
 				if err == nil {
 					escalations++
@@ -42,7 +42,7 @@ func TestLadderStateMachine(t *testing.T) {
 					if res.ToProfile.Rank() != res.FromProfile.Rank()+1 || res.FromProfile.Rank() > before.Rank() {
 						rt.Fatalf("hop %s → %s with current %s succeeded", res.FromProfile, res.ToProfile, before)
 					}
-					if now, _ := env.Engine.CurrentProfile(ctx, p.Name); now != res.ToProfile {
+					if now, _ := env.Governor.CurrentProfile(ctx, p.Name); now != res.ToProfile {
 						rt.Fatalf("profile %s after escalating to %s", now, res.ToProfile)
 					}
 				} else if warden.ErrorCode(err) != warden.EDENIED {
@@ -51,17 +51,17 @@ func TestLadderStateMachine(t *testing.T) {
 			},
 			"deescalate": func(rt *rapid.T) {
 				p := rapid.SampledFrom(subjects).Draw(rt, "subject")
-				act, err := env.Engine.ActiveEscalations(ctx, p.Name)
+				act, err := env.Governor.ActiveEscalations(ctx, p.Name)
 				if err != nil {
 					rt.Fatal(err)
 				}
-				list := act["escalations"].([]map[string]any)
+				list := act.Escalations
 				if len(list) == 0 {
 					return
 				}
-				id := list[rapid.IntRange(0, len(list)-1).Draw(rt, "which")]["escalation_id"].(string)
+				id := list[rapid.IntRange(0, len(list)-1).Draw(rt, "which")].EscalationID
 				typ := rapid.SampledFrom([]warden.DeescalationType{warden.DeescalationOperatorRelease, warden.DeescalationCrisisConcluded}).Draw(rt, "type")
-				res, err := env.Engine.Deescalate(ctx, p, id, typ, "r")
+				res, err := env.Governor.Deescalate(ctx, p, id, typ, "r")
 				if err != nil {
 					rt.Fatalf("deescalate: %v", err)
 				}
@@ -71,7 +71,7 @@ func TestLadderStateMachine(t *testing.T) {
 				env.Clock.Advance(time.Duration(rapid.IntRange(1, 4000).Draw(rt, "seconds")) * time.Second)
 			},
 			"sweep": func(rt *rapid.T) {
-				res, err := env.Engine.SweepExpired(ctx)
+				res, err := env.Governor.SweepExpired(ctx)
 				if err != nil {
 					rt.Fatal(err)
 				}
@@ -91,19 +91,19 @@ func TestLadderStateMachine(t *testing.T) {
 				}
 			},
 			"debit": func(rt *rapid.T) {
-				_, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "b", Amount: int64(rapid.IntRange(1, 200).Draw(rt, "amount"))})
+				_, err := env.Governor.Debit(ctx, op, governor.MoveRequest{BudgetID: "b", Amount: int64(rapid.IntRange(1, 200).Draw(rt, "amount"))})
 				if err != nil && warden.ErrorCode(err) != warden.EINSUFFICIENT {
 					rt.Fatal(err)
 				}
 			},
 			"": func(rt *rapid.T) {
-				if n := len(receiptsOfType(t, env, engine.ReceiptEscalation)); n != escalations {
+				if n := len(receiptsOfType(t, env, warden.ReceiptEscalation)); n != escalations {
 					rt.Fatalf("%d escalation receipts for %d escalations", n, escalations)
 				}
-				if n := len(receiptsOfType(t, env, engine.ReceiptDeescalation)); n != hopsDown {
+				if n := len(receiptsOfType(t, env, warden.ReceiptDeescalation)); n != hopsDown {
 					rt.Fatalf("%d de-escalation receipts for %d hops down", n, hopsDown)
 				}
-				b, err := env.Engine.Budget(ctx, "b")
+				b, err := env.Governor.Budget(ctx, "b")
 				if err != nil || b.Balance < 0 {
 					rt.Fatalf("balance %v %v", b, err)
 				}

@@ -1,4 +1,4 @@
-package engine
+package recorder
 
 import (
 	"bufio"
@@ -11,13 +11,11 @@ import (
 	"io"
 
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
 	"github.com/warden-sh/warden/forensic"
 	"github.com/warden-sh/warden/ledger"
 	"golang.org/x/mod/sumdb/note"
 )
-
-// ReceiptForensicExport records that a forensic bundle was exported.
-const ReceiptForensicExport = "forensic_export"
 
 // ForensicSummary describes an exported bundle.
 type ForensicSummary struct {
@@ -67,30 +65,30 @@ func (b *bundleWriter) canonical(v any) {
 // incident, unfiltered, with system_state's counters from the same
 // snapshot. forensic.Verify reports an incident with receipts but no record,
 // and counters that disagree with the records, as tampering.
-func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.Writer, version string) (*ForensicSummary, error) {
-	if err := Authorize(p, "export forensic bundles", warden.RoleForensic); err != nil {
+func (rec *Recorder) ExportForensic(ctx context.Context, p *warden.Principal, w io.Writer, version string) (*ForensicSummary, error) {
+	if err := engine.Authorize(p, "export forensic bundles", warden.RoleForensic); err != nil {
 		return nil, err
 	}
-	signer, _ := e.keyState()
-	if signer == nil || len(e.hmacKey) == 0 {
-		return nil, fmt.Errorf("engine.ExportForensic: signing keys not configured")
+	signer, _ := rec.core.KeyState()
+	if signer == nil || len(rec.hmacKey) == 0 {
+		return nil, fmt.Errorf("recorder.ExportForensic: signing keys not configured")
 	}
 	// Anchor everything so far, so the audit entries are provable.
-	if _, err := e.Checkpoint(ctx); err != nil {
+	if _, err := rec.core.Checkpoint(ctx); err != nil {
 		return nil, err
 	}
-	att, err := e.AttestationState(ctx)
+	att, err := rec.AttestationState(ctx)
 	if err != nil {
 		return nil, err
 	}
-	integ, err := e.IntegrityState(ctx)
+	integ, err := rec.IntegrityState(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ps := e.policyState()
+	ps := rec.policyState()
 	bw := &bundleWriter{out: bufio.NewWriterSize(w, 1<<16), h: sha256.New(), hash: true}
 	sum := &ForensicSummary{}
-	err = e.store.View(ctx, func(tx warden.ReadTx) error {
+	err = rec.core.View(ctx, "recorder.ExportForensic", func(tx warden.ReadTx) error {
 		head, err := tx.Head()
 		if err != nil {
 			return err
@@ -110,7 +108,7 @@ func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.W
 
 		// The hashed content, in RFC 8785 member order.
 		bw.str(`{"audit_entries":[`)
-		if err := e.eachIncidentReceipt(tx, func(r *warden.Receipt) error {
+		if err := rec.eachIncidentReceipt(tx, func(r *warden.Receipt) error {
 			if sum.AuditEntries > 0 {
 				bw.str(",")
 			}
@@ -121,7 +119,7 @@ func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.W
 			return err
 		}
 		bw.str(`],"exported_at":`)
-		bw.canonical(warden.FormatTime(e.now()))
+		bw.canonical(warden.FormatTime(rec.core.Now()))
 		bw.str(`,"incidents":[`)
 		// All of them (no filter), in listing order: severity, then newest.
 		if err := tx.Incidents(warden.IncidentFilter{}, func(i *warden.Incident) error {
@@ -141,7 +139,7 @@ func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.W
 			TotalIncidents: stats.TotalIncidents, OpenIncidents: stats.OpenIncidents, ContainedCount: stats.ContainedCount,
 			ResolvedCount: stats.ResolvedCount, ByClass: stats.ByClass, OpenBySeverity: stats.OpenBySeverity,
 			PendingRecoveries: pending, AttestationState: att.State, IntegrityState: integ.State,
-			LogSize: head.Size, CheckpointSize: cp.Size, Origin: signer.Name(), DrillMode: e.drill, WardenVersion: version,
+			LogSize: head.Size, CheckpointSize: cp.Size, Origin: signer.Name(), DrillMode: rec.core.Drill(), WardenVersion: version,
 		})
 		if bw.err != nil {
 			return bw.err
@@ -157,17 +155,17 @@ func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.W
 		bw.str(`,"bundle_hash":`)
 		bw.canonical(sum.BundleHash)
 		bw.str(`,"signature":`)
-		bw.canonical(forensic.Sign(e.hmacKey, sum.BundleHash))
+		bw.canonical(forensic.Sign(rec.hmacKey, sum.BundleHash))
 		bw.str(`,"bundle_note":`)
 		bw.canonical(string(bundleNote))
 		bw.str(`,"pubkey":`)
-		bw.canonical(e.PublicKey())
+		bw.canonical(rec.core.PublicKey())
 		bw.str(`,"checkpoint":`)
 		bw.canonical(cp.Note)
 		bw.str(`,"format":`)
 		bw.canonical(forensic.Format)
 		bw.str(`,"inclusion_proofs":[`)
-		if err := e.eachIncidentReceipt(tx, func(r *warden.Receipt) error {
+		if err := rec.eachIncidentReceipt(tx, func(r *warden.Receipt) error {
 			if r.Seq >= cp.Size {
 				return nil // newer than the checkpoint: reported as unanchored
 			}
@@ -192,20 +190,20 @@ func (e *Engine) ExportForensic(ctx context.Context, p *warden.Principal, w io.W
 		return bw.err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("engine.ExportForensic: %w", err)
+		return nil, err
 	}
 	if err := bw.out.Flush(); err != nil {
 		return nil, err
 	}
-	err = e.store.Update(context.WithoutCancel(ctx), func(tx warden.Tx) error {
-		_, err := tx.Append(e.draft(ReceiptForensicExport, warden.ScrollSystem, map[string]any{"by": p.Name, "summary": sum}, "forensic"))
+	err = rec.core.Update(context.WithoutCancel(ctx), "recorder.ExportForensic", func(tx warden.Tx) error {
+		_, err := tx.Append(rec.core.Draft(warden.ReceiptForensicExport, map[string]any{"by": p.Name, "summary": sum}, "forensic"))
 		return err
 	})
 	return sum, err
 }
 
 // eachIncidentReceipt pages through the incident scroll in seq order.
-func (e *Engine) eachIncidentReceipt(tx warden.ReadTx, fn func(*warden.Receipt) error) error {
+func (rec *Recorder) eachIncidentReceipt(tx warden.ReadTx, fn func(*warden.Receipt) error) error {
 	var after *uint64
 	for {
 		page, err := tx.Receipts(warden.ReceiptFilter{Scroll: warden.ScrollIncident, After: after, Limit: warden.MaxPageSize})
@@ -223,4 +221,11 @@ func (e *Engine) eachIncidentReceipt(tx warden.ReadTx, fn func(*warden.Receipt) 
 		last := page[len(page)-1].Seq
 		after = &last
 	}
+}
+
+func nonNil(h [][]byte) [][]byte {
+	if h == nil {
+		return [][]byte{}
+	}
+	return h
 }

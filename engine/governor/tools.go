@@ -1,4 +1,4 @@
-package engine
+package governor
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
 	"github.com/warden-sh/warden/jsonx"
 )
 
@@ -19,7 +20,7 @@ type Tool struct {
 	// into it strictly and derive the input schema from its type.
 	NewArgs func() any
 	// Call runs the tool; args is what NewArgs returned, decoded.
-	Call func(ctx context.Context, e *Engine, p *warden.Principal, args any) (any, error)
+	Call func(ctx context.Context, g *Governor, p *warden.Principal, args any) (any, error)
 }
 
 // DefaultAuthority is the minimum profile each tool needs (docs/GOVERNANCE.md).
@@ -60,13 +61,6 @@ func Authorized(matrix map[string]warden.Profile, tool string, profile warden.Pr
 type contextArgs struct {
 	Include []string `json:"include,omitempty"`
 }
-type threatArgs struct {
-	CurrentProfile string  `json:"current_profile,omitempty"`
-	ThreatID       string  `json:"threat_id"`
-	ThreatType     string  `json:"threat_type"`
-	Confidence     float64 `json:"confidence"`
-	Subject        string  `json:"subject,omitempty"`
-}
 type phoenixArgs struct {
 	Reason             string            `json:"reason"`
 	ApprovedBy         StringList        `json:"approved_by"`
@@ -103,49 +97,67 @@ type reasonArgs struct {
 	Reason string `json:"reason"`
 }
 
-func tool[A any](name, desc string, call func(ctx context.Context, e *Engine, p *warden.Principal, a *A) (any, error)) *Tool {
+func tool[A any](name, desc string, call func(ctx context.Context, g *Governor, p *warden.Principal, a *A) (any, error)) *Tool {
 	return &Tool{
 		Name: name, Description: desc,
 		NewArgs: func() any { return new(A) },
-		Call: func(ctx context.Context, e *Engine, p *warden.Principal, args any) (any, error) {
-			return call(ctx, e, p, args.(*A))
+		Call: func(ctx context.Context, g *Governor, p *warden.Principal, args any) (any, error) {
+			return call(ctx, g, p, args.(*A))
 		},
 	}
 }
 
+// SweepResult is check_expired_escalations' answer.
+type SweepResult struct {
+	Expired []*DeescalateResult `json:"expired"`
+	Count   int                 `json:"count"`
+}
+
+// ApproveResult is approve_escalation's answer.
+type ApproveResult struct {
+	Success  bool             `json:"success"`
+	Approval *warden.Approval `json:"approval"`
+}
+
+// ApproverKeyResult is register_approver_key's answer.
+type ApproverKeyResult struct {
+	Success  bool   `json:"success"`
+	Approver string `json:"approver"`
+}
+
 var tools = []*Tool{
 	tool("cognitive_context", "Read system context: include any of health, treasury, escalations, profile, incidents, guardian.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *contextArgs) (any, error) {
-			return e.CognitiveContext(ctx, p, a.Include)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *contextArgs) (any, error) {
+			return g.CognitiveContext(ctx, p, a.Include)
 		}),
 	tool("escalate", "Escalate one hop up the ladder observer → operator → guardian → phoenix → sovereign, from the current profile.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *EscalateRequest) (any, error) {
-			return e.Escalate(ctx, p, *a)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *EscalateRequest) (any, error) {
+			return g.Escalate(ctx, p, *a)
 		}),
 	tool("escalate_on_threat", "Escalate on a detected threat; the target profile follows from the current profile and the confidence.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *threatArgs) (any, error) {
-			return e.EscalateOnThreat(ctx, p, *a)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *ThreatRequest) (any, error) {
+			return g.EscalateOnThreat(ctx, p, *a)
 		}),
 	tool("escalate_to_phoenix", "Declare a crisis: guardian → phoenix, with verified approval.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *phoenixArgs) (any, error) {
-			return e.Escalate(ctx, p, EscalateRequest{ToProfile: string(warden.ProfilePhoenix), EscalationType: string(warden.EscalationCrisisDeclared),
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *phoenixArgs) (any, error) {
+			return g.Escalate(ctx, p, EscalateRequest{ToProfile: string(warden.ProfilePhoenix), EscalationType: string(warden.EscalationCrisisDeclared),
 				Context: &warden.EscalationContext{MeshHealth: "crisis"}, Reason: a.Reason, ApprovedBy: a.ApprovedBy,
 				ApprovalSignatures: a.ApprovalSignatures, DeescalateCondition: "crisis_resolved", Subject: a.Subject})
 		}),
 	tool("deescalate", "Undo an active escalation (and the hops above it); crisis_concluded and sovereign_revoke return to baseline.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *deescalateArgs) (any, error) {
-			return e.Deescalate(ctx, p, a.EscalationID, warden.DeescalationType(a.DeescalationType), a.Reason)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *deescalateArgs) (any, error) {
+			return g.Deescalate(ctx, p, a.EscalationID, warden.DeescalationType(a.DeescalationType), a.Reason)
 		}),
 	tool("check_expired_escalations", "De-escalate every escalation whose TTL has passed, now.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *noArgs) (any, error) {
-			r, err := e.SweepExpired(ctx)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *noArgs) (any, error) {
+			r, err := g.SweepExpired(ctx)
 			if r == nil {
 				r = []*DeescalateResult{}
 			}
-			return map[string]any{"expired": r, "count": len(r)}, err
+			return &SweepResult{Expired: r, Count: len(r)}, err
 		}),
 	tool("get_active_escalations", "List active escalations (your own; operators may pass subject, or \"*\" for all).",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *activeArgs) (any, error) {
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *activeArgs) (any, error) {
 			subject := p.Name
 			if a.Subject != "" && a.Subject != p.Name {
 				if !p.HasRole(warden.RoleOperator, warden.RoleRead) {
@@ -153,86 +165,86 @@ var tools = []*Tool{
 				}
 				subject = a.Subject
 			}
-			return e.ActiveEscalations(ctx, subject)
+			return g.ActiveEscalations(ctx, subject)
 		}),
 	tool("get_escalation_history", "Escalation and de-escalation receipts, newest first, with context and tags.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *historyArgs) (any, error) {
-			return e.EscalationHistory(ctx, a.Profile, a.Limit)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *historyArgs) (any, error) {
+			return g.EscalationHistory(ctx, a.Profile, a.Limit)
 		}),
 	tool("approve_escalation", "Approve an escalation request digest (approver credential).",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *approveArgs) (any, error) {
-			ap, err := e.Approve(ctx, p, a.RequestDigest)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *approveArgs) (any, error) {
+			ap, err := g.Approve(ctx, p, a.RequestDigest)
 			if err != nil {
 				return nil, err
 			}
-			return map[string]any{"success": true, "approval": ap}, nil
+			return &ApproveResult{Success: true, Approval: ap}, nil
 		}),
 	tool("register_approver_key", "Register an approver's ed25519 public key (admin).",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *keyArgs) (any, error) {
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *keyArgs) (any, error) {
 			pub, err := base64.StdEncoding.DecodeString(a.PublicKey)
 			if err != nil {
 				return nil, warden.Errorf(warden.EINVALID, "public_key must be base64.")
 			}
-			if err := e.RegisterApproverKey(ctx, p, a.Approver, pub); err != nil {
+			if err := g.RegisterApproverKey(ctx, p, a.Approver, pub); err != nil {
 				return nil, err
 			}
-			return map[string]any{"success": true, "approver": a.Approver}, nil
+			return &ApproverKeyResult{Success: true, Approver: a.Approver}, nil
 		}),
 	tool("cognitive_decide", "Record a decision with its reasoning in the cognitive scroll.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *DecideRequest) (any, error) {
-			return e.Decide(ctx, p, *a)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *DecideRequest) (any, error) {
+			return g.Decide(ctx, p, *a)
 		}),
 	tool("cognitive_invoke_tem", "Invoke Tem threat response (guardian or above).",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *TemRequest) (any, error) {
-			return e.InvokeTem(ctx, p, *a)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *TemRequest) (any, error) {
+			return g.InvokeTem(ctx, p, *a)
 		}),
 	tool("cognitive_audit_trail", "Decisions and Tem invocations, newest first.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *limitArgs) (any, error) {
-			return e.AuditTrail(ctx, a.Limit)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *limitArgs) (any, error) {
+			return g.AuditTrail(ctx, a.Limit)
 		}),
 	tool("treasury_create_budget", "Create a budget (drill mode: isolated, at most 1000 units).",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *CreateBudgetRequest) (any, error) {
-			return e.CreateBudget(ctx, p, *a)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *CreateBudgetRequest) (any, error) {
+			return g.CreateBudget(ctx, p, *a)
 		}),
 	tool("treasury_debit", "Spend from a budget; over budget is refused with \"insufficient funds\" and receipted.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *MoveRequest) (any, error) {
-			return e.Debit(ctx, p, *a)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *MoveRequest) (any, error) {
+			return g.Debit(ctx, p, *a)
 		}),
 	tool("treasury_credit", "Add funds to a budget.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *MoveRequest) (any, error) {
-			return e.Credit(ctx, p, *a)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *MoveRequest) (any, error) {
+			return g.Credit(ctx, p, *a)
 		}),
 	tool("treasury_balance", "A budget's allocation, spend and balance.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *budgetArgs) (any, error) {
-			return e.Budget(ctx, a.BudgetID)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *budgetArgs) (any, error) {
+			return g.Budget(ctx, a.BudgetID)
 		}),
 	tool("guardian_status", "Scroll roots and the latest signed checkpoint.",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *noArgs) (any, error) {
-			return e.GuardianStatus(ctx)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *noArgs) (any, error) {
+			return g.GuardianStatus(ctx)
 		}),
 	tool("guardian_anchor", "Sign a checkpoint now and export it to the mirror (DRILL/* in drill mode).",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *noArgs) (any, error) {
-			return e.Anchor(ctx, p)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *noArgs) (any, error) {
+			return g.Anchor(ctx, p)
 		}),
 	tool("phoenix_revoke_credentials", "Revoke every non-admin credential (phoenix; dry-run in drill mode).",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *noArgs) (any, error) {
-			return e.RevokeAll(ctx, p)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *noArgs) (any, error) {
+			return g.RevokeAll(ctx, p)
 		}),
 	tool("phoenix_rotate_key", "Hand the ledger over to a new signing key, co-signed by the old one (phoenix; dry-run in drill mode).",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *noArgs) (any, error) {
-			return e.RotateKey(ctx, p)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *noArgs) (any, error) {
+			return g.RotateKey(ctx, p)
 		}),
 	tool("phoenix_lockdown", "Freeze every agent and disable the airlock (phoenix; dry-run in drill mode).",
-		func(ctx context.Context, e *Engine, p *warden.Principal, a *reasonArgs) (any, error) {
-			return e.Lockdown(ctx, p, a.Reason)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *reasonArgs) (any, error) {
+			return g.Lockdown(ctx, p, a.Reason)
 		}),
 }
 
 // Authority returns the tool → minimum profile matrix in force.
-func (e *Engine) Authority() map[string]warden.Profile { return e.authority }
+func (g *Governor) Authority() map[string]warden.Profile { return g.authority }
 
-// Tools lists the governance tools by name.
-func (e *Engine) Tools() []*Tool {
+// Tools lists the governance tools, sorted by name.
+func Tools() []*Tool {
 	out := append([]*Tool(nil), tools...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -241,7 +253,7 @@ func (e *Engine) Tools() []*Tool {
 // CallTool decodes a tool's arguments strictly, checks the authority
 // matrix against the caller's current profile (a call below the minimum is
 // denied with an auth_failure receipt), and runs the tool.
-func (e *Engine) CallTool(ctx context.Context, p *warden.Principal, name string, raw json.RawMessage) (any, error) {
+func (g *Governor) CallTool(ctx context.Context, p *warden.Principal, name string, raw json.RawMessage) (any, error) {
 	var t *Tool
 	for _, x := range tools {
 		if x.Name == name {
@@ -258,56 +270,16 @@ func (e *Engine) CallTool(ctx context.Context, p *warden.Principal, name string,
 	if err := jsonx.Decode(raw, args); err != nil {
 		return nil, err
 	}
-	prof, err := e.CurrentProfile(ctx, p.Name)
+	prof, err := g.CurrentProfile(ctx, p.Name)
 	if err != nil {
 		return nil, err
 	}
-	if !Authorized(e.authority, name, prof) {
-		err := warden.Errorf(warden.EDENIED, "Tool %s requires profile %s or above; %s is %s.", name, e.authority[name], p.Name, prof)
+	if !Authorized(g.authority, name, prof) {
+		err := warden.Errorf(warden.EDENIED, "Tool %s requires profile %s or above; %s is %s.", name, g.authority[name], p.Name, prof)
 		// Receipted like every refused request, under the same flood limit.
-		e.RecordAuthFailure(ctx, AuthFailure{Status: 403, Code: warden.EDENIED, Reason: err.Message, Principal: p.Name,
+		g.core.RecordAuthFailure(ctx, engine.AuthFailure{Status: 403, Code: warden.EDENIED, Reason: err.Message, Principal: p.Name,
 			Method: "tool", Path: name, Tool: name})
 		return nil, err
 	}
-	return t.Call(ctx, e, p, args)
-}
-
-// EscalateOnThreat escalates on a detected threat (seed 002): observer →
-// operator always, operator → guardian at the hop's confidence threshold
-// (0.8), guardian → phoenix at 0.95 (and phoenix still needs approval).
-// current_profile, if given, is checked against the real one.
-func (e *Engine) EscalateOnThreat(ctx context.Context, p *warden.Principal, a threatArgs) (any, error) {
-	if a.Confidence < 0 || a.Confidence > 1 {
-		return nil, warden.Errorf(warden.EINVALID, "confidence must be between 0 and 1.")
-	}
-	subject, err := subjectOf(p, a.Subject)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := e.CurrentProfile(ctx, subject)
-	if err != nil {
-		return nil, err
-	}
-	var to warden.Profile
-	for _, h := range e.ladder.Hops {
-		if h.From == cur && a.Confidence >= h.AutoOnThreatConfidence {
-			to = h.To
-		}
-	}
-	req := EscalateRequest{FromProfile: a.CurrentProfile, EscalationType: string(warden.EscalationThreatDetected), Subject: a.Subject,
-		Context:             &warden.EscalationContext{ThreatID: &a.ThreatID, ThreatType: &a.ThreatType, ThreatConfidence: &a.Confidence},
-		DeescalateCondition: "no_active_threats_1h"}
-	if to == "" {
-		body := map[string]any{"subject": subject, "principal": p.Name, "current_profile": cur, "confidence": a.Confidence, "threat_id": a.ThreatID}
-		err := e.update(ctx, func(tx warden.Tx) error {
-			return e.deny(ReceiptEscalationDenied, warden.ScrollIdentity, body, warden.EDENIED,
-				"Confidence %g insufficient for escalation from %s", a.Confidence, cur)
-		})
-		if we, ok := err.(*warden.Error); ok {
-			we.Data = map[string]any{"escalated": false}
-		}
-		return nil, err
-	}
-	req.ToProfile = string(to)
-	return e.Escalate(ctx, p, req)
+	return t.Call(ctx, g, p, args)
 }

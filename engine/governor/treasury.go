@@ -1,4 +1,4 @@
-package engine
+package governor
 
 import (
 	"context"
@@ -6,14 +6,6 @@ import (
 	"strings"
 
 	warden "github.com/warden-sh/warden"
-)
-
-// Treasury receipt types.
-const (
-	ReceiptBudgetCreated = "treasury_budget_created"
-	ReceiptDebit         = "treasury_debit"
-	ReceiptCredit        = "treasury_credit"
-	ReceiptTreasuryDeny  = "treasury_denial"
 )
 
 // MaxAmount bounds every amount and balance: receipts are RFC 8785 JSON,
@@ -44,7 +36,7 @@ func budgetResult(b *warden.Budget) *BudgetResult {
 // CreateBudget creates a budget. In drill mode budgets are drill budgets,
 // isolated from real ones and capped at DrillBudgetCeiling. ECONFLICT if
 // the id exists.
-func (e *Engine) CreateBudget(ctx context.Context, p *warden.Principal, req CreateBudgetRequest) (*BudgetResult, error) {
+func (g *Governor) CreateBudget(ctx context.Context, p *warden.Principal, req CreateBudgetRequest) (*BudgetResult, error) {
 	if !budgetID.MatchString(req.BudgetID) {
 		return nil, warden.Errorf(warden.EINVALID, "budget_id must be 1-128 letters, digits or ._:- starting with a letter or digit.")
 	}
@@ -55,23 +47,22 @@ func (e *Engine) CreateBudget(ctx context.Context, p *warden.Principal, req Crea
 		return nil, warden.Errorf(warden.EINVALID, "currency is required (at most 32 bytes) and name at most 256 bytes.")
 	}
 	b := &warden.Budget{BudgetID: req.BudgetID, Name: req.Name, Allocated: req.Allocated, Currency: req.Currency,
-		Drill: e.drill, CreatedAt: warden.FormatTime(e.now()), CreatedBy: p.Name}
-	err := e.update(ctx, func(tx warden.Tx) error {
-		if e.drill && req.Allocated > warden.DrillBudgetCeiling {
-			return e.deny(ReceiptTreasuryDeny, warden.ScrollTreasury, map[string]any{"attempted_action": "create_budget", "budget_id": req.BudgetID,
+		Drill: g.core.Drill(), CreatedAt: warden.FormatTime(g.core.Now()), CreatedBy: p.Name}
+	err := g.core.Update(ctx, "governor.CreateBudget", func(tx warden.Tx) error {
+		if g.core.Drill() && req.Allocated > warden.DrillBudgetCeiling {
+			return g.core.Deny(warden.ReceiptTreasuryDeny, map[string]any{"attempted_action": "create_budget", "budget_id": req.BudgetID,
 				"requested": req.Allocated, "available": warden.DrillBudgetCeiling, "principal": p.Name}, warden.EDENIED,
 				"Drill budgets are capped at %d units; %d requested.", warden.DrillBudgetCeiling, req.Allocated)
 		}
 		if err := tx.CreateBudget(b); err != nil {
 			return err
 		}
-		_, err := tx.Append(e.draft(ReceiptBudgetCreated, warden.ScrollTreasury, map[string]any{"budget": b, "principal": p.Name}, "treasury", b.BudgetID))
+		_, err := tx.Append(g.core.Draft(warden.ReceiptBudgetCreated, map[string]any{"budget": b, "principal": p.Name}, "treasury", b.BudgetID))
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.countReceipt(warden.ScrollTreasury)
 	return budgetResult(b), nil
 }
 
@@ -100,16 +91,16 @@ type MoveResult struct {
 // attempted action, requested amount, available balance and reason; the
 // error says "insufficient funds". A retried debit with the same
 // idempotency key counts once and returns the original outcome.
-func (e *Engine) Debit(ctx context.Context, p *warden.Principal, req MoveRequest) (*MoveResult, error) {
-	return e.move(ctx, p, req, "debit")
+func (g *Governor) Debit(ctx context.Context, p *warden.Principal, req MoveRequest) (*MoveResult, error) {
+	return g.move(ctx, p, req, "debit")
 }
 
 // Credit adds to a budget, with the same idempotency rule.
-func (e *Engine) Credit(ctx context.Context, p *warden.Principal, req MoveRequest) (*MoveResult, error) {
-	return e.move(ctx, p, req, "credit")
+func (g *Governor) Credit(ctx context.Context, p *warden.Principal, req MoveRequest) (*MoveResult, error) {
+	return g.move(ctx, p, req, "credit")
 }
 
-func (e *Engine) move(ctx context.Context, p *warden.Principal, req MoveRequest, kind string) (*MoveResult, error) {
+func (g *Governor) move(ctx context.Context, p *warden.Principal, req MoveRequest, kind string) (*MoveResult, error) {
 	if req.Amount <= 0 || req.Amount > MaxAmount {
 		return nil, warden.Errorf(warden.EINVALID, "amount must be a whole number of units between 1 and %d.", int64(MaxAmount))
 	}
@@ -117,13 +108,13 @@ func (e *Engine) move(ctx context.Context, p *warden.Principal, req MoveRequest,
 		return nil, warden.Errorf(warden.EINVALID, "description is limited to 1024 bytes and idempotency_key to 128.")
 	}
 	var res *MoveResult
-	err := e.update(ctx, func(tx warden.Tx) error {
+	err := g.core.Update(ctx, "governor.move", func(tx warden.Tx) error {
 		denyBody := map[string]any{"attempted_action": kind, "budget_id": req.BudgetID, "requested": req.Amount,
 			"description": req.Description, "principal": p.Name}
 		b, err := tx.Budget(req.BudgetID)
 		if warden.ErrorCode(err) == warden.ENOTFOUND {
 			denyBody["available"] = 0
-			return e.deny(ReceiptTreasuryDeny, warden.ScrollTreasury, denyBody, warden.ENOTFOUND, "Budget %q not found.", req.BudgetID)
+			return g.core.Deny(warden.ReceiptTreasuryDeny, denyBody, warden.ENOTFOUND, "Budget %q not found.", req.BudgetID)
 		} else if err != nil {
 			return err
 		}
@@ -136,9 +127,9 @@ func (e *Engine) move(ctx context.Context, p *warden.Principal, req MoveRequest,
 		if kind == "credit" && !p.HasRole(warden.RoleOperator) {
 			return warden.Errorf(warden.EFORBIDDEN, "Only operators and admins may credit budgets; %s may not.", p.Name)
 		}
-		if b.Drill != e.drill {
+		if b.Drill != g.core.Drill() {
 			mode := map[bool]string{true: "a drill budget", false: "a real budget"}[b.Drill]
-			return e.deny(ReceiptTreasuryDeny, warden.ScrollTreasury, denyBody, warden.EDENIED,
+			return g.core.Deny(warden.ReceiptTreasuryDeny, denyBody, warden.EDENIED,
 				"Budget %q is %s; drill and real budgets are isolated.", req.BudgetID, mode)
 		}
 		if req.IdempotencyKey != "" {
@@ -155,18 +146,18 @@ func (e *Engine) move(ctx context.Context, p *warden.Principal, req MoveRequest,
 		}
 		if kind == "debit" {
 			if req.Amount > b.Balance() {
-				return e.deny(ReceiptTreasuryDeny, warden.ScrollTreasury, denyBody, warden.EINSUFFICIENT,
+				return g.core.Deny(warden.ReceiptTreasuryDeny, denyBody, warden.EINSUFFICIENT,
 					"insufficient funds in budget %q: requested %d %s, available %d", req.BudgetID, req.Amount, b.Currency, b.Balance())
 			}
 			b.Spent += req.Amount
 		} else {
 			total := b.Allocated + b.Credited + req.Amount
 			if total > MaxAmount {
-				return e.deny(ReceiptTreasuryDeny, warden.ScrollTreasury, denyBody, warden.EDENIED,
+				return g.core.Deny(warden.ReceiptTreasuryDeny, denyBody, warden.EDENIED,
 					"Credit refused: budget %q would exceed %d units.", req.BudgetID, int64(MaxAmount))
 			}
 			if b.Drill && total > warden.DrillBudgetCeiling {
-				return e.deny(ReceiptTreasuryDeny, warden.ScrollTreasury, denyBody, warden.EDENIED,
+				return g.core.Deny(warden.ReceiptTreasuryDeny, denyBody, warden.EDENIED,
 					"Credit refused: drill budgets are capped at %d units; %q would reach %d.", warden.DrillBudgetCeiling, req.BudgetID, total)
 			}
 			b.Credited += req.Amount
@@ -174,8 +165,8 @@ func (e *Engine) move(ctx context.Context, p *warden.Principal, req MoveRequest,
 		if err := tx.UpdateBudget(b); err != nil {
 			return err
 		}
-		typ := map[string]string{"debit": ReceiptDebit, "credit": ReceiptCredit}[kind]
-		r, err := tx.Append(e.draft(typ, warden.ScrollTreasury, map[string]any{"budget_id": b.BudgetID, "amount": req.Amount,
+		typ := map[string]string{"debit": warden.ReceiptDebit, "credit": warden.ReceiptCredit}[kind]
+		r, err := tx.Append(g.core.Draft(typ, map[string]any{"budget_id": b.BudgetID, "amount": req.Amount,
 			"description": req.Description, "balance_after": b.Balance(), "idempotency_key": req.IdempotencyKey, "principal": p.Name},
 			"treasury", b.BudgetID))
 		if err != nil {
@@ -192,14 +183,13 @@ func (e *Engine) move(ctx context.Context, p *warden.Principal, req MoveRequest,
 	if err != nil {
 		return nil, err
 	}
-	e.countReceipt(warden.ScrollTreasury)
 	return res, nil
 }
 
 // Budget returns a budget and its balance. ENOTFOUND if unknown.
-func (e *Engine) Budget(ctx context.Context, id string) (*BudgetResult, error) {
+func (g *Governor) Budget(ctx context.Context, id string) (*BudgetResult, error) {
 	var b *warden.Budget
-	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+	err := g.core.View(ctx, "governor.Budget", func(tx warden.ReadTx) (err error) {
 		b, err = tx.Budget(id)
 		return err
 	})

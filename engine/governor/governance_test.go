@@ -1,4 +1,4 @@
-package engine_test
+package governor_test
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/sqlite"
 	"github.com/warden-sh/warden/wardentest"
 )
@@ -24,13 +26,13 @@ func agent(name string) *warden.Principal {
 	return &warden.Principal{Name: name, Roles: []warden.Role{warden.RoleRead}}
 }
 
-func mustEscalate(t *testing.T, env *wardentest.Env, p *warden.Principal, to warden.Profile, extra ...func(*engine.EscalateRequest)) *engine.EscalateResult {
+func mustEscalate(t *testing.T, env *wardentest.Env, p *warden.Principal, to warden.Profile, extra ...func(*governor.EscalateRequest)) *governor.EscalateResult {
 	t.Helper()
-	req := engine.EscalateRequest{ToProfile: string(to), EscalationType: string(warden.EscalationOperatorRequest), Reason: "test"}
+	req := governor.EscalateRequest{ToProfile: string(to), EscalationType: string(warden.EscalationOperatorRequest), Reason: "test"}
 	for _, f := range extra {
 		f(&req)
 	}
-	res, err := env.Engine.Escalate(context.Background(), p, req)
+	res, err := env.Governor.Escalate(context.Background(), p, req)
 	if err != nil {
 		t.Fatalf("escalate to %s: %v", to, err)
 	}
@@ -48,26 +50,26 @@ func TestLadderRulesAndSeedSentences(t *testing.T) {
 	a := agent("agent-1")
 	cases := []struct {
 		name string
-		req  engine.EscalateRequest
+		req  governor.EscalateRequest
 		want string
 		data string
 	}{
-		{"skip level", engine.EscalateRequest{ToProfile: "guardian", EscalationType: "threat_detected", Reason: "x"}, "No escalation path from observer to guardian", ""},
-		{"claimed from_profile", engine.EscalateRequest{FromProfile: "operator", ToProfile: "guardian", EscalationType: "threat_detected", Reason: "x"}, "No escalation path from operator to guardian", ""},
-		{"downward", engine.EscalateRequest{ToProfile: "observer", EscalationType: "threat_detected", Reason: "x"}, "No escalation path from observer to observer", ""},
-		{"no reason", engine.EscalateRequest{ToProfile: "operator", EscalationType: "operator_request"}, "requires a reason", ""},
+		{"skip level", governor.EscalateRequest{ToProfile: "guardian", EscalationType: "threat_detected", Reason: "x"}, "No escalation path from observer to guardian", ""},
+		{"claimed from_profile", governor.EscalateRequest{FromProfile: "operator", ToProfile: "guardian", EscalationType: "threat_detected", Reason: "x"}, "No escalation path from operator to guardian", ""},
+		{"downward", governor.EscalateRequest{ToProfile: "observer", EscalationType: "threat_detected", Reason: "x"}, "No escalation path from observer to observer", ""},
+		{"no reason", governor.EscalateRequest{ToProfile: "operator", EscalationType: "operator_request"}, "requires a reason", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(receiptsOfType(t, env, engine.ReceiptEscalationDenied))
-			_, err := env.Engine.Escalate(ctx, a, tc.req)
+			before := len(receiptsOfType(t, env, warden.ReceiptEscalationDenied))
+			_, err := env.Governor.Escalate(ctx, a, tc.req)
 			if warden.ErrorCode(err) != warden.EDENIED || !strings.Contains(warden.ErrorMessage(err), tc.want) {
 				t.Fatalf("got %v, want denial containing %q", err, tc.want)
 			}
-			if n := len(receiptsOfType(t, env, engine.ReceiptEscalationDenied)); n != before+1 {
+			if n := len(receiptsOfType(t, env, warden.ReceiptEscalationDenied)); n != before+1 {
 				t.Fatalf("denial not receipted")
 			}
-			if p, _ := env.Engine.CurrentProfile(ctx, a.Name); p != warden.ProfileObserver {
+			if p, _ := env.Governor.CurrentProfile(ctx, a.Name); p != warden.ProfileObserver {
 				t.Fatalf("profile changed to %s", p)
 			}
 		})
@@ -75,7 +77,7 @@ func TestLadderRulesAndSeedSentences(t *testing.T) {
 	mustEscalate(t, env, a, warden.ProfileOperator)
 	mustEscalate(t, env, a, warden.ProfileGuardian)
 	// guardian → phoenix without approval: the seed's sentence and flag.
-	_, err := env.Engine.Escalate(ctx, a, engine.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "x"})
+	_, err := env.Governor.Escalate(ctx, a, governor.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "x"})
 	var we *warden.Error
 	if !errors.As(err, &we) || !strings.Contains(we.Message, "Escalation to phoenix requires approval") || we.Data["approval_required"] != true || we.Data["request_digest"] == nil {
 		t.Fatalf("missing approval: %#v", err)
@@ -83,45 +85,45 @@ func TestLadderRulesAndSeedSentences(t *testing.T) {
 	digest := we.Data["request_digest"].(string)
 	// Self-approval and unknown approvers are denied; so is an approver who has not approved.
 	for _, approver := range []string{"agent-1", "nobody"} {
-		_, err := env.Engine.Escalate(ctx, a, engine.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "x", ApprovedBy: engine.StringList{approver}})
+		_, err := env.Governor.Escalate(ctx, a, governor.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "x", ApprovedBy: governor.StringList{approver}})
 		if warden.ErrorCode(err) != warden.EDENIED {
 			t.Fatalf("approver %s: %v", approver, err)
 		}
 	}
 	env.MustCredential(t, engine.CredentialSpec{Name: "approver-1", Roles: []warden.Role{warden.RoleApprover}})
-	_, err = env.Engine.Escalate(ctx, a, engine.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "x", ApprovedBy: engine.StringList{"approver-1"}})
+	_, err = env.Governor.Escalate(ctx, a, governor.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "x", ApprovedBy: governor.StringList{"approver-1"}})
 	if warden.ErrorCode(err) != warden.EDENIED || !strings.Contains(warden.ErrorMessage(err), "has not approved") {
 		t.Fatalf("unapproved: %v", err)
 	}
 	approver := &warden.Principal{Name: "approver-1", Roles: []warden.Role{warden.RoleApprover}}
-	if _, err := env.Engine.Approve(ctx, a, digest); warden.ErrorCode(err) != warden.EFORBIDDEN {
+	if _, err := env.Governor.Approve(ctx, a, digest); warden.ErrorCode(err) != warden.EFORBIDDEN {
 		t.Fatalf("non-approver approved: %v", err)
 	}
-	if _, err := env.Engine.Approve(ctx, approver, digest); err != nil {
+	if _, err := env.Governor.Approve(ctx, approver, digest); err != nil {
 		t.Fatal(err)
 	}
-	res := mustEscalate(t, env, a, warden.ProfilePhoenix, func(r *engine.EscalateRequest) {
-		r.EscalationType, r.ApprovedBy = "crisis_declared", engine.StringList{"approver-1"}
+	res := mustEscalate(t, env, a, warden.ProfilePhoenix, func(r *governor.EscalateRequest) {
+		r.EscalationType, r.ApprovedBy = "crisis_declared", governor.StringList{"approver-1"}
 	})
 	if res.ExpiresAt == nil || !res.Reversible {
 		t.Fatalf("phoenix escalation: %+v", res)
 	}
 	// The approval was for one escalation: the digest moved on.
 	// phoenix → sovereign is human-only.
-	_, err = env.Engine.Escalate(ctx, a, engine.EscalateRequest{ToProfile: "sovereign", EscalationType: "crisis_declared", Reason: "x", ApprovedBy: engine.StringList{"approver-1"}})
+	_, err = env.Governor.Escalate(ctx, a, governor.EscalateRequest{ToProfile: "sovereign", EscalationType: "crisis_declared", Reason: "x", ApprovedBy: governor.StringList{"approver-1"}})
 	if !strings.Contains(warden.ErrorMessage(err), "Escalation to sovereign requires human (sovereign) approval") {
 		t.Fatalf("sovereign: %v", err)
 	}
 	// Back to baseline, one receipted hop at a time.
-	before := len(receiptsOfType(t, env, engine.ReceiptDeescalation))
-	d, err := env.Engine.Deescalate(ctx, a, res.EscalationID, warden.DeescalationCrisisConcluded, "done")
+	before := len(receiptsOfType(t, env, warden.ReceiptDeescalation))
+	d, err := env.Governor.Deescalate(ctx, a, res.EscalationID, warden.DeescalationCrisisConcluded, "done")
 	if err != nil || len(d.Hops) != 3 || d.ToProfile != warden.ProfileObserver {
 		t.Fatalf("deescalate: %+v %v", d, err)
 	}
-	if n := len(receiptsOfType(t, env, engine.ReceiptDeescalation)); n != before+3 {
+	if n := len(receiptsOfType(t, env, warden.ReceiptDeescalation)); n != before+3 {
 		t.Fatalf("%d de-escalation receipts, want 3", n-before)
 	}
-	if _, err := env.Engine.Deescalate(ctx, a, res.EscalationID, warden.DeescalationOperatorRelease, ""); !strings.Contains(warden.ErrorMessage(err), "not found or already inactive") {
+	if _, err := env.Governor.Deescalate(ctx, a, res.EscalationID, warden.DeescalationOperatorRelease, ""); !strings.Contains(warden.ErrorMessage(err), "not found or already inactive") {
 		t.Fatalf("second deescalate: %v", err)
 	}
 }
@@ -129,7 +131,7 @@ func TestLadderRulesAndSeedSentences(t *testing.T) {
 func TestTemContextHashIsInsideTheReceipt(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	res := mustEscalate(t, env, agent("a"), warden.ProfileOperator)
-	rs := receiptsOfType(t, env, engine.ReceiptEscalation)
+	rs := receiptsOfType(t, env, warden.ReceiptEscalation)
 	var body struct {
 		TemContextHash string `json:"tem_context_hash"`
 		EscalationID   string `json:"escalation_id"`
@@ -144,8 +146,8 @@ func TestTTLSweepOneHopAtATimeAndSurvivesRestart(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	ctx := context.Background()
 	a := agent("agent-ttl")
-	mustEscalate(t, env, a, warden.ProfileOperator)                                                            // TTL 3600
-	mustEscalate(t, env, a, warden.ProfileGuardian, func(r *engine.EscalateRequest) { r.TTLSeconds = 999999 }) // capped at 7200
+	mustEscalate(t, env, a, warden.ProfileOperator)                                                              // TTL 3600
+	mustEscalate(t, env, a, warden.ProfileGuardian, func(r *governor.EscalateRequest) { r.TTLSeconds = 999999 }) // capped at 7200
 
 	// Restart in the middle: close the store, reopen the same file, new engine.
 	env.Store.Close()
@@ -154,31 +156,32 @@ func TestTTLSweepOneHopAtATimeAndSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	eng, err := engine.New(engine.Options{Store: st, Clock: env.Clock.Now, Signer: env.Dir.Signer, PublicKey: env.Dir.PublicKey})
+	s, err := stack.New(stack.Config{Core: engine.Options{Store: st, Clock: env.Clock.Now, Signer: env.Dir.Signer, PublicKey: env.Dir.PublicKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, _ := eng.CurrentProfile(ctx, a.Name); p != warden.ProfileGuardian {
+	gov := s.Governor
+	if p, _ := gov.CurrentProfile(ctx, a.Name); p != warden.ProfileGuardian {
 		t.Fatalf("after restart profile %s", p)
 	}
 	// guardian's deadline is capped at the operator hop's (a hop never
 	// outlives the one it stands on): nothing moves before 3600 s ...
 	env.Clock.Advance(3599 * time.Second)
-	if res, err := eng.SweepExpired(ctx); err != nil || len(res) != 0 {
+	if res, err := gov.SweepExpired(ctx); err != nil || len(res) != 0 {
 		t.Fatalf("sweep before the deadline: %v %v", res, err)
 	}
 	// ... and at 3600 s guardian comes down, then operator: two receipts.
 	env.Clock.Advance(time.Second)
-	res, err := eng.SweepExpired(ctx)
+	res, err := gov.SweepExpired(ctx)
 	if err != nil || len(res) != 2 {
 		t.Fatalf("sweep: %+v %v", res, err)
 	}
-	if p, _ := eng.CurrentProfile(ctx, a.Name); p != warden.ProfileObserver {
+	if p, _ := gov.CurrentProfile(ctx, a.Name); p != warden.ProfileObserver {
 		t.Fatalf("profile after sweep %s", p)
 	}
 	var list []*warden.Receipt
 	st.View(ctx, func(tx warden.ReadTx) (err error) {
-		list, err = tx.Receipts(warden.ReceiptFilter{Type: engine.ReceiptDeescalation, Limit: 100})
+		list, err = tx.Receipts(warden.ReceiptFilter{Type: warden.ReceiptDeescalation, Limit: 100})
 		return err
 	})
 	if len(list) != 2 {
@@ -200,7 +203,7 @@ func TestConcurrentDebitsNeverOverspend(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	ctx := context.Background()
 	op := agent("treasurer")
-	if _, err := env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b1", Name: "B", Allocated: 1000, Currency: "UNITS"}); err != nil {
+	if _, err := env.Governor.CreateBudget(ctx, op, governor.CreateBudgetRequest{BudgetID: "b1", Name: "B", Allocated: 1000, Currency: "UNITS"}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 64
@@ -210,7 +213,7 @@ func TestConcurrentDebitsNeverOverspend(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "b1", Amount: 37, Description: fmt.Sprint(i)})
+			_, err := env.Governor.Debit(ctx, op, governor.MoveRequest{BudgetID: "b1", Amount: 37, Description: fmt.Sprint(i)})
 			switch warden.ErrorCode(err) {
 			case "":
 				ok.Add(1)
@@ -225,11 +228,11 @@ func TestConcurrentDebitsNeverOverspend(t *testing.T) {
 	if ok.Load() != 1000/37 || insufficient.Load() != n-1000/37 {
 		t.Fatalf("%d succeeded, %d insufficient; want %d and %d", ok.Load(), insufficient.Load(), 1000/37, n-1000/37)
 	}
-	b, _ := env.Engine.Budget(ctx, "b1")
+	b, _ := env.Governor.Budget(ctx, "b1")
 	if b.Balance != 1000-37*(1000/37) || b.Balance < 0 {
 		t.Fatalf("balance %d", b.Balance)
 	}
-	if d := len(receiptsOfType(t, env, engine.ReceiptTreasuryDeny)); d != int(insufficient.Load()) {
+	if d := len(receiptsOfType(t, env, warden.ReceiptTreasuryDeny)); d != int(insufficient.Load()) {
 		t.Fatalf("%d denial receipts for %d denials", d, insufficient.Load())
 	}
 }
@@ -238,29 +241,29 @@ func TestDebitIdempotencyAndDenialReceipt(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	ctx := context.Background()
 	op := agent("a")
-	env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "drill-budget-001", Name: "Drill Training Budget", Allocated: 100, Currency: "DRILL_UNITS"})
-	_, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "drill-budget-001", Amount: 500, Description: "DRILL: Intentional over-budget attempt"})
+	env.Governor.CreateBudget(ctx, op, governor.CreateBudgetRequest{BudgetID: "drill-budget-001", Name: "Drill Training Budget", Allocated: 100, Currency: "DRILL_UNITS"})
+	_, err := env.Governor.Debit(ctx, op, governor.MoveRequest{BudgetID: "drill-budget-001", Amount: 500, Description: "DRILL: Intentional over-budget attempt"})
 	if !strings.Contains(strings.ToLower(warden.ErrorMessage(err)), "insufficient") {
 		t.Fatalf("over budget: %v", err)
 	}
-	denials := receiptsOfType(t, env, engine.ReceiptTreasuryDeny)
+	denials := receiptsOfType(t, env, warden.ReceiptTreasuryDeny)
 	var body map[string]any
 	json.Unmarshal(denials[0].Body, &body)
 	if body["attempted_action"] != "debit" || body["requested"] != float64(500) || body["available"] != float64(100) || body["reason"] == nil {
 		t.Fatalf("denial body %v", body)
 	}
-	r1, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "drill-budget-001", Amount: 30, Description: "x", IdempotencyKey: "k1"})
+	r1, err := env.Governor.Debit(ctx, op, governor.MoveRequest{BudgetID: "drill-budget-001", Amount: 30, Description: "x", IdempotencyKey: "k1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "drill-budget-001", Amount: 30, Description: "x", IdempotencyKey: "k1"})
+	r2, err := env.Governor.Debit(ctx, op, governor.MoveRequest{BudgetID: "drill-budget-001", Amount: 30, Description: "x", IdempotencyKey: "k1"})
 	if err != nil || !r2.IdempotentReplay || r2.ReceiptHash != r1.ReceiptHash || r2.Balance != 70 {
 		t.Fatalf("replay: %+v %v", r2, err)
 	}
-	if b, _ := env.Engine.Budget(ctx, "drill-budget-001"); b.Balance != 70 {
+	if b, _ := env.Governor.Budget(ctx, "drill-budget-001"); b.Balance != 70 {
 		t.Fatalf("retried debit counted twice: balance %d", b.Balance)
 	}
-	if _, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "drill-budget-001", Amount: 31, IdempotencyKey: "k1"}); warden.ErrorCode(err) != warden.ECONFLICT {
+	if _, err := env.Governor.Debit(ctx, op, governor.MoveRequest{BudgetID: "drill-budget-001", Amount: 31, IdempotencyKey: "k1"}); warden.ErrorCode(err) != warden.ECONFLICT {
 		t.Fatalf("key reuse with another amount: %v", err)
 	}
 }
@@ -269,18 +272,18 @@ func TestDrillBudgetsAreIsolatedAndCapped(t *testing.T) {
 	drill := wardentest.MustEnv(t, wardentest.Drill)
 	ctx := context.Background()
 	op := agent("a")
-	if _, err := drill.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "big", Allocated: 1001, Currency: "U"}); warden.ErrorCode(err) != warden.EDENIED {
+	if _, err := drill.Governor.CreateBudget(ctx, op, governor.CreateBudgetRequest{BudgetID: "big", Allocated: 1001, Currency: "U"}); warden.ErrorCode(err) != warden.EDENIED {
 		t.Fatalf("over the drill ceiling: %v", err)
 	}
-	if _, err := drill.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "ok", Allocated: 1000, Currency: "U"}); err != nil {
+	if _, err := drill.Governor.CreateBudget(ctx, op, governor.CreateBudgetRequest{BudgetID: "ok", Allocated: 1000, Currency: "U"}); err != nil {
 		t.Fatal(err)
 	}
 	// The same store under a real engine cannot touch the drill budget.
-	real, err := engine.New(engine.Options{Store: drill.Store, Clock: drill.Clock.Now, Signer: drill.Dir.Signer, PublicKey: drill.Dir.PublicKey})
+	real, err := stack.New(stack.Config{Core: engine.Options{Store: drill.Store, Clock: drill.Clock.Now, Signer: drill.Dir.Signer, PublicKey: drill.Dir.PublicKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := real.Debit(ctx, op, engine.MoveRequest{BudgetID: "ok", Amount: 1}); warden.ErrorCode(err) != warden.EDENIED {
+	if _, err := real.Governor.Debit(ctx, op, governor.MoveRequest{BudgetID: "ok", Amount: 1}); warden.ErrorCode(err) != warden.EDENIED {
 		t.Fatalf("real engine debited a drill budget: %v", err)
 	}
 }
@@ -290,7 +293,7 @@ func TestAuthorityMatrix(t *testing.T) {
 	ctx := context.Background()
 	a := agent("tem-caller")
 	before := len(receiptsOfType(t, env, warden.ReceiptAuthFailure))
-	_, err := env.Engine.CallTool(ctx, a, "cognitive_invoke_tem", json.RawMessage(`{"threat_id":"t1"}`))
+	_, err := env.Governor.CallTool(ctx, a, "cognitive_invoke_tem", json.RawMessage(`{"threat_id":"t1"}`))
 	if warden.ErrorCode(err) != warden.EDENIED || !strings.Contains(warden.ErrorMessage(err), "requires profile guardian") {
 		t.Fatalf("tem at observer: %v", err)
 	}
@@ -299,13 +302,13 @@ func TestAuthorityMatrix(t *testing.T) {
 	}
 	mustEscalate(t, env, a, warden.ProfileOperator)
 	mustEscalate(t, env, a, warden.ProfileGuardian)
-	if _, err := env.Engine.CallTool(ctx, a, "cognitive_invoke_tem", json.RawMessage(`{"threat_id":"t1"}`)); err != nil {
+	if _, err := env.Governor.CallTool(ctx, a, "cognitive_invoke_tem", json.RawMessage(`{"threat_id":"t1"}`)); err != nil {
 		t.Fatalf("tem at guardian: %v", err)
 	}
-	if _, err := env.Engine.CallTool(ctx, a, "cognitive_invoke_tem", json.RawMessage(`{"bogus":1}`)); warden.ErrorCode(err) != warden.EINVALID {
+	if _, err := env.Governor.CallTool(ctx, a, "cognitive_invoke_tem", json.RawMessage(`{"bogus":1}`)); warden.ErrorCode(err) != warden.EINVALID {
 		t.Fatalf("unknown argument: %v", err)
 	}
-	if _, err := env.Engine.CallTool(ctx, a, "no_such_tool", nil); warden.ErrorCode(err) != warden.ENOTFOUND {
+	if _, err := env.Governor.CallTool(ctx, a, "no_such_tool", nil); warden.ErrorCode(err) != warden.ENOTFOUND {
 		t.Fatalf("unknown tool: %v", err)
 	}
 }
@@ -315,7 +318,7 @@ func BenchmarkAuthorityDecision(b *testing.B) {
 	profiles := warden.Profiles
 	tools := []string{"cognitive_invoke_tem", "treasury_debit", "escalate", "phoenix_lockdown"}
 	for i := 0; b.Loop(); i++ {
-		engine.Authorized(engine.DefaultAuthority, tools[i%len(tools)], profiles[i%len(profiles)])
+		governor.Authorized(governor.DefaultAuthority, tools[i%len(tools)], profiles[i%len(profiles)])
 	}
 }
 
@@ -324,12 +327,12 @@ func BenchmarkDebit(b *testing.B) {
 	env := wardentest.MustEnv(b)
 	ctx := context.Background()
 	op := agent("a")
-	env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b", Allocated: engine.MaxAmount, Currency: "U"})
+	env.Governor.CreateBudget(ctx, op, governor.CreateBudgetRequest{BudgetID: "b", Allocated: governor.MaxAmount, Currency: "U"})
 	b.SetParallelism(32)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "b", Amount: 1, Description: "bench"}); err != nil {
+			if _, err := env.Governor.Debit(ctx, op, governor.MoveRequest{BudgetID: "b", Amount: 1, Description: "bench"}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -349,7 +352,7 @@ func BenchmarkEscalate(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			p := agent(fmt.Sprintf("agent-%d", n.Add(1)))
-			if _, err := env.Engine.Escalate(ctx, p, engine.EscalateRequest{ToProfile: "operator", EscalationType: "operator_request", Reason: "bench"}); err != nil {
+			if _, err := env.Governor.Escalate(ctx, p, governor.EscalateRequest{ToProfile: "operator", EscalationType: "operator_request", Reason: "bench"}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -364,16 +367,16 @@ func BenchmarkGovernanceSerialLatency(b *testing.B) {
 	env := wardentest.MustEnv(b)
 	ctx := context.Background()
 	op := agent("solo")
-	env.Engine.CreateBudget(ctx, op, engine.CreateBudgetRequest{BudgetID: "b", Allocated: engine.MaxAmount, Currency: "U"})
+	env.Governor.CreateBudget(ctx, op, governor.CreateBudgetRequest{BudgetID: "b", Allocated: governor.MaxAmount, Currency: "U"})
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
 		var err error
 		if i%2 == 0 {
-			_, err = env.Engine.Escalate(ctx, agent(fmt.Sprintf("s-%d", i)), engine.EscalateRequest{ToProfile: "operator", EscalationType: "operator_request", Reason: "bench"})
+			_, err = env.Governor.Escalate(ctx, agent(fmt.Sprintf("s-%d", i)), governor.EscalateRequest{ToProfile: "operator", EscalationType: "operator_request", Reason: "bench"})
 		} else {
-			_, err = env.Engine.Debit(ctx, op, engine.MoveRequest{BudgetID: "b", Amount: 1})
+			_, err = env.Governor.Debit(ctx, op, governor.MoveRequest{BudgetID: "b", Amount: 1})
 		}
 		if err != nil {
 			b.Fatal(err)
@@ -396,7 +399,7 @@ func TestQuorumAndSignedApprovals(t *testing.T) {
 			ladder.Hops[i].Quorum = 2
 		}
 	}
-	env := wardentest.MustEnv(t, func(o *engine.Options) { o.Ladder = ladder })
+	env := wardentest.MustEnv(t, func(c *stack.Config) { c.Governor.Ladder = ladder })
 	ctx := context.Background()
 	a := agent("crisis-agent")
 	mustEscalate(t, env, a, warden.ProfileOperator)
@@ -405,30 +408,30 @@ func TestQuorumAndSignedApprovals(t *testing.T) {
 	env.MustCredential(t, engine.CredentialSpec{Name: "appr-2", Roles: []warden.Role{warden.RoleApprover}})
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	root := &warden.Principal{Name: "root", Roles: []warden.Role{warden.RoleAdmin}}
-	if err := env.Engine.RegisterApproverKey(ctx, root, "appr-2", pub); err != nil {
+	if err := env.Governor.RegisterApproverKey(ctx, root, "appr-2", pub); err != nil {
 		t.Fatal(err)
 	}
-	req := engine.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "outage"}
-	_, err := env.Engine.Escalate(ctx, a, req)
+	req := governor.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "outage"}
+	_, err := env.Governor.Escalate(ctx, a, req)
 	var we *warden.Error
 	if !errors.As(err, &we) {
 		t.Fatalf("no approval: %v", err)
 	}
 	digest := we.Data["request_digest"].(string)
-	if _, err := env.Engine.Approve(ctx, &warden.Principal{Name: "appr-1", Roles: []warden.Role{warden.RoleApprover}}, digest); err != nil {
+	if _, err := env.Governor.Approve(ctx, &warden.Principal{Name: "appr-1", Roles: []warden.Role{warden.RoleApprover}}, digest); err != nil {
 		t.Fatal(err)
 	}
-	req.ApprovedBy = engine.StringList{"appr-1"}
-	if _, err := env.Engine.Escalate(ctx, a, req); !strings.Contains(warden.ErrorMessage(err), "1 of 2 approvals") {
+	req.ApprovedBy = governor.StringList{"appr-1"}
+	if _, err := env.Governor.Escalate(ctx, a, req); !strings.Contains(warden.ErrorMessage(err), "1 of 2 approvals") {
 		t.Fatalf("one of two: %v", err)
 	}
-	req.ApprovedBy = engine.StringList{"appr-1", "appr-2"}
+	req.ApprovedBy = governor.StringList{"appr-1", "appr-2"}
 	req.ApprovalSignatures = map[string]string{"appr-2": base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte("not the digest")))}
-	if _, err := env.Engine.Escalate(ctx, a, req); !strings.Contains(warden.ErrorMessage(err), "does not verify") {
+	if _, err := env.Governor.Escalate(ctx, a, req); !strings.Contains(warden.ErrorMessage(err), "does not verify") {
 		t.Fatalf("bad signature: %v", err)
 	}
 	req.ApprovalSignatures["appr-2"] = base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(digest)))
-	res, err := env.Engine.Escalate(ctx, a, req)
+	res, err := env.Governor.Escalate(ctx, a, req)
 	if err != nil || res.ToProfile != warden.ProfilePhoenix || len(res.ApprovedBy) != 2 {
 		t.Fatalf("quorum met: %+v %v", res, err)
 	}
@@ -443,21 +446,21 @@ func TestEscalateOnThreatThresholds(t *testing.T) {
 	ctx := context.Background()
 	a := agent("sensor")
 	call := func(conf float64) (any, error) {
-		return env.Engine.CallTool(ctx, a, "escalate_on_threat", json.RawMessage(fmt.Sprintf(`{"threat_id":"t","threat_type":"x","confidence":%g}`, conf)))
+		return env.Governor.CallTool(ctx, a, "escalate_on_threat", json.RawMessage(fmt.Sprintf(`{"threat_id":"t","threat_type":"x","confidence":%g}`, conf)))
 	}
-	if res, err := call(0.1); err != nil || res.(*engine.EscalateResult).ToProfile != warden.ProfileOperator {
+	if res, err := call(0.1); err != nil || res.(*governor.EscalateResult).ToProfile != warden.ProfileOperator {
 		t.Fatalf("observer at 0.1: %v %v", res, err)
 	}
-	before := len(receiptsOfType(t, env, engine.ReceiptEscalationDenied))
+	before := len(receiptsOfType(t, env, warden.ReceiptEscalationDenied))
 	_, err := call(0.79)
 	var we *warden.Error
 	if !errors.As(err, &we) || we.Message != "Confidence 0.79 insufficient for escalation from operator" || we.Data["escalated"] != false {
 		t.Fatalf("operator at 0.79: %#v", err)
 	}
-	if n := len(receiptsOfType(t, env, engine.ReceiptEscalationDenied)); n != before+1 {
+	if n := len(receiptsOfType(t, env, warden.ReceiptEscalationDenied)); n != before+1 {
 		t.Fatalf("insufficient confidence not receipted")
 	}
-	if res, err := call(0.8); err != nil || res.(*engine.EscalateResult).ToProfile != warden.ProfileGuardian {
+	if res, err := call(0.8); err != nil || res.(*governor.EscalateResult).ToProfile != warden.ProfileGuardian {
 		t.Fatalf("operator at 0.8: %v %v", res, err)
 	}
 	if _, err := call(0.94); !strings.Contains(warden.ErrorMessage(err), "insufficient for escalation from guardian") {
@@ -479,19 +482,19 @@ func TestSovereignIsIrreversibleWithoutOverride(t *testing.T) {
 	env.MustCredential(t, engine.CredentialSpec{Name: "appr", Roles: []warden.Role{warden.RoleApprover}})
 	mustEscalate(t, env, a, warden.ProfileOperator)
 	mustEscalate(t, env, a, warden.ProfileGuardian)
-	approve := func(to warden.Profile, typ string) *engine.EscalateResult {
+	approve := func(to warden.Profile, typ string) *governor.EscalateResult {
 		t.Helper()
-		req := engine.EscalateRequest{ToProfile: string(to), EscalationType: typ, Reason: "r"}
-		_, err := env.Engine.Escalate(ctx, a, req)
+		req := governor.EscalateRequest{ToProfile: string(to), EscalationType: typ, Reason: "r"}
+		_, err := env.Governor.Escalate(ctx, a, req)
 		var we *warden.Error
 		if !errors.As(err, &we) || we.Data["request_digest"] == nil {
 			t.Fatalf("escalate to %s without approval: %v", to, err)
 		}
-		if _, err := env.Engine.Approve(ctx, approver, we.Data["request_digest"].(string)); err != nil {
+		if _, err := env.Governor.Approve(ctx, approver, we.Data["request_digest"].(string)); err != nil {
 			t.Fatal(err)
 		}
-		req.ApprovedBy = engine.StringList{"appr"}
-		res, err := env.Engine.Escalate(ctx, a, req)
+		req.ApprovedBy = governor.StringList{"appr"}
+		res, err := env.Governor.Escalate(ctx, a, req)
 		if err != nil {
 			t.Fatalf("escalate to %s: %v", to, err)
 		}
@@ -502,13 +505,13 @@ func TestSovereignIsIrreversibleWithoutOverride(t *testing.T) {
 	if sov.Reversible || sov.ExpiresAt != nil {
 		t.Fatalf("sovereign hop: %+v", sov)
 	}
-	if _, err := env.Engine.Deescalate(ctx, a, sov.EscalationID, warden.DeescalationOperatorRelease, ""); warden.ErrorMessage(err) != fmt.Sprintf("Escalation %s is not reversible without sovereign override", sov.EscalationID) {
+	if _, err := env.Governor.Deescalate(ctx, a, sov.EscalationID, warden.DeescalationOperatorRelease, ""); warden.ErrorMessage(err) != fmt.Sprintf("Escalation %s is not reversible without sovereign override", sov.EscalationID) {
 		t.Fatalf("release of sovereign: %v", err)
 	}
-	if _, err := env.Engine.Deescalate(ctx, &warden.Principal{Name: "op", Roles: []warden.Role{warden.RoleOperator}}, sov.EscalationID, warden.DeescalationSovereignRevoke, ""); warden.ErrorCode(err) != warden.EDENIED {
+	if _, err := env.Governor.Deescalate(ctx, &warden.Principal{Name: "op", Roles: []warden.Role{warden.RoleOperator}}, sov.EscalationID, warden.DeescalationSovereignRevoke, ""); warden.ErrorCode(err) != warden.EDENIED {
 		t.Fatalf("sovereign_revoke by a non-admin: %v", err)
 	}
-	res, err := env.Engine.Deescalate(ctx, &warden.Principal{Name: "human", Roles: []warden.Role{warden.RoleAdmin}}, sov.EscalationID, warden.DeescalationSovereignRevoke, "")
+	res, err := env.Governor.Deescalate(ctx, &warden.Principal{Name: "human", Roles: []warden.Role{warden.RoleAdmin}}, sov.EscalationID, warden.DeescalationSovereignRevoke, "")
 	if err != nil || res.ToProfile != warden.ProfileObserver || len(res.Hops) != 4 {
 		t.Fatalf("sovereign_revoke by an admin: %+v %v", res, err)
 	}

@@ -1,4 +1,4 @@
-package engine
+package recorder
 
 import (
 	"context"
@@ -10,35 +10,30 @@ import (
 	"unicode/utf8"
 
 	warden "github.com/warden-sh/warden"
-)
-
-// Integrity receipt types.
-const (
-	ReceiptIntegrityBaseline = "integrity_baseline_recorded"
-	ReceiptIntegrityScan     = "integrity_scan"
+	"github.com/warden-sh/warden/engine"
 )
 
 // RecordBaseline snapshots paths as the integrity baseline (admin), receipted.
-func (e *Engine) RecordBaseline(ctx context.Context, p *warden.Principal, paths []string) (*warden.IntegrityBaseline, error) {
-	if err := Authorize(p, "record the integrity baseline", warden.RoleAdmin); err != nil {
+func (rec *Recorder) RecordBaseline(ctx context.Context, p *warden.Principal, paths []string) (*warden.IntegrityBaseline, error) {
+	if err := engine.Authorize(p, "record the integrity baseline", warden.RoleAdmin); err != nil {
 		return nil, err
 	}
 	if len(paths) == 0 {
 		return nil, warden.Errorf(warden.EINVALID, "Give at least one path to baseline.")
 	}
-	if e.integrity == nil {
+	if rec.integrity == nil {
 		return nil, warden.Errorf(warden.EINTERNAL, "no integrity checker configured")
 	}
-	b, err := e.integrity.Snapshot(paths)
+	b, err := rec.integrity.Snapshot(paths)
 	if err != nil {
 		return nil, warden.Errorf(warden.EINVALID, "Cannot baseline: %v", err)
 	}
-	b.CreatedAt, b.CreatedBy = warden.FormatTime(e.now()), p.Name
-	err = e.store.Update(ctx, func(tx warden.Tx) error {
+	b.CreatedAt, b.CreatedBy = warden.FormatTime(rec.core.Now()), p.Name
+	err = rec.core.Update(ctx, "recorder.RecordBaseline", func(tx warden.Tx) error {
 		if err := tx.PutIntegrityBaseline(b); err != nil {
 			return err
 		}
-		_, err := tx.Append(e.draft(ReceiptIntegrityBaseline, warden.ScrollIncident, b, "integrity"))
+		_, err := tx.Append(rec.core.Draft(warden.ReceiptIntegrityBaseline, b, "integrity"))
 		return err
 	})
 	if err != nil {
@@ -62,12 +57,12 @@ type ScanResult struct {
 // integrity_violation incident (evidence: paths and both hashes) unless an
 // unresolved one already reports exactly these findings. ENOTFOUND without
 // a baseline.
-func (e *Engine) IntegrityScan(ctx context.Context, p *warden.Principal) (*ScanResult, error) {
-	if err := Authorize(p, "scan integrity", warden.RoleOperator); err != nil {
+func (rec *Recorder) IntegrityScan(ctx context.Context, p *warden.Principal) (*ScanResult, error) {
+	if err := engine.Authorize(p, "scan integrity", warden.RoleOperator); err != nil {
 		return nil, err
 	}
 	var b *warden.IntegrityBaseline
-	err := e.store.View(ctx, func(tx warden.ReadTx) (err error) {
+	err := rec.core.View(ctx, "recorder.IntegrityScan", func(tx warden.ReadTx) (err error) {
 		b, err = tx.IntegrityBaseline()
 		return err
 	})
@@ -76,10 +71,10 @@ func (e *Engine) IntegrityScan(ctx context.Context, p *warden.Principal) (*ScanR
 	} else if err != nil {
 		return nil, err
 	}
-	if e.integrity == nil {
-		return nil, fmt.Errorf("engine.IntegrityScan: no integrity checker configured")
+	if rec.integrity == nil {
+		return nil, fmt.Errorf("recorder.IntegrityScan: no integrity checker configured")
 	}
-	clean, evidence, fp, err := e.integrity.Check(b)
+	clean, evidence, fp, err := rec.integrity.Check(b)
 	if err != nil {
 		// A scan that cannot read a watched file fails closed: it is a
 		// violation in itself (the file may have been made unreadable to
@@ -98,7 +93,7 @@ func (e *Engine) IntegrityScan(ctx context.Context, p *warden.Principal) (*ScanR
 	monitor := &warden.Principal{Name: "warden:integrity-monitor", Roles: []warden.Role{warden.RoleAdmin}}
 	// The same unresolved violation is not reported twice, even by racing
 	// scans: the check runs inside the report's transaction.
-	inc, dup, err := e.report(ctx, monitor, ReportRequest{
+	inc, dup, err := rec.report(ctx, monitor, ReportRequest{
 		Class:       warden.ClassIntegrityViolation,
 		Source:      "warden:integrity-monitor",
 		Description: "File integrity baseline mismatch: " + evidence["summary"],
@@ -154,9 +149,9 @@ func (st *TrustState) add(id string) {
 // AttestationState is degraded while any recovery requirement still needs
 // re-attestation, trusted otherwise. Its cost grows with the incomplete
 // requirements only, never with the incidents stored.
-func (e *Engine) AttestationState(ctx context.Context) (*TrustState, error) {
+func (rec *Recorder) AttestationState(ctx context.Context) (*TrustState, error) {
 	st := &TrustState{State: "trusted", Pending: []string{}, Detail: "no incident awaits re-attestation"}
-	err := e.store.View(ctx, func(tx warden.ReadTx) error {
+	err := rec.core.View(ctx, "recorder.AttestationState", func(tx warden.ReadTx) error {
 		return tx.Requirements(true, func(r *warden.RecoveryRequirement) error {
 			if r.RequireReattest && r.ReAttestedAt == "" {
 				st.add(r.IncidentID)
@@ -174,9 +169,9 @@ func (e *Engine) AttestationState(ctx context.Context) (*TrustState, error) {
 // not completed its recovery. integrity_violation latches, so each has a
 // requirement from its report on, and a resolved one has completed it:
 // the incomplete requirements are all there is to look at.
-func (e *Engine) IntegrityState(ctx context.Context) (*TrustState, error) {
+func (rec *Recorder) IntegrityState(ctx context.Context) (*TrustState, error) {
 	st := &TrustState{State: "trusted", Pending: []string{}, Detail: "no unrecovered integrity violation"}
-	err := e.store.View(ctx, func(tx warden.ReadTx) error {
+	err := rec.core.View(ctx, "recorder.IntegrityState", func(tx warden.ReadTx) error {
 		return tx.Requirements(true, func(r *warden.RecoveryRequirement) error {
 			i, err := tx.Incident(r.IncidentID)
 			if err != nil {

@@ -1,0 +1,103 @@
+package governor
+
+import (
+	"context"
+	"slices"
+
+	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+)
+
+// RevokeAllResult is phoenix_revoke_credentials' answer.
+type RevokeAllResult struct {
+	Success bool     `json:"success"`
+	Revoked []string `json:"revoked"`
+	DryRun  bool     `json:"dry_run"`
+}
+
+// RevokeAll revokes every credential that is not an admin's (phoenix).
+// In drill mode it is refused as a dry run and receipted as such.
+func (g *Governor) RevokeAll(ctx context.Context, p *warden.Principal) (*RevokeAllResult, error) {
+	var revoked []string
+	err := g.core.Update(ctx, "governor.RevokeAll", func(tx warden.Tx) error {
+		if _, err := g.requireProfile(tx, p, "phoenix_revoke_credentials", g.authority["phoenix_revoke_credentials"]); err != nil {
+			return err
+		}
+		creds, err := tx.Credentials()
+		if err != nil {
+			return err
+		}
+		for _, c := range creds {
+			if c.RevokedAt != nil || slices.Contains(c.Roles, warden.RoleAdmin) || c.Name == p.Name {
+				continue
+			}
+			if !g.core.Drill() {
+				if err := tx.RevokeCredential(c.Name, g.core.Now()); err != nil {
+					return err
+				}
+			}
+			revoked = append(revoked, c.Name)
+		}
+		_, err = tx.Append(g.core.Draft(warden.ReceiptPhoenixRevoke, map[string]any{"principal": p.Name,
+			"credentials": nonNilStrings(revoked), "dry_run": g.core.Drill(), "reversible": false}, "phoenix"))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &RevokeAllResult{Success: true, Revoked: nonNilStrings(revoked), DryRun: g.core.Drill()}, nil
+}
+
+// LockdownResult is phoenix_lockdown's answer: success only if every
+// action succeeded.
+type LockdownResult struct {
+	Success    bool                       `json:"success"`
+	LockdownID string                     `json:"lockdown_id"`
+	Results    []warden.ContainmentResult `json:"results"`
+	DryRun     bool                       `json:"dry_run"`
+}
+
+// Lockdown freezes every agent and disables the airlock through the
+// containment targets (phoenix); dry-run in drill mode.
+func (g *Governor) Lockdown(ctx context.Context, p *warden.Principal, reason string) (*LockdownResult, error) {
+	pseudo := &warden.Incident{ID: randomID("LOCKDOWN-"), Class: warden.ClassUnauthorizedAccess, Severity: warden.SeverityCritical,
+		Source: "warden:phoenix", Description: "global lockdown: " + reason, Evidence: map[string]string{}}
+	actions := []string{warden.ActionFreezeAgent, warden.ActionDisableAirlock}
+	// The lockdown is receipted before anything is frozen, so an action
+	// never happens without its record, even if warden dies mid-way.
+	err := g.core.Update(ctx, "governor.Lockdown", func(tx warden.Tx) error {
+		if _, err := g.requireProfile(tx, p, "phoenix_lockdown", g.authority["phoenix_lockdown"]); err != nil {
+			return err
+		}
+		_, err := tx.Append(g.core.Draft(warden.ReceiptPhoenixLockStart, map[string]any{"principal": p.Name, "reason": reason,
+			"lockdown_id": pseudo.ID, "actions": actions, "dry_run": g.core.Drill()}, "phoenix"))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	results := g.incidents.RunActions(context.WithoutCancel(ctx), actions, pseudo)
+	err = g.core.Update(context.WithoutCancel(ctx), "governor.Lockdown", func(tx warden.Tx) error {
+		_, err := tx.Append(g.core.Draft(warden.ReceiptPhoenixLock, map[string]any{"principal": p.Name, "reason": reason,
+			"lockdown_id": pseudo.ID, "results": results, "dry_run": g.core.Drill(), "reversible": true}, "phoenix"))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ok := true
+	for _, r := range results {
+		ok = ok && r.Success
+	}
+	return &LockdownResult{Success: ok, LockdownID: pseudo.ID, Results: results, DryRun: g.core.Drill()}, nil
+}
+
+// RotateKey hands the ledger over to a new signing key (phoenix): the
+// caller's profile is checked inside the hand-over's transaction. In drill
+// mode nothing is rotated and the dry run is receipted.
+func (g *Governor) RotateKey(ctx context.Context, p *warden.Principal) (*engine.RotateKeyResult, error) {
+	return g.core.RotateKey(ctx, p, func(tx warden.Tx) error {
+		_, err := g.requireProfile(tx, p, "phoenix_rotate_key", g.authority["phoenix_rotate_key"])
+		return err
+	})
+}

@@ -1,0 +1,155 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	warden "github.com/warden-sh/warden"
+)
+
+// alertResults records log_alert actions, which cannot fail: the alert is
+// the committed webhook delivery and the log line that follows the commit.
+func alertResults(actions []string, now time.Time, drill bool) []warden.ContainmentResult {
+	out := make([]warden.ContainmentResult, len(actions))
+	for i, a := range actions {
+		out[i] = warden.ContainmentResult{Action: a, Success: true, Error: "", CompletedAt: warden.FormatTime(now), DryRun: drill, Attempts: 1}
+	}
+	return out
+}
+
+// runActions executes actions concurrently through the actuator.
+func (rec *Recorder) runActions(ctx context.Context, ps *policyState, actions []string, inc *warden.Incident) []warden.ContainmentResult {
+	results := make([]warden.ContainmentResult, len(actions))
+	act := rec.actuator
+	var wg sync.WaitGroup
+	for i, a := range actions {
+		wg.Add(1)
+		go func(i int, a string) {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					results[i] = warden.ContainmentResult{Action: a, Error: fmt.Sprintf("actuator panicked: %v", r), CompletedAt: warden.FormatTime(rec.core.Now())}
+				}
+			}()
+			if act == nil {
+				results[i] = warden.ContainmentResult{Action: a, Error: "no containment actuator configured", CompletedAt: warden.FormatTime(rec.core.Now())}
+				return
+			}
+			results[i] = act.Execute(ctx, ps.Policy, a, inc)
+			results[i].Action = a
+		}(i, a)
+	}
+	wg.Wait()
+	return results
+}
+
+// settleContainment sets the state from the results: contained only if the
+// class auto-contains and every action succeeded.
+func (rec *Recorder) settleContainment(inc *warden.Incident, rule warden.ClassRule) {
+	inc.ContainmentPending = false
+	if !rule.AutoContain {
+		return // alerts only: the incident stays open
+	}
+	for _, r := range inc.ContainmentResults {
+		if !r.Success {
+			inc.State = warden.StateContainmentFailed
+			return
+		}
+	}
+	inc.State = warden.StateContained
+}
+
+// contain runs the pending containment of an incident and records it;
+// recorded says whether this call recorded it (false: it was not pending,
+// or another process recorded it first).
+func (rec *Recorder) contain(ctx context.Context, id string) (inc *warden.Incident, recorded bool, err error) {
+	ps := rec.policyState()
+	if err := rec.core.View(ctx, "recorder.contain", func(tx warden.ReadTx) (err error) {
+		inc, err = tx.Incident(id)
+		return err
+	}); err != nil {
+		return nil, false, err
+	}
+	if !inc.ContainmentPending {
+		return inc, false, nil
+	}
+	results := rec.runActions(ctx, ps, inc.ContainmentActions, inc)
+	now := rec.core.Now()
+	err = rec.core.Update(ctx, "recorder.contain", func(tx warden.Tx) (err error) {
+		recorded = false
+		if inc, err = tx.Incident(id); err != nil {
+			return err
+		}
+		if !inc.ContainmentPending {
+			return nil // another process recorded it first
+		}
+		recorded = true
+		inc.ContainmentResults = results
+		rec.settleContainment(inc, ruleOf(ps, inc.Class))
+		if err := tx.UpdateIncident(inc); err != nil {
+			return err
+		}
+		if _, err := tx.Append(rec.incidentDraft(warden.ReceiptContainment, inc, "warden", map[string]any{"results": results})); err != nil {
+			return err
+		}
+		return rec.enqueueWebhooks(tx, ps, warden.EventContainment, inc, now)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if recorded {
+		rec.wake()
+	}
+	return inc, recorded, nil
+}
+
+func ruleOf(ps *policyState, class string) warden.ClassRule {
+	return ps.Policy.Rules[class]
+}
+
+// InterruptedContainment lists the incidents whose containment a crash
+// interrupted (still marked pending). A server calls it before it accepts
+// reports, then hands the list to ResumeContainment: an incident reported
+// after the list was taken is contained by its own request, so no target
+// is called twice for it.
+func (rec *Recorder) InterruptedContainment(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := rec.core.View(ctx, "recorder.InterruptedContainment", func(tx warden.ReadTx) error {
+		return tx.PendingContainment(func(i *warden.Incident) error {
+			ids = append(ids, i.ID)
+			return nil
+		})
+	})
+	return ids, err
+}
+
+// ResumeContainment finishes the interrupted containment of ids (from
+// InterruptedContainment) and records it. An incident recorded meanwhile
+// (by another process) is skipped. It returns how many it finished.
+func (rec *Recorder) ResumeContainment(ctx context.Context, ids []string) (int, error) {
+	// One incident that cannot be finished does not hold up the others.
+	var errs []error
+	done := 0
+	for _, id := range ids {
+		_, recorded, err := rec.contain(ctx, id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("incident %s: %w", id, err))
+			continue
+		}
+		if recorded {
+			done++
+		}
+	}
+	return done, errors.Join(errs...)
+}
+
+// RunActions runs containment actions for inc through the actuator, under
+// the policy in force, concurrently, and returns their outcomes. It records
+// nothing: the caller receipts what it asked for before and what happened
+// after (phoenix lockdown does both).
+func (rec *Recorder) RunActions(ctx context.Context, actions []string, inc *warden.Incident) []warden.ContainmentResult {
+	return rec.runActions(ctx, rec.policyState(), actions, inc)
+}

@@ -1,0 +1,56 @@
+package warden
+
+import "context"
+
+// The ports: what the rules need from the world, implemented by adapters
+// (contain, integrity, datadir) and wired by cli. Each contract below is
+// what every implementation MUST guarantee; the engine relies on nothing
+// else.
+
+// Actuator carries out containment actions after the incident that calls
+// for them is committed. Package contain implements it with HTTP calls to
+// the policy's targets, and a dry-run variant for drill mode.
+type Actuator interface {
+	// Execute runs one containment action for inc under policy p and
+	// reports its outcome. It MUST honour ctx, bound its retries, never
+	// panic, and report success only when the target confirmed (2xx).
+	// CompletedAt is set with the actuator's clock.
+	Execute(ctx context.Context, p *ContainmentPolicy, action string, inc *Incident) ContainmentResult
+}
+
+// Waker is told when new webhook deliveries were committed, so the sender
+// does not wait for its next poll. Wake MUST NOT block.
+type Waker interface {
+	Wake()
+}
+
+// IntegrityChecker snapshots and checks the files the integrity monitor
+// watches. Package integrity implements it; the rules only decide.
+type IntegrityChecker interface {
+	// Snapshot hashes paths into a baseline.
+	Snapshot(paths []string) (*IntegrityBaseline, error)
+	// Check re-hashes a baseline. clean is true when nothing changed;
+	// otherwise evidence names the changed, added and removed files, and
+	// fingerprint identifies this exact set of findings. An unreadable
+	// file MUST be an error, never clean.
+	Check(b *IntegrityBaseline) (clean bool, evidence map[string]string, fingerprint string, err error)
+}
+
+// Mirror receives exported checkpoints (guardian anchoring). datadir.Mirror
+// implements it with a directory.
+type Mirror interface {
+	// Put durably stores data under name; it MUST NOT overwrite an
+	// existing name.
+	Put(name string, data []byte) error
+}
+
+// KeyStore keeps the ledger signing keys across a rotation (datadir.Dir).
+type KeyStore interface {
+	// StageKey durably writes the next key beside the current one; the
+	// current key MUST stay in force until CommitKey.
+	StageKey(signer, verifier string) error
+	// CommitKey makes the staged key current, durably.
+	CommitKey() error
+	// AbandonKey discards a staged key.
+	AbandonKey()
+}
