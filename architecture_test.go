@@ -182,4 +182,3 @@ func checkNoWallClock(t *testing.T, dir string) {
 		}
 	}
 }
-
