@@ -147,14 +147,16 @@ func (l *Ladder) Validate() error {
 	return nil
 }
 
-// TTL returns the effective TTL of a hop for a requested ttl (0: default),
-// capped by MaxTTL. Zero means the escalation never expires.
+// TTL returns the effective TTL of a hop for a requested ttl (0 or less:
+// the default), capped by MaxTTL. Zero means the escalation never expires,
+// which a hop with a maximum never grants: without a default, the maximum
+// is the TTL.
 func (h *HopPolicy) TTL(requested int) int {
 	ttl := h.DefaultTTL
 	if requested > 0 {
 		ttl = requested
 	}
-	if h.MaxTTL > 0 && ttl > h.MaxTTL {
+	if h.MaxTTL > 0 && (ttl <= 0 || ttl > h.MaxTTL) {
 		ttl = h.MaxTTL
 	}
 	return ttl

@@ -114,5 +114,10 @@ func (c *Credential) Validate() error {
 	if !reporter && (c.Source != "" || len(c.Classes) > 0) {
 		return Errorf(EINVALID, "Only a reporter credential takes a source and classes.")
 	}
+	for _, cl := range c.Classes {
+		if err := ValidateClass(cl); err != nil {
+			return err
+		}
+	}
 	return nil
 }

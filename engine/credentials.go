@@ -63,11 +63,6 @@ func (e *Core) AddCredential(ctx context.Context, actor *warden.Principal, spec 
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	for _, cl := range c.Classes {
-		if err := warden.ValidateClass(cl); err != nil {
-			return nil, err
-		}
-	}
 	body := credentialBody{Name: c.Name, Roles: c.Roles, Source: c.Source, Classes: c.Classes, By: actor.Name, TokenHashPrefix: c.TokenHash[:12]}
 	err := e.Update(ctx, "engine.AddCredential", func(tx warden.Tx) error {
 		if err := tx.CreateCredential(&c); err != nil {
