@@ -240,6 +240,7 @@ func TestHopPolicyTTL(t *testing.T) {
 		{"no max: default", 900, 0, 0, 900},
 		{"no max: request over default kept", 900, 0, 5000, 5000},
 		{"no default, a max: request capped", 0, 3600, 9000, 3600},
+		{"no default, a max: no request gets the max, never forever", 0, 3600, 0, 3600},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,7 +255,7 @@ func TestHopPolicyTTL(t *testing.T) {
 // TestHopPolicyTTLProperty: on a hop that validates, a TTL is never
 // negative; a positive TTL never exceeds the hop's maximum if it has one;
 // a positive request within the maximum is granted as asked; no request
-// gets the default.
+// gets the default, or the maximum when there is no default.
 func TestHopPolicyTTLProperty(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		h := genHop.Draw(rt, "hop")
@@ -271,8 +272,10 @@ func TestHopPolicyTTLProperty(t *testing.T) {
 			rt.Fatalf("TTL(%d) = %d exceeds the maximum %d", req, got, h.MaxTTL)
 		case req > 0 && (h.MaxTTL == 0 || req <= h.MaxTTL) && got != req:
 			rt.Fatalf("TTL(%d) = %d, want the request", req, got)
-		case req <= 0 && got != h.DefaultTTL:
+		case req <= 0 && h.DefaultTTL > 0 && got != h.DefaultTTL:
 			rt.Fatalf("TTL(%d) = %d, want the default %d", req, got, h.DefaultTTL)
+		case req <= 0 && h.DefaultTTL == 0 && got != h.MaxTTL:
+			rt.Fatalf("TTL(%d) = %d, want the maximum %d (no default)", req, got, h.MaxTTL)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -43,7 +44,7 @@ func (e *Core) RotateKey(ctx context.Context, p *warden.Principal, authorize fun
 		return &RotateKeyResult{Success: true, DryRun: true}, nil
 	}
 	if e.keys == nil || e.signer == nil {
-		return nil, named("engine.RotateKey", warden.Errorf(warden.EINTERNAL, "no key store configured"))
+		return nil, fmt.Errorf("engine.RotateKey: no key store configured")
 	}
 	e.cpMu.Lock()
 	defer e.cpMu.Unlock()

@@ -542,7 +542,7 @@ func TestWrite_MatchesEngineExport(t *testing.T) {
 			ExportedAt:   at,
 			PolicyDigest: member[string](t, want, "policy_digest"),
 			SystemState:  member[forensic.SystemState](t, want, "system_state"),
-			PublicKey:    env.Engine.PublicKey(),
+			PublicKey:    env.Core.PublicKey(),
 			Checkpoint:   cp,
 		}
 		_, err = forensic.Write(&got, txSource{tx}, h, forensic.Keys{HMAC: env.Dir.HMACKey, Signer: env.Dir.Signer})

@@ -104,7 +104,7 @@ func testCredentials(t *testing.T, h Harness) {
 	alice := &warden.Credential{Name: "alice", Roles: []warden.Role{warden.RoleAdmin}, TokenHash: "hash-alice", CreatedAt: at(1)}
 	bob := &warden.Credential{
 		Name: "bob", Roles: []warden.Role{warden.RoleReporter, warden.RoleRead},
-		Source: "airlock", Classes: []string{"model_tamper", "exfiltration"},
+		Source: "airlock", Classes: []string{"prompt_injection", "tool_call_burst"},
 		TokenHash: "hash-bob", CreatedAt: at(2),
 	}
 	carl := &warden.Credential{Name: "carl.ops@example", Roles: []warden.Role{warden.RoleOperator}, TokenHash: "hash-carl", CreatedAt: at(3)}
@@ -120,6 +120,8 @@ func testCredentials(t *testing.T, h Harness) {
 		{"duplicate token", &warden.Credential{Name: "dave", Roles: []warden.Role{warden.RoleRead}, TokenHash: "hash-bob", CreatedAt: at(4)}, warden.ECONFLICT},
 		{"no roles", &warden.Credential{Name: "erin", TokenHash: "hash-erin", CreatedAt: at(4)}, warden.EINVALID},
 		{"bad name", &warden.Credential{Name: "-x", Roles: []warden.Role{warden.RoleRead}, TokenHash: "hash-x", CreatedAt: at(4)}, warden.EINVALID},
+		{"unknown class", &warden.Credential{Name: "fay", Roles: []warden.Role{warden.RoleReporter}, Source: "s", Classes: []string{"exfiltration"},
+			TokenHash: "hash-fay", CreatedAt: at(4)}, warden.EINVALID},
 	} {
 		err := s.Update(t.Context(), func(tx warden.Tx) error { return tx.CreateCredential(tt.c) })
 		if warden.ErrorCode(err) != tt.code {
