@@ -29,26 +29,27 @@ const (
 // layers classifies every package of the module. A new package must be
 // added here, which is the point: its place is decided, not drifted into.
 var layers = map[string]layer{
-	"":                domain,
-	"ledger":          pure,
-	"jsonx":           pure,
-	"forensic":        pure,
-	"engine":          rules,
-	"engine/recorder": rules,
-	"engine/governor": rules,
-	"engine/stack":    rules,
-	"sqlite":          adapter,
-	"contain":         adapter,
-	"integrity":       adapter,
-	"datadir":         adapter,
-	"http":            transport,
-	"http/openapi":    transport,
-	"mcp":             transport,
-	"cli":             wiring,
-	"cmd/warden":      wiring,
-	"bench":           wiring, // the load generators behind `warden bench`
-	"wardentest":      wiring, // real parts for tests
-	"storetest":       wiring, // the store conformance suite
+	"":                 domain,
+	"ledger":           pure,
+	"jsonx":            pure,
+	"forensic":         pure,
+	"internal/jsonlex": pure,
+	"engine":           rules,
+	"engine/recorder":  rules,
+	"engine/governor":  rules,
+	"engine/stack":     rules,
+	"sqlite":           adapter,
+	"contain":          adapter,
+	"integrity":        adapter,
+	"datadir":          adapter,
+	"http":             transport,
+	"http/openapi":     transport,
+	"mcp":              transport,
+	"cli":              wiring,
+	"cmd/warden":       wiring,
+	"bench":            wiring, // the load generators behind `warden bench`
+	"wardentest":       wiring, // real parts for tests
+	"storetest":        wiring, // the store conformance suite
 }
 
 // noIO are standard packages that do I/O; the domain, pure and rules
