@@ -21,7 +21,7 @@ const (
 )
 
 // Scrolls lists every valid scroll name.
-var Scrolls = []string{ScrollIdentity, ScrollCognitive, ScrollTreasury, ScrollIncident, ScrollPolicy, ScrollDrill, ScrollSystem}
+var Scrolls = [...]string{ScrollIdentity, ScrollCognitive, ScrollTreasury, ScrollIncident, ScrollPolicy, ScrollDrill, ScrollSystem}
 
 // ValidScroll reports whether s names a scroll.
 func ValidScroll(s string) bool {

@@ -41,7 +41,7 @@ const (
 //
 // The zero value is usable: a client that does not follow redirects, the
 // system clock, slog.Default, no token beyond targets.token_file.
-// It implements engine.Actuator.
+// It implements warden.Actuator.
 type HTTPActuator struct {
 	// Client makes the calls; nil uses a client that never follows
 	// redirects (a 3xx is a failure, and the token never moves hosts).
@@ -282,7 +282,7 @@ func (a *HTTPActuator) logger() *slog.Logger {
 // DryRunActuator records containment actions without running them (drill
 // mode). It never makes a call: every action succeeds with DryRun set, and
 // a "DRY-RUN would …" line says what would have happened.
-// It implements engine.Actuator.
+// It implements warden.Actuator.
 type DryRunActuator struct {
 	// Clock stamps CompletedAt; nil is warden.SystemClock.
 	Clock warden.Clock

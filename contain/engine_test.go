@@ -5,7 +5,7 @@ import (
 	"github.com/warden-sh/warden/contain"
 )
 
-// The actuators and the sender plug into the engine's interfaces.
+// The actuators and the sender implement the ports (ports.go).
 var (
 	_ warden.Actuator = (*contain.HTTPActuator)(nil)
 	_ warden.Actuator = (*contain.DryRunActuator)(nil)

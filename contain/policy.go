@@ -3,9 +3,10 @@
 // HTTP targets (agent, airlock, registry) with bounded retries, records
 // dry-runs in drill mode, and sends HMAC-signed webhooks from the outbox.
 //
-// The engine decides WHAT to contain and records the outcome; this package
-// only performs the calls. It MUST NOT be imported by the engine (the engine
-// depends on the engine.Actuator and engine.Waker interfaces instead).
+// The recorder decides WHAT to contain and records the outcome; this package
+// only performs the calls. It MUST NOT be imported by the rules (they
+// depend on the warden.Actuator and warden.Waker ports instead;
+// architecture_test.go enforces it).
 package contain
 
 import (

@@ -52,7 +52,7 @@ const (
 	webhookMaxScan = 4096
 )
 
-// WebhookSender sends the webhook outbox: deliveries the engine enqueued in
+// WebhookSender sends the webhook outbox: deliveries the recorder enqueued in
 // the same transaction as the state change they report. It runs as its own
 // goroutine (Run) and never blocks a request path; Wake makes it send a
 // newly committed delivery at once instead of at the next poll.
@@ -97,7 +97,7 @@ type WebhookSender struct {
 	// Timeout bounds each send (DefaultWebhookTimeout when ≤ 0).
 	Timeout time.Duration
 	// OnFinalFailure, if set, is called after a delivery is recorded as
-	// failed for good (the engine receipts it).
+	// failed for good (the recorder receipts it).
 	OnFinalFailure func(ctx context.Context, d *warden.Delivery)
 
 	once  sync.Once

@@ -8,7 +8,7 @@ import (
 )
 
 // Mirror exports anchored checkpoints as files in a directory, never
-// overwriting one (engine.Mirror). Point it at storage another party
+// overwriting one (warden.Mirror). Point it at storage another party
 // controls (a mounted share, a synced bucket) to make it a witness.
 type Mirror struct {
 	Dir string

@@ -62,14 +62,18 @@ func named(op string, err error) error {
 
 // Denial is a refusal that must be receipted. A rule returns it from inside
 // Update's fn; Update rolls the transaction back and writes the denial's
-// receipt on its own.
+// receipt on its own. A Denial MUST be made by Core.Deny: one built by hand
+// has no receipt, and its append fails as an internal error.
 type Denial struct {
 	// Err is what the caller gets back.
 	Err   *warden.Error
 	draft warden.Draft
 }
 
+// Error is the denial's *warden.Error text.
 func (d *Denial) Error() string { return d.Err.Error() }
+
+// Unwrap returns Err, so warden.ErrorCode sees the denial's code.
 func (d *Denial) Unwrap() error { return d.Err }
 
 // WithData attaches structured detail for the transports (for example what
@@ -97,7 +101,7 @@ func (e *Core) Deny(typ string, body map[string]any, code, format string, args .
 
 // scrollCounts counts one transaction's receipts by scroll, in
 // warden.Scrolls order (no map on the hot path).
-type scrollCounts [7]int
+type scrollCounts [len(warden.Scrolls)]int
 
 // countingTx is the Tx every rule sees: it checks each receipt against the
 // catalogue and counts what was appended.

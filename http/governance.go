@@ -8,7 +8,7 @@ import (
 	"github.com/warden-sh/warden/engine/governor"
 )
 
-// governanceRoles may call governance tools; the engine's authority matrix
+// governanceRoles may call governance tools; the governor's authority matrix
 // and ladder rules decide per tool and profile. Agents hold one of these.
 var governanceRoles = []warden.Role{warden.RoleRead, warden.RoleOperator, warden.RoleRecoveryAdmin, warden.RoleApprover, warden.RoleForensic, warden.RoleReporter}
 

@@ -155,14 +155,11 @@ func (s *Server) handleRecoveryStatus(w http.ResponseWriter, r *http.Request, _ 
 }
 
 func (s *Server) handleRecoveryAck(w http.ResponseWriter, r *http.Request, p *warden.Principal) error {
-	var req struct {
-		IncidentID string `json:"incident_id"`
-		Operator   string `json:"operator"`
-	}
+	var req recorder.AckRequest
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	rr, err := s.rec.RecoveryAck(r.Context(), p, req.IncidentID, req.Operator)
+	rr, err := s.rec.RecoveryAck(r.Context(), p, req)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 // Package integrity records and checks file integrity baselines: SHA-256
 // hashes of the files under a set of roots, and the findings (changed,
 // added, removed) when the files no longer match. It reads the file system
-// but never writes it; the engine turns findings into an
+// but never writes it; the recorder turns findings into an
 // integrity_violation incident.
 //
 // Symbolic links are never followed. A link is recorded as an entry of its
@@ -305,7 +305,7 @@ func hashEntry(path string, mode fs.FileMode) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// Checker adapts this package to the engine's IntegrityChecker: Snapshot
+// Checker adapts this package to the warden.IntegrityChecker port: Snapshot
 // with the checker's clock, and Check = Scan + Evidence + Fingerprint.
 type Checker struct {
 	// Clock stamps baselines; nil is warden.SystemClock.

@@ -64,7 +64,7 @@ func newConfig(opts []Option) *config {
 // else is internal.
 type caller func(ctx context.Context, req *sdk.CallToolRequest, name string, args json.RawMessage) (json.RawMessage, error)
 
-// newServer builds an MCP server with one tool per engine tool, each
+// newServer builds an MCP server with one tool per governance tool, each
 // answered by call. It panics if a tool's argument type has no JSON schema:
 // the types are fixed at compile time and the tests build every schema.
 func newServer(tools []*governor.Tool, version string, c *config, call caller) *sdk.Server {

@@ -19,7 +19,7 @@ import (
 // maxResponseBytes bounds a governance answer read by the proxy.
 const maxResponseBytes = 64 << 20
 
-// NewRemoteServer returns an MCP server whose tools (tools: the engine's
+// NewRemoteServer returns an MCP server whose tools (tools: the governor's
 // list, for names and schemas) are answered by the warden server at
 // baseURL: each call is POST {baseURL}/api/v1/governance/{tool} with the
 // arguments as body and token as bearer credential. It holds no state —

@@ -40,7 +40,7 @@ func values[T ~string](list []T) []any {
 
 // InputSchema derives a tool's input JSON schema from its Go argument type
 // (what NewArgs returns): properties from json tags, fields without
-// omitempty required, no additional properties — the shape the engine's
+// omitempty required, no additional properties — the shape the governor's
 // strict decoder accepts.
 func InputSchema(t *governor.Tool) (*jsonschema.Schema, error) {
 	typ := reflect.TypeOf(t.NewArgs())
@@ -62,7 +62,7 @@ func InputSchema(t *governor.Tool) (*jsonschema.Schema, error) {
 	return s, nil
 }
 
-// ToolDefs returns the MCP definitions of tools: the engine's names and
+// ToolDefs returns the MCP definitions of tools: the governor's names and
 // descriptions, and input schemas from InputSchema. It needs no engine, so
 // a proxy (`warden mcp`) lists exactly what the server serves.
 func ToolDefs(tools []*governor.Tool) ([]*sdk.Tool, error) {

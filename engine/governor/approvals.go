@@ -113,16 +113,35 @@ func (g *Governor) Approve(ctx context.Context, p *warden.Principal, digest stri
 	return a, nil
 }
 
-// RegisterApproverKey registers an approver's ed25519 public key (admin).
-func (g *Governor) RegisterApproverKey(ctx context.Context, p *warden.Principal, approver string, pub []byte) error {
+// ApproverKeyRequest is register_approver_key's arguments.
+type ApproverKeyRequest struct {
+	Approver  string `json:"approver"`
+	PublicKey string `json:"public_key"` // base64 ed25519
+}
+
+// ApproverKeyResult is register_approver_key's answer.
+type ApproverKeyResult struct {
+	Success  bool   `json:"success"`
+	Approver string `json:"approver"`
+}
+
+// RegisterApproverKey registers an approver's ed25519 public key (admin),
+// receipted. EINVALID unless the key is a base64 ed25519 key and the
+// approver a registered approver.
+func (g *Governor) RegisterApproverKey(ctx context.Context, p *warden.Principal, req ApproverKeyRequest) (*ApproverKeyResult, error) {
 	if err := engine.Authorize(p, "register approver keys", warden.RoleAdmin); err != nil {
-		return err
+		return nil, err
+	}
+	pub, err := base64.StdEncoding.DecodeString(req.PublicKey)
+	if err != nil {
+		return nil, warden.Errorf(warden.EINVALID, "public_key must be base64.")
 	}
 	if len(pub) != ed25519.PublicKeySize {
-		return warden.Errorf(warden.EINVALID, "public_key must be a %d-byte ed25519 key (base64).", ed25519.PublicKeySize)
+		return nil, warden.Errorf(warden.EINVALID, "public_key must be a %d-byte ed25519 key (base64).", ed25519.PublicKeySize)
 	}
+	approver := req.Approver
 	k := &warden.ApproverKey{Approver: approver, PublicKey: pub, CreatedAt: warden.FormatTime(g.core.Now())}
-	return g.core.Update(ctx, "governor.RegisterApproverKey", func(tx warden.Tx) error {
+	err = g.core.Update(ctx, "governor.RegisterApproverKey", func(tx warden.Tx) error {
 		c, err := tx.Credential(approver)
 		if warden.ErrorCode(err) == warden.ENOTFOUND || (err == nil && !c.Principal().HasRole(warden.RoleApprover)) {
 			return warden.Errorf(warden.EINVALID, "%q is not a registered approver.", approver)
@@ -135,4 +154,8 @@ func (g *Governor) RegisterApproverKey(ctx context.Context, p *warden.Principal,
 		_, err = tx.Append(g.core.Draft(warden.ReceiptApproverKey, map[string]any{"approver": approver, "public_key": pub, "by": p.Name}, "approval"))
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &ApproverKeyResult{Success: true, Approver: approver}, nil
 }

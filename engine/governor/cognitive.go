@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/ledger"
@@ -225,7 +226,7 @@ func (g *Governor) CognitiveContext(ctx context.Context, p *warden.Principal, in
 			}
 			out.Guardian = gs
 		default:
-			return nil, warden.Errorf(warden.EINVALID, "Unknown context %q; include any of health, treasury, escalations, profile, incidents, guardian.", part)
+			return nil, warden.Errorf(warden.EINVALID, "Unknown context %q; include any of %s.", part, strings.Join(ContextParts, ", "))
 		}
 	}
 	return out, nil

@@ -31,18 +31,27 @@ type DeescalatedHop struct {
 	ReceiptHash  string         `json:"receipt_hash"`
 }
 
+// DeescalateRequest is deescalate's arguments.
+type DeescalateRequest struct {
+	EscalationID     string `json:"escalation_id"`
+	DeescalationType string `json:"deescalation_type"`
+	Reason           string `json:"reason,omitempty"`
+}
+
 // Deescalate undoes an active escalation and every hop above it, one hop
 // at a time, each with its own profile_deescalation receipt; a concluded
 // crisis or a sovereign revocation returns the subject to observer. An
 // irreversible hop falls only to sovereign_revoke by an admin. The subject
 // itself, operators and admins may de-escalate. Refusals (unknown or
 // inactive escalation, not reversible) are receipted.
-func (g *Governor) Deescalate(ctx context.Context, p *warden.Principal, id string, typ warden.DeescalationType, reason string) (*DeescalateResult, error) {
-	if _, err := warden.ParseDeescalationType(string(typ)); err != nil {
+func (g *Governor) Deescalate(ctx context.Context, p *warden.Principal, req DeescalateRequest) (*DeescalateResult, error) {
+	typ, err := warden.ParseDeescalationType(req.DeescalationType)
+	if err != nil {
 		return nil, err
 	}
+	id, reason := req.EscalationID, req.Reason
 	var res *DeescalateResult
-	err := g.core.Update(ctx, "governor.Deescalate", func(tx warden.Tx) error {
+	err = g.core.Update(ctx, "governor.Deescalate", func(tx warden.Tx) error {
 		denyBody := map[string]any{"escalation_id": id, "principal": p.Name, "deescalation_type": typ}
 		target, err := tx.Escalation(id)
 		if warden.ErrorCode(err) == warden.ENOTFOUND || (err == nil && !target.Active) {

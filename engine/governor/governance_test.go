@@ -116,14 +116,14 @@ func TestLadderRulesAndSeedSentences(t *testing.T) {
 	}
 	// Back to baseline, one receipted hop at a time.
 	before := len(receiptsOfType(t, env, warden.ReceiptDeescalation))
-	d, err := env.Governor.Deescalate(ctx, a, res.EscalationID, warden.DeescalationCrisisConcluded, "done")
+	d, err := env.Governor.Deescalate(ctx, a, governor.DeescalateRequest{EscalationID: res.EscalationID, DeescalationType: string(warden.DeescalationCrisisConcluded), Reason: "done"})
 	if err != nil || len(d.Hops) != 3 || d.ToProfile != warden.ProfileObserver {
 		t.Fatalf("deescalate: %+v %v", d, err)
 	}
 	if n := len(receiptsOfType(t, env, warden.ReceiptDeescalation)); n != before+3 {
 		t.Fatalf("%d de-escalation receipts, want 3", n-before)
 	}
-	if _, err := env.Governor.Deescalate(ctx, a, res.EscalationID, warden.DeescalationOperatorRelease, ""); !strings.Contains(warden.ErrorMessage(err), "not found or already inactive") {
+	if _, err := env.Governor.Deescalate(ctx, a, governor.DeescalateRequest{EscalationID: res.EscalationID, DeescalationType: string(warden.DeescalationOperatorRelease), Reason: ""}); !strings.Contains(warden.ErrorMessage(err), "not found or already inactive") {
 		t.Fatalf("second deescalate: %v", err)
 	}
 }
@@ -408,7 +408,7 @@ func TestQuorumAndSignedApprovals(t *testing.T) {
 	env.MustCredential(t, engine.CredentialSpec{Name: "appr-2", Roles: []warden.Role{warden.RoleApprover}})
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	root := &warden.Principal{Name: "root", Roles: []warden.Role{warden.RoleAdmin}}
-	if err := env.Governor.RegisterApproverKey(ctx, root, "appr-2", pub); err != nil {
+	if _, err := env.Governor.RegisterApproverKey(ctx, root, governor.ApproverKeyRequest{Approver: "appr-2", PublicKey: base64.StdEncoding.EncodeToString(pub)}); err != nil {
 		t.Fatal(err)
 	}
 	req := governor.EscalateRequest{ToProfile: "phoenix", EscalationType: "crisis_declared", Reason: "outage"}
@@ -505,13 +505,13 @@ func TestSovereignIsIrreversibleWithoutOverride(t *testing.T) {
 	if sov.Reversible || sov.ExpiresAt != nil {
 		t.Fatalf("sovereign hop: %+v", sov)
 	}
-	if _, err := env.Governor.Deescalate(ctx, a, sov.EscalationID, warden.DeescalationOperatorRelease, ""); warden.ErrorMessage(err) != fmt.Sprintf("Escalation %s is not reversible without sovereign override", sov.EscalationID) {
+	if _, err := env.Governor.Deescalate(ctx, a, governor.DeescalateRequest{EscalationID: sov.EscalationID, DeescalationType: string(warden.DeescalationOperatorRelease), Reason: ""}); warden.ErrorMessage(err) != fmt.Sprintf("Escalation %s is not reversible without sovereign override", sov.EscalationID) {
 		t.Fatalf("release of sovereign: %v", err)
 	}
-	if _, err := env.Governor.Deescalate(ctx, &warden.Principal{Name: "op", Roles: []warden.Role{warden.RoleOperator}}, sov.EscalationID, warden.DeescalationSovereignRevoke, ""); warden.ErrorCode(err) != warden.EDENIED {
+	if _, err := env.Governor.Deescalate(ctx, &warden.Principal{Name: "op", Roles: []warden.Role{warden.RoleOperator}}, governor.DeescalateRequest{EscalationID: sov.EscalationID, DeescalationType: string(warden.DeescalationSovereignRevoke)}); warden.ErrorCode(err) != warden.EDENIED {
 		t.Fatalf("sovereign_revoke by a non-admin: %v", err)
 	}
-	res, err := env.Governor.Deescalate(ctx, &warden.Principal{Name: "human", Roles: []warden.Role{warden.RoleAdmin}}, sov.EscalationID, warden.DeescalationSovereignRevoke, "")
+	res, err := env.Governor.Deescalate(ctx, &warden.Principal{Name: "human", Roles: []warden.Role{warden.RoleAdmin}}, governor.DeescalateRequest{EscalationID: sov.EscalationID, DeescalationType: string(warden.DeescalationSovereignRevoke)})
 	if err != nil || res.ToProfile != warden.ProfileObserver || len(res.Hops) != 4 {
 		t.Fatalf("sovereign_revoke by an admin: %+v %v", res, err)
 	}

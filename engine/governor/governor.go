@@ -18,15 +18,17 @@ import (
 
 // Incidents is what the governor needs from the incident recorder
 // (recorder.Recorder implements it): counts for cognitive_context, and the
-// containment actuator for phoenix lockdown.
+// containment policy and actuator for phoenix lockdown.
 type Incidents interface {
 	// Health is /health's answer.
 	Health(ctx context.Context) (*warden.Health, error)
 	// Stats are the incident counters.
 	Stats(ctx context.Context) (*warden.IncidentStats, error)
-	// RunActions runs containment actions for inc and reports each
-	// outcome; it records nothing itself.
-	RunActions(ctx context.Context, actions []string, inc *warden.Incident) []warden.ContainmentResult
+	// Policy is the containment policy in force and its digest.
+	Policy() (*warden.ContainmentPolicy, string)
+	// RunActions runs containment actions for inc under policy p and
+	// reports each outcome; it records nothing itself.
+	RunActions(ctx context.Context, p *warden.ContainmentPolicy, actions []string, inc *warden.Incident) []warden.ContainmentResult
 }
 
 // Options configure a Governor.

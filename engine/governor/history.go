@@ -23,6 +23,13 @@ type HistoryEntry struct {
 	Tags             []string                 `json:"tags"`
 }
 
+// HistoryRequest is get_escalation_history's arguments: only escalations
+// touching Profile (any when empty), at most Limit (default 100).
+type HistoryRequest struct {
+	Profile string `json:"profile,omitempty"`
+	Limit   int    `json:"limit,omitempty"`
+}
+
 // History is get_escalation_history's answer.
 type History struct {
 	History []HistoryEntry `json:"history"`
@@ -32,7 +39,8 @@ type History struct {
 // EscalationHistory lists escalation and de-escalation receipts, newest
 // first, optionally only those touching profile. It looks at the newest
 // MaxPageSize receipts tagged "escalation" (the store pages forward only).
-func (g *Governor) EscalationHistory(ctx context.Context, profile string, limit int) (*History, error) {
+func (g *Governor) EscalationHistory(ctx context.Context, req HistoryRequest) (*History, error) {
+	profile, limit := req.Profile, req.Limit
 	if profile != "" {
 		if _, err := warden.ParseProfile(profile); err != nil {
 			return nil, err

@@ -148,7 +148,7 @@ func (g *Governor) Escalate(ctx context.Context, p *warden.Principal, req Escala
 	}
 	var random [12]byte
 	if _, err := rand.Read(random[:]); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("governor.Escalate: %w", err)
 	}
 	now := g.core.Now()
 	var res *EscalateResult

@@ -61,7 +61,7 @@ func TestLadderStateMachine(t *testing.T) {
 				}
 				id := list[rapid.IntRange(0, len(list)-1).Draw(rt, "which")].EscalationID
 				typ := rapid.SampledFrom([]warden.DeescalationType{warden.DeescalationOperatorRelease, warden.DeescalationCrisisConcluded}).Draw(rt, "type")
-				res, err := env.Governor.Deescalate(ctx, p, id, typ, "r")
+				res, err := env.Governor.Deescalate(ctx, p, governor.DeescalateRequest{EscalationID: id, DeescalationType: string(typ), Reason: "r"})
 				if err != nil {
 					rt.Fatalf("deescalate: %v", err)
 				}

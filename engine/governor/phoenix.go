@@ -60,6 +60,7 @@ type LockdownResult struct {
 // Lockdown freezes every agent and disables the airlock through the
 // containment targets (phoenix); dry-run in drill mode.
 func (g *Governor) Lockdown(ctx context.Context, p *warden.Principal, reason string) (*LockdownResult, error) {
+	pol, _ := g.incidents.Policy() // the policy when asked, whatever a reload does meanwhile
 	pseudo := &warden.Incident{ID: randomID("LOCKDOWN-"), Class: warden.ClassUnauthorizedAccess, Severity: warden.SeverityCritical,
 		Source: "warden:phoenix", Description: "global lockdown: " + reason, Evidence: map[string]string{}}
 	actions := []string{warden.ActionFreezeAgent, warden.ActionDisableAirlock}
@@ -76,7 +77,7 @@ func (g *Governor) Lockdown(ctx context.Context, p *warden.Principal, reason str
 	if err != nil {
 		return nil, err
 	}
-	results := g.incidents.RunActions(context.WithoutCancel(ctx), actions, pseudo)
+	results := g.incidents.RunActions(context.WithoutCancel(ctx), pol, actions, pseudo)
 	err = g.core.Update(context.WithoutCancel(ctx), "governor.Lockdown", func(tx warden.Tx) error {
 		_, err := tx.Append(g.core.Draft(warden.ReceiptPhoenixLock, map[string]any{"principal": p.Name, "reason": reason,
 			"lockdown_id": pseudo.ID, "results": results, "dry_run": g.core.Drill(), "reversible": true}, "phoenix"))

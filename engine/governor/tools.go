@@ -2,7 +2,6 @@ package governor
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"sort"
 
@@ -67,17 +66,8 @@ type phoenixArgs struct {
 	ApprovalSignatures map[string]string `json:"approval_signatures,omitempty"`
 	Subject            string            `json:"subject,omitempty"`
 }
-type deescalateArgs struct {
-	EscalationID     string `json:"escalation_id"`
-	DeescalationType string `json:"deescalation_type"`
-	Reason           string `json:"reason,omitempty"`
-}
 type activeArgs struct {
 	Subject string `json:"subject,omitempty"`
-}
-type historyArgs struct {
-	Profile string `json:"profile,omitempty"`
-	Limit   int    `json:"limit,omitempty"`
 }
 type limitArgs struct {
 	Limit int `json:"limit,omitempty"`
@@ -88,10 +78,6 @@ type budgetArgs struct {
 }
 type approveArgs struct {
 	RequestDigest string `json:"request_digest"`
-}
-type keyArgs struct {
-	Approver  string `json:"approver"`
-	PublicKey string `json:"public_key"` // base64 ed25519
 }
 type reasonArgs struct {
 	Reason string `json:"reason"`
@@ -119,12 +105,6 @@ type ApproveResult struct {
 	Approval *warden.Approval `json:"approval"`
 }
 
-// ApproverKeyResult is register_approver_key's answer.
-type ApproverKeyResult struct {
-	Success  bool   `json:"success"`
-	Approver string `json:"approver"`
-}
-
 var tools = []*Tool{
 	tool("cognitive_context", "Read system context: include any of health, treasury, escalations, profile, incidents, guardian.",
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *contextArgs) (any, error) {
@@ -145,8 +125,8 @@ var tools = []*Tool{
 				ApprovalSignatures: a.ApprovalSignatures, DeescalateCondition: "crisis_resolved", Subject: a.Subject})
 		}),
 	tool("deescalate", "Undo an active escalation (and the hops above it); crisis_concluded and sovereign_revoke return to baseline.",
-		func(ctx context.Context, g *Governor, p *warden.Principal, a *deescalateArgs) (any, error) {
-			return g.Deescalate(ctx, p, a.EscalationID, warden.DeescalationType(a.DeescalationType), a.Reason)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *DeescalateRequest) (any, error) {
+			return g.Deescalate(ctx, p, *a)
 		}),
 	tool("check_expired_escalations", "De-escalate every escalation whose TTL has passed, now.",
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *noArgs) (any, error) {
@@ -168,8 +148,8 @@ var tools = []*Tool{
 			return g.ActiveEscalations(ctx, subject)
 		}),
 	tool("get_escalation_history", "Escalation and de-escalation receipts, newest first, with context and tags.",
-		func(ctx context.Context, g *Governor, p *warden.Principal, a *historyArgs) (any, error) {
-			return g.EscalationHistory(ctx, a.Profile, a.Limit)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *HistoryRequest) (any, error) {
+			return g.EscalationHistory(ctx, *a)
 		}),
 	tool("approve_escalation", "Approve an escalation request digest (approver credential).",
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *approveArgs) (any, error) {
@@ -180,15 +160,8 @@ var tools = []*Tool{
 			return &ApproveResult{Success: true, Approval: ap}, nil
 		}),
 	tool("register_approver_key", "Register an approver's ed25519 public key (admin).",
-		func(ctx context.Context, g *Governor, p *warden.Principal, a *keyArgs) (any, error) {
-			pub, err := base64.StdEncoding.DecodeString(a.PublicKey)
-			if err != nil {
-				return nil, warden.Errorf(warden.EINVALID, "public_key must be base64.")
-			}
-			if err := g.RegisterApproverKey(ctx, p, a.Approver, pub); err != nil {
-				return nil, err
-			}
-			return &ApproverKeyResult{Success: true, Approver: a.Approver}, nil
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *ApproverKeyRequest) (any, error) {
+			return g.RegisterApproverKey(ctx, p, *a)
 		}),
 	tool("cognitive_decide", "Record a decision with its reasoning in the cognitive scroll.",
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *DecideRequest) (any, error) {

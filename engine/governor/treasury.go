@@ -108,7 +108,7 @@ func (g *Governor) move(ctx context.Context, p *warden.Principal, req MoveReques
 		return nil, warden.Errorf(warden.EINVALID, "description is limited to 1024 bytes and idempotency_key to 128.")
 	}
 	var res *MoveResult
-	err := g.core.Update(ctx, "governor.move", func(tx warden.Tx) error {
+	err := g.core.Update(ctx, map[string]string{"debit": "governor.Debit", "credit": "governor.Credit"}[kind], func(tx warden.Tx) error {
 		denyBody := map[string]any{"attempted_action": kind, "budget_id": req.BudgetID, "requested": req.Amount,
 			"description": req.Description, "principal": p.Name}
 		b, err := tx.Budget(req.BudgetID)

@@ -20,8 +20,8 @@ func alertResults(actions []string, now time.Time, drill bool) []warden.Containm
 	return out
 }
 
-// runActions executes actions concurrently through the actuator.
-func (rec *Recorder) runActions(ctx context.Context, ps *policyState, actions []string, inc *warden.Incident) []warden.ContainmentResult {
+// runActions executes actions concurrently through the actuator under pol.
+func (rec *Recorder) runActions(ctx context.Context, pol *warden.ContainmentPolicy, actions []string, inc *warden.Incident) []warden.ContainmentResult {
 	results := make([]warden.ContainmentResult, len(actions))
 	act := rec.actuator
 	var wg sync.WaitGroup
@@ -38,7 +38,7 @@ func (rec *Recorder) runActions(ctx context.Context, ps *policyState, actions []
 				results[i] = warden.ContainmentResult{Action: a, Error: "no containment actuator configured", CompletedAt: warden.FormatTime(rec.core.Now())}
 				return
 			}
-			results[i] = act.Execute(ctx, ps.Policy, a, inc)
+			results[i] = act.Execute(ctx, pol, a, inc)
 			results[i].Action = a
 		}(i, a)
 	}
@@ -64,10 +64,11 @@ func (rec *Recorder) settleContainment(inc *warden.Incident, rule warden.ClassRu
 
 // contain runs the pending containment of an incident and records it;
 // recorded says whether this call recorded it (false: it was not pending,
-// or another process recorded it first).
-func (rec *Recorder) contain(ctx context.Context, id string) (inc *warden.Incident, recorded bool, err error) {
+// or another process recorded it first). op names the exported operation
+// that asked, for errors.
+func (rec *Recorder) contain(ctx context.Context, op, id string) (inc *warden.Incident, recorded bool, err error) {
 	ps := rec.policyState()
-	if err := rec.core.View(ctx, "recorder.contain", func(tx warden.ReadTx) (err error) {
+	if err := rec.core.View(ctx, op, func(tx warden.ReadTx) (err error) {
 		inc, err = tx.Incident(id)
 		return err
 	}); err != nil {
@@ -76,9 +77,9 @@ func (rec *Recorder) contain(ctx context.Context, id string) (inc *warden.Incide
 	if !inc.ContainmentPending {
 		return inc, false, nil
 	}
-	results := rec.runActions(ctx, ps, inc.ContainmentActions, inc)
+	results := rec.runActions(ctx, ps.Policy, inc.ContainmentActions, inc)
 	now := rec.core.Now()
-	err = rec.core.Update(ctx, "recorder.contain", func(tx warden.Tx) (err error) {
+	err = rec.core.Update(ctx, op, func(tx warden.Tx) (err error) {
 		recorded = false
 		if inc, err = tx.Incident(id); err != nil {
 			return err
@@ -134,7 +135,7 @@ func (rec *Recorder) ResumeContainment(ctx context.Context, ids []string) (int, 
 	var errs []error
 	done := 0
 	for _, id := range ids {
-		_, recorded, err := rec.contain(ctx, id)
+		_, recorded, err := rec.contain(ctx, "recorder.ResumeContainment", id)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("incident %s: %w", id, err))
 			continue
@@ -146,10 +147,10 @@ func (rec *Recorder) ResumeContainment(ctx context.Context, ids []string) (int, 
 	return done, errors.Join(errs...)
 }
 
-// RunActions runs containment actions for inc through the actuator, under
-// the policy in force, concurrently, and returns their outcomes. It records
-// nothing: the caller receipts what it asked for before and what happened
-// after (phoenix lockdown does both).
-func (rec *Recorder) RunActions(ctx context.Context, actions []string, inc *warden.Incident) []warden.ContainmentResult {
-	return rec.runActions(ctx, rec.policyState(), actions, inc)
+// RunActions runs containment actions for inc through the actuator under
+// policy p (a snapshot from Policy), concurrently, and returns their
+// outcomes. It records nothing: the caller receipts what it asked for
+// before and what happened after (phoenix lockdown does both).
+func (rec *Recorder) RunActions(ctx context.Context, p *warden.ContainmentPolicy, actions []string, inc *warden.Incident) []warden.ContainmentResult {
+	return rec.runActions(ctx, p, actions, inc)
 }

@@ -585,7 +585,7 @@ func TestConcurrentRecoveryStepsHappenOnce(t *testing.T) {
 		do      func() error
 	}{
 		{"ack", warden.ReceiptRecoveryAcknowledged, func() error {
-			_, err := env.Recorder.RecoveryAck(ctx, wardentest.AdminPrincipal, inc.ID, "admin@secai")
+			_, err := env.Recorder.RecoveryAck(ctx, wardentest.AdminPrincipal, recorder.AckRequest{IncidentID: inc.ID, Operator: "admin@secai"})
 			return err
 		}},
 		{"reattest", warden.ReceiptRecoveryReattested, func() error {

@@ -93,7 +93,7 @@ func (rec *Recorder) IntegrityScan(ctx context.Context, p *warden.Principal) (*S
 	monitor := &warden.Principal{Name: "warden:integrity-monitor", Roles: []warden.Role{warden.RoleAdmin}}
 	// The same unresolved violation is not reported twice, even by racing
 	// scans: the check runs inside the report's transaction.
-	inc, dup, err := rec.report(ctx, monitor, ReportRequest{
+	inc, dup, err := rec.report(ctx, "recorder.IntegrityScan", monitor, ReportRequest{
 		Class:       warden.ClassIntegrityViolation,
 		Source:      "warden:integrity-monitor",
 		Description: "File integrity baseline mismatch: " + evidence["summary"],

@@ -25,7 +25,7 @@ func TestReattestRefusesATamperedLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	inc := env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "PCR mismatch"})
-	if _, err := env.Recorder.RecoveryAck(ctx, wardentest.AdminPrincipal, inc.ID, "admin@secai"); err != nil {
+	if _, err := env.Recorder.RecoveryAck(ctx, wardentest.AdminPrincipal, recorder.AckRequest{IncidentID: inc.ID, Operator: "admin@secai"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.Core.Checkpoint(ctx); err != nil {

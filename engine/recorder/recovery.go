@@ -26,7 +26,7 @@ func latchReason(inc *warden.Incident, r *warden.RecoveryRequirement) string {
 // already resolved is refused with ECONFLICT naming what is missing, and
 // the refusal is receipted. ENOTFOUND if unknown.
 func (rec *Recorder) ResolveIncident(ctx context.Context, p *warden.Principal, id string) (*warden.Incident, error) {
-	return rec.transition(ctx, p, id, "resolve", warden.ReceiptIncidentResolved, func(inc *warden.Incident) {
+	return rec.transition(ctx, "recorder.ResolveIncident", p, id, "resolve", warden.ReceiptIncidentResolved, func(inc *warden.Incident) {
 		inc.State = warden.StateResolved
 		inc.ResolvedAt = warden.FormatTime(rec.core.Now())
 		inc.ResolvedBy = p.Name
@@ -36,14 +36,14 @@ func (rec *Recorder) ResolveIncident(ctx context.Context, p *warden.Principal, i
 // AcknowledgeIncident marks an open incident acknowledged (reviewed by an
 // operator), under the same latch rule as resolving.
 func (rec *Recorder) AcknowledgeIncident(ctx context.Context, p *warden.Principal, id string) (*warden.Incident, error) {
-	return rec.transition(ctx, p, id, "acknowledge", warden.ReceiptIncidentAcknowledged, func(inc *warden.Incident) {
+	return rec.transition(ctx, "recorder.AcknowledgeIncident", p, id, "acknowledge", warden.ReceiptIncidentAcknowledged, func(inc *warden.Incident) {
 		inc.State = warden.StateAcknowledged
 		inc.AcknowledgedAt = warden.FormatTime(rec.core.Now())
 		inc.AcknowledgedBy = p.Name
 	})
 }
 
-func (rec *Recorder) transition(ctx context.Context, p *warden.Principal, id, verb, receipt string, apply func(*warden.Incident)) (*warden.Incident, error) {
+func (rec *Recorder) transition(ctx context.Context, op string, p *warden.Principal, id, verb, receipt string, apply func(*warden.Incident)) (*warden.Incident, error) {
 	if err := engine.Authorize(p, verb+" incidents", warden.RoleOperator); err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (rec *Recorder) transition(ctx context.Context, p *warden.Principal, id, ve
 		return nil, warden.Errorf(warden.EINVALID, "id is required.")
 	}
 	var inc *warden.Incident
-	err := rec.core.Update(ctx, "recorder.transition", func(tx warden.Tx) (err error) {
+	err := rec.core.Update(ctx, op, func(tx warden.Tx) (err error) {
 		if inc, err = tx.Incident(id); warden.ErrorCode(err) == warden.ENOTFOUND {
 			return warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", truncate(id, 64))
 		} else if err != nil {
@@ -109,12 +109,20 @@ func (rec *Recorder) recoveryStep(tx warden.Tx, p *warden.Principal, id, step st
 	return inc, r, nil
 }
 
+// AckRequest is POST /api/v1/recovery/ack's body. Operator is the name the
+// operator gives (the runbook's "admin@secai"; the principal's name when
+// empty).
+type AckRequest struct {
+	IncidentID string `json:"incident_id"`
+	Operator   string `json:"operator"`
+}
+
 // RecoveryAck records the operator's acknowledgment of a latched or
-// critical incident (ceremony step 6). operator is the name the operator
-// gives (the runbook's "admin@secai"); the authenticated principal is
-// recorded beside it. ECONFLICT if the incident has no requirement or is
-// already acknowledged.
-func (rec *Recorder) RecoveryAck(ctx context.Context, p *warden.Principal, id, operator string) (*warden.RecoveryRequirement, error) {
+// critical incident (ceremony step 6); the authenticated principal is
+// recorded beside the name the operator gives. ECONFLICT if the incident
+// has no requirement or is already acknowledged.
+func (rec *Recorder) RecoveryAck(ctx context.Context, p *warden.Principal, ack AckRequest) (*warden.RecoveryRequirement, error) {
+	id, operator := ack.IncidentID, ack.Operator
 	if err := engine.Authorize(p, "acknowledge recoveries", warden.RoleRecoveryAdmin); err != nil {
 		return nil, err
 	}

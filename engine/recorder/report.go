@@ -202,15 +202,16 @@ func needsTargets(actions []string) bool {
 // action succeeded, else containment_failed. EFORBIDDEN if the reporter is
 // bound to another source or class; EINVALID for a bad report.
 func (rec *Recorder) ReportIncident(ctx context.Context, p *warden.Principal, req ReportRequest) (*warden.Incident, error) {
-	inc, _, err := rec.report(ctx, p, req, nil)
+	inc, _, err := rec.report(ctx, "recorder.ReportIncident", p, req, nil)
 	return inc, err
 }
 
 // report is ReportIncident with an optional duplicate check run inside the
 // report's own transaction: when it finds an incident, that incident is
 // returned (dup true) and nothing is written, so racing reporters of the
-// same finding create one incident.
-func (rec *Recorder) report(ctx context.Context, p *warden.Principal, req ReportRequest, duplicate func(tx warden.Tx) (*warden.Incident, error)) (*warden.Incident, bool, error) {
+// same finding create one incident. op names the exported operation that
+// asked, for errors.
+func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal, req ReportRequest, duplicate func(tx warden.Tx) (*warden.Incident, error)) (*warden.Incident, bool, error) {
 	if err := req.Validate(); err != nil {
 		return nil, false, err
 	}
@@ -225,7 +226,7 @@ func (rec *Recorder) report(ctx context.Context, p *warden.Principal, req Report
 
 	var inc *warden.Incident
 	var deliveries, dup bool
-	err := rec.core.Update(ctx, "recorder.report", func(tx warden.Tx) error {
+	err := rec.core.Update(ctx, op, func(tx warden.Tx) error {
 		if duplicate != nil {
 			existing, err := duplicate(tx)
 			if err != nil {
@@ -343,6 +344,6 @@ func (rec *Recorder) report(ctx context.Context, p *warden.Principal, req Report
 		return inc, false, nil
 	}
 	// The client may go away; containment must not.
-	inc, _, err = rec.contain(context.WithoutCancel(ctx), inc.ID)
+	inc, _, err = rec.contain(context.WithoutCancel(ctx), op, inc.ID)
 	return inc, false, err
 }
