@@ -91,6 +91,9 @@ func TestToolResultMembers(t *testing.T) {
 		{"escalate", `{"to_profile":"operator","escalation_type":"operator_request","reason":"r"}`, "",
 			[]string{"success", "escalation_id", "subject", "from_profile", "to_profile", "escalation_type", "reversible", "expires_at",
 				"receipt_hash", "tem_context_hash", "deescalate_condition", "approved_by", "escalation"}},
+		{"escalate_on_threat", `{"threat_id":"t1","threat_type":"exfiltration","confidence":0.85}`, "",
+			[]string{"success", "escalation_id", "subject", "from_profile", "to_profile", "escalation_type", "reversible", "expires_at",
+				"receipt_hash", "tem_context_hash", "deescalate_condition", "approved_by", "escalation"}},
 		{"get_active_escalations", `{}`, "", []string{"active_count", "escalations"}},
 		{"get_active_escalations", `{}`, "escalations.0", escalation},
 		{"get_escalation_history", `{}`, "", []string{"history", "count"}},
@@ -102,6 +105,7 @@ func TestToolResultMembers(t *testing.T) {
 		{"treasury_create_budget", `{"budget_id":"b","allocated":10,"currency":"U"}`, "",
 			[]string{"success", "budget_id", "name", "allocated", "spent", "credited", "currency", "drill", "created_at", "created_by", "balance"}},
 		{"treasury_debit", `{"budget_id":"b","amount":1}`, "", []string{"success", "budget_id", "kind", "amount", "balance", "receipt_hash", "idempotent_replay"}},
+		{"treasury_credit", `{"budget_id":"b","amount":2}`, "", []string{"success", "budget_id", "kind", "amount", "balance", "receipt_hash", "idempotent_replay"}},
 		{"treasury_balance", `{"budget_id":"b"}`, "", []string{"success", "budget_id", "name", "allocated", "spent", "credited", "currency", "drill", "created_at", "created_by", "balance"}},
 		{"guardian_status", `{}`, "", []string{"status", "drill_mode", "log_size", "root_hash", "scroll_roots", "checkpoint"}},
 		{"guardian_status", `{}`, "checkpoint", []string{"size", "root_hash", "note", "created_at"}},
@@ -120,6 +124,7 @@ func TestToolResultMembers(t *testing.T) {
 		{"phoenix_lockdown", `{"reason":"r"}`, "", []string{"success", "lockdown_id", "results", "dry_run"}},
 		{"deescalate", `{"escalation_id":"ESC","deescalation_type":"operator_release"}`, "",
 			[]string{"success", "escalation_id", "from_profile", "to_profile", "deescalation_type", "reason", "receipt_hash", "duration_seconds", "hops"}},
+		{"phoenix_rotate_key", `{}`, "", []string{"success", "old_pubkey", "new_pubkey", "handover_checkpoint_size", "dry_run"}},
 	}
 	var escID string
 	for _, tc := range cases {
@@ -133,6 +138,23 @@ func TestToolResultMembers(t *testing.T) {
 		if d := cmp.Diff(want, members(t, res, tc.path)); d != "" {
 			t.Errorf("%s %s at %q (-want +got):\n%s", tc.tool, tc.args, tc.path, d)
 		}
+	}
+}
+
+// TestDrillRotationMembers: a drill rotation answers that it was a dry run
+// and nothing more.
+func TestDrillRotationMembers(t *testing.T) {
+	open := map[string]warden.Profile{}
+	for k := range governor.DefaultAuthority {
+		open[k] = warden.ProfileObserver
+	}
+	env := wardentest.MustEnv(t, wardentest.Drill, func(c *stack.Config) { c.Governor.Authority = open })
+	res, err := env.Governor.CallTool(context.Background(), &warden.Principal{Name: "a", Roles: []warden.Role{warden.RoleRead}}, "phoenix_rotate_key", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"dry_run", "success"}, members(t, res, "")); d != "" {
+		t.Error(d)
 	}
 }
 
