@@ -523,9 +523,11 @@ func TestWrite_Errors(t *testing.T) {
 	}
 }
 
-// TestWrite_MatchesEngineExport: from the same store snapshot, header and
-// keys, Write writes exactly the bytes the engine's export writes, so the
-// engine can switch to it without changing a bundle.
+// TestWrite_MatchesEngineExport: the recorder's export, whose Source pages
+// through the incident scroll, writes exactly the bytes Write writes from a
+// Source that scans the whole log for incident receipts: the recorder's
+// Source leaves nothing out and adds nothing. (Before the recorder used
+// Write, this compared Write with the engine's own hand-written export.)
 func TestWrite_MatchesEngineExport(t *testing.T) {
 	env, want := bundle(t)
 	var got bytes.Buffer
