@@ -279,6 +279,19 @@ type GovernanceReader interface {
 	Approvals(digest string) ([]*Approval, error)
 	// ApproverKey returns an approver's registered key, or ENOTFOUND.
 	ApproverKey(approver string) (*ApproverKey, error)
+
+	// The Each methods stream every row of a table in a fixed order, in
+	// bounded memory, stopping at fn's first error and returning it: the
+	// state replay compares them with what the receipts say.
+
+	// EachEscalation streams every escalation, active or not, by id.
+	EachEscalation(fn func(*Escalation) error) error
+	// EachTreasuryOp streams every recorded debit and credit.
+	EachTreasuryOp(fn func(*TreasuryOp) error) error
+	// EachApproval streams every approval by digest, then approver.
+	EachApproval(fn func(*Approval) error) error
+	// EachApproverKey streams every registered approver key by approver.
+	EachApproverKey(fn func(*ApproverKey) error) error
 }
 
 // GovernanceWriter is the governance part of Tx.

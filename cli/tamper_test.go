@@ -70,6 +70,58 @@ func openCore(t *testing.T, dir *datadir.Dir) (*sqlite.DB, *engine.Core) {
 	return st, core
 }
 
+// headAt returns the SQL that sets the cached ledger head to the tree of
+// the first size receipts, as an attacker covering a truncation would.
+func headAt(t *testing.T, data string, size uint64) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, datadir.DBFile)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT leaf_hash FROM receipts WHERE seq < ? ORDER BY seq`, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	tree := ledger.NewTree()
+	for rows.Next() {
+		var leaf []byte
+		if err := rows.Scan(&leaf); err != nil {
+			t.Fatal(err)
+		}
+		if err := tree.Append(leaf, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fmt.Sprintf(`UPDATE ledger_head SET size = %d, state = x'%x' WHERE id = 1`, tree.Size(), tree.State())
+}
+
+// copyDir copies a stopped data directory.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "copy")
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	// CopyFS drops the modes, which datadir checks.
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		return os.Chmod(filepath.Join(dst, rel), fi.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
 // attack opens the stopped database as an attacker would: directly, with
 // the append-only triggers dropped.
 func attack(t *testing.T, data string, stmts ...string) {
@@ -268,7 +320,15 @@ func TestVerifyWithSavedCheckpointCatchesStrippedTail(t *testing.T) {
 	}
 	db.Close()
 	os.WriteFile(saved, []byte(note), 0o644)
-	attack(t, data, `DELETE FROM receipts WHERE seq >= 5`, `DELETE FROM checkpoints WHERE size > 5`)
+	careless := copyDir(t, data)
+	attack(t, careless, `DELETE FROM receipts WHERE seq >= 5`, `DELETE FROM checkpoints WHERE size > 5`)
+	if code, _, errs := run(t, "verify", "--data", careless); code != cli.ExitVerify || !strings.Contains(errs, "first bad sequence number 5:") {
+		t.Fatalf("a stripped tail with the ledger head left as it was: %d %s", code, errs)
+	}
+	// A thorough attacker also rewrites the cached head and drops the rows
+	// the stripped receipts created, leaving a log consistent on its own.
+	attack(t, data, `DELETE FROM receipts WHERE seq >= 5`, `DELETE FROM checkpoints WHERE size > 5`,
+		`DELETE FROM credentials WHERE name >= 'cred-04'`, headAt(t, data, 5))
 	if code, _, errs := run(t, "verify", "--data", data); code != 0 {
 		t.Fatalf("without the saved checkpoint the stripped log should look consistent: %d %s", code, errs)
 	}

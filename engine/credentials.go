@@ -30,9 +30,14 @@ type credentialBody struct {
 	Source  string        `json:"source,omitempty"`
 	Classes []string      `json:"classes,omitempty"`
 	By      string        `json:"by"`
-	// TokenHashPrefix identifies the token in audits without enabling
-	// offline guessing (the full hash stays in the store).
+	// TokenHashPrefix identifies the token in audits.
 	TokenHashPrefix string `json:"token_hash_prefix,omitempty"`
+	// TokenHash and CreatedAt let a replay rebuild the credential exactly
+	// (the state replay: engine/project.go). The hash of a 256-bit random
+	// token reveals nothing guessable; the token itself is never recorded.
+	// Receipts written before they existed lack both.
+	TokenHash string `json:"token_hash,omitempty"`
+	CreatedAt string `json:"created_at,omitempty"`
 }
 
 // AddCredential creates a credential for spec on behalf of actor (admin
@@ -63,7 +68,8 @@ func (e *Core) AddCredential(ctx context.Context, actor *warden.Principal, spec 
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	body := credentialBody{Name: c.Name, Roles: c.Roles, Source: c.Source, Classes: c.Classes, By: actor.Name, TokenHashPrefix: c.TokenHash[:12]}
+	body := credentialBody{Name: c.Name, Roles: c.Roles, Source: c.Source, Classes: c.Classes, By: actor.Name, TokenHashPrefix: c.TokenHash[:12],
+		TokenHash: c.TokenHash, CreatedAt: warden.FormatTime(c.CreatedAt)}
 	err := e.Update(ctx, "engine.AddCredential", func(tx warden.Tx) error {
 		if err := tx.CreateCredential(&c); err != nil {
 			return err
@@ -93,7 +99,7 @@ func (e *Core) RevokeCredential(ctx context.Context, actor *warden.Principal, na
 		if c, err = tx.Credential(name); err != nil {
 			return err
 		}
-		_, err = tx.Append(e.Draft(warden.ReceiptRevocation, map[string]any{"name": name, "by": actor.Name}, "credential"))
+		_, err = tx.Append(e.Draft(warden.ReceiptRevocation, map[string]any{"name": name, "by": actor.Name, "revoked_at": warden.FormatTime(at)}, "credential"))
 		return err
 	})
 	if err != nil {
@@ -128,7 +134,8 @@ func (e *Core) Bootstrap(ctx context.Context, name string) (*NewCredential, erro
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	body := credentialBody{Name: c.Name, Roles: c.Roles, By: "warden init", TokenHashPrefix: c.TokenHash[:12]}
+	body := credentialBody{Name: c.Name, Roles: c.Roles, By: "warden init", TokenHashPrefix: c.TokenHash[:12],
+		TokenHash: c.TokenHash, CreatedAt: warden.FormatTime(c.CreatedAt)}
 	err := e.Update(ctx, "engine.Bootstrap", func(tx warden.Tx) error {
 		existing, err := tx.Credentials()
 		if err != nil {

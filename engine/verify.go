@@ -21,28 +21,58 @@ var errStopScan = errors.New("stop scan")
 const verifyChunk = 16384
 
 // VerifyStore verifies the whole log in the store against its signed
-// checkpoints, using every core: readers scan disjoint seq ranges in
-// parallel (receipts below the head are immutable, so separate snapshots
-// agree on them), checkers re-hash in parallel, and the Merkle rebuild
-// consumes them in order. Memory is bounded by the chunks in flight. It
-// returns a *ledger.VerifyError naming the first bad sequence number, or
-// the summary.
+// checkpoints, and the store's ledger caches against the receipts: it is
+// CheckStore without projections.
 func VerifyStore(ctx context.Context, s warden.Store, v *ledger.Verifier) (*ledger.Summary, error) {
-	var size uint64
+	return CheckStore(ctx, s, v, nil)
+}
+
+// StoreCheck configures CheckStore.
+type StoreCheck struct {
+	// Projections are replayed over every receipt, in seq order, and
+	// compared with the store's state tables in the end.
+	Projections []Projection
+	// Progress, if set, is called now and then with the receipts checked
+	// so far and the number expected.
+	Progress func(done, total uint64)
+}
+
+// CheckStore verifies a store from its receipts alone, trusting nothing
+// the store caches:
+//
+//   - every receipt is re-hashed and the Merkle tree rebuilt against the
+//     signed checkpoints (v), using every core: readers scan disjoint seq
+//     ranges in parallel (receipts are immutable, so separate snapshots
+//     agree on them), checkers re-hash in parallel, and the rebuild
+//     consumes them in order; memory is bounded by the chunks in flight.
+//     The scan covers every stored row, whatever the head claims;
+//   - the store's cached head (size and root) and stored Merkle nodes must
+//     be what the receipts give; a live server's receipts appended since
+//     the scan are re-hashed and folded in, in the snapshot of the
+//     comparison;
+//   - with c.Projections, the state tables must be what replaying the
+//     receipts builds, compared in that same snapshot.
+//
+// It returns a *ledger.VerifyError naming the first bad sequence number, a
+// *ReceiptError for a receipt that cannot be replayed, a *StateError for
+// state rows the receipts cannot explain (all three are tampering), another
+// error when the check could not run, or the summary.
+func CheckStore(ctx context.Context, s warden.Store, v *ledger.Verifier, c *StoreCheck) (*ledger.Summary, error) {
+	if c == nil {
+		c = &StoreCheck{}
+	}
+	var size uint64 // a hint for chunking; every row is scanned anyway
 	err := s.View(ctx, func(tx warden.ReadTx) error {
 		if err := tx.Checkpoints(func(c *warden.Checkpoint) error {
 			return v.AddCheckpoint([]byte(c.Note))
 		}); err != nil {
 			return err
 		}
-		// The scan covers every stored row, whatever the head claims, so
-		// a row inserted past the head is still seen.
-		h, err := tx.Head()
-		if err != nil {
-			return err
+		last, err := tx.Receipts(warden.ReceiptFilter{Limit: 1, Descending: true})
+		if err == nil && len(last) == 1 {
+			size = last[0].Seq + 1
 		}
-		size = h.Size
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -53,7 +83,7 @@ func VerifyStore(ctx context.Context, s warden.Store, v *ledger.Verifier) (*ledg
 		recs []*warden.Receipt
 		err  error
 	}
-	nchunks := int(size/verifyChunk) + 1 // the last one also reads past the head
+	nchunks := int(size/verifyChunk) + 1 // the last one reads to the end
 	results := make([]chan chunk, nchunks)
 	for i := range results {
 		results[i] = make(chan chunk, 1)
@@ -88,34 +118,197 @@ func VerifyStore(ctx context.Context, s warden.Store, v *ledger.Verifier) (*ledg
 			}(i)
 		}
 	}()
+	// The replay folds receipts in seq order beside the verification.
+	rp := newReplay(c.Projections)
 	var scanErr error
+	var done uint64
 	for i := 0; i < nchunks && scanErr == nil; i++ {
-		var c chunk
+		var ch chunk
 		select {
-		case c = <-results[i]:
+		case ch = <-results[i]:
 		case <-ctx.Done():
 			scanErr = ctx.Err()
 			continue
 		}
 		<-sem
-		if c.err != nil {
-			scanErr = c.err
+		if ch.err != nil {
+			scanErr = ch.err
 			break
 		}
-		for _, r := range c.recs {
+		for _, r := range ch.recs {
 			if err := p.Push(r); err != nil {
 				break
 			}
 		}
+		rp.push(ch.recs)
+		done += uint64(len(ch.recs))
+		if c.Progress != nil {
+			c.Progress(done, max(size, done))
+		}
 	}
 	cancel()
-	if err := p.Close(); err != nil {
-		return nil, err
+	perr := p.Close()
+	rerr := rp.close()
+	if perr != nil {
+		return nil, perr
 	}
 	if scanErr != nil {
 		return nil, scanErr
 	}
-	return v.Finish()
+	sum, err := v.Finish()
+	if err != nil {
+		return nil, err
+	}
+	if rerr != nil {
+		return nil, rerr
+	}
+	// Caches and state, in one snapshot with the receipts appended since.
+	err = s.View(context.WithoutCancel(ctx), func(tx warden.ReadTx) error {
+		if err := checkCaches(tx, sum, rp); err != nil {
+			return err
+		}
+		return rp.compare(tx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// checkCaches compares the store's head and Merkle nodes with the verified
+// summary, folding the receipts appended since the scan into the replay.
+func checkCaches(tx warden.ReadTx, sum *ledger.Summary, rp *replay) error {
+	tampered := func(seq uint64, format string, args ...any) error {
+		return &ledger.VerifyError{Seq: seq, Reason: fmt.Sprintf(format, args...)}
+	}
+	head, err := tx.Head()
+	if err != nil {
+		return tampered(sum.Count, "the store's ledger head cannot be read (%v); the receipts give %d entries", err, sum.Count)
+	}
+	if head.Size < sum.Count {
+		return tampered(head.Size, "receipt %d is beyond the ledger head (size %d): rows were added behind the store's back", head.Size, head.Size)
+	}
+	root, err := ledger.RootAt(sum.Count, tx.MerkleHashes)
+	if err != nil || !bytes.Equal(root, sum.Root) {
+		return tampered(sum.Count, "the stored Merkle tree at size %d does not match the receipts (%v)", sum.Count, err)
+	}
+	// Receipts appended since the scan (a live server): re-hash them and
+	// extend the tree, which must end at the cached head.
+	tree, err := ledger.TreeAt(sum.Count, tx.MerkleHashes)
+	if err != nil {
+		return err
+	}
+	next := sum.Count
+	var extra []*warden.Receipt
+	err = tx.ScanReceipts(sum.Count, func(r *warden.Receipt) error {
+		if r.Seq != next {
+			return tampered(next, "receipt %d is missing (found %d)", next, r.Seq)
+		}
+		leaf, err := ledger.CheckReceipt(r)
+		if err != nil {
+			return tampered(r.Seq, "%v", err)
+		}
+		if err := tree.Append(leaf, nil); err != nil {
+			return err
+		}
+		extra = append(extra, r)
+		next++
+		if len(extra) >= verifyChunk {
+			rp.push(extra)
+			extra = nil
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rp.push(extra)
+	if next != head.Size {
+		return tampered(min(next, head.Size), "the ledger head says %d entries; the receipts give %d", head.Size, next)
+	}
+	if !bytes.Equal(tree.Root(), head.RootHash) && next > 0 {
+		return tampered(sum.CheckpointSize, "the ledger head's root does not match the receipts' (size %d)", next)
+	}
+	return nil
+}
+
+// replay folds receipts into projections in the order pushed: on a
+// goroutine of its own while the scan runs (overlapping the verification),
+// then, after close, at once.
+type replay struct {
+	projections []Projection
+	in          chan []*warden.Receipt
+	done        chan error
+	closed      bool
+	err         error
+}
+
+func newReplay(ps []Projection) *replay {
+	rp := &replay{projections: ps, in: make(chan []*warden.Receipt, 4), done: make(chan error, 1)}
+	go func() {
+		var err error
+		for batch := range rp.in {
+			err = apply(ps, batch, err)
+		}
+		rp.done <- err
+	}()
+	return rp
+}
+
+// apply folds batch into ps unless err is already set; it returns the
+// first error.
+func apply(ps []Projection, batch []*warden.Receipt, err error) error {
+	for _, r := range batch {
+		for _, p := range ps {
+			if err != nil {
+				return err
+			}
+			err = p.Apply(r)
+		}
+	}
+	return err
+}
+
+func (rp *replay) push(b []*warden.Receipt) {
+	switch {
+	case len(rp.projections) == 0 || len(b) == 0:
+	case rp.closed:
+		rp.err = apply(rp.projections, b, rp.err)
+	default:
+		rp.in <- b
+	}
+}
+
+// close waits for the goroutine to fold everything pushed and returns its
+// first error; later pushes fold at once.
+func (rp *replay) close() error {
+	close(rp.in)
+	rp.err, rp.closed = <-rp.done, true
+	return rp.err
+}
+
+// compare compares every projection with tx.
+func (rp *replay) compare(tx warden.ReadTx) error {
+	if rp.err != nil {
+		return rp.err
+	}
+	se := &StateError{}
+	report := func(m Mismatch) {
+		if len(se.Mismatches) < MaxMismatches {
+			se.Mismatches = append(se.Mismatches, m)
+		} else {
+			se.More++
+		}
+	}
+	for _, p := range rp.projections {
+		if err := p.Compare(tx, report); err != nil {
+			return err
+		}
+	}
+	if len(se.Mismatches) > 0 {
+		return se
+	}
+	return nil
 }
 
 // VerifyExport verifies an export read from r.

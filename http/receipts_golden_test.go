@@ -26,7 +26,7 @@ var updateGolden = flag.Bool("update", false, "rewrite testdata/receipts.golden 
 // instead. Everything else a receipt says is compared byte for byte.
 var goldenRandom = map[string]bool{
 	"escalation_id": true, "decision_id": true, "invocation_id": true, "lockdown_id": true,
-	"token_hash_prefix": true, "tem_context_hash": true, "receipt_hash": true, "root_hash": true,
+	"token_hash_prefix": true, "token_hash": true, "tem_context_hash": true, "receipt_hash": true, "root_hash": true,
 	"bundle_hash": true, "public_key": true, "old_pubkey": true, "new_pubkey": true, "pubkey": true,
 	"origin": true, "root": true, "policy_digest": true, "fingerprint": true, "kept_digest": true, "previous_digest": true, "digest": true,
 }

@@ -169,11 +169,13 @@ func VerifyConsistency(size1, size2 uint64, p [][]byte, root1, root2 []byte) err
 	return proof.VerifyConsistency(hasher, size1, size2, p, root1, root2)
 }
 
-// RootAt returns the root of the tree's first size leaves from the stored
-// perfect-subtree nodes covering [0, size), fetching at most 64 hashes.
-func RootAt(size uint64, fetch FetchFunc) ([]byte, error) {
+// TreeAt returns the tree of the first size leaves, restored from the
+// stored perfect-subtree nodes covering [0, size) (at most 64 hashes), so
+// leaves can be appended to it: a verifier that trusts a checkpoint of size
+// can check the receipts after it without reading those before.
+func TreeAt(size uint64, fetch FetchFunc) (*Tree, error) {
 	if size == 0 {
-		return EmptyRoot(), nil
+		return NewTree(), nil
 	}
 	cids := compact.RangeNodes(0, size, nil)
 	ids := make([]warden.NodeID, len(cids))
@@ -182,15 +184,21 @@ func RootAt(size uint64, fetch FetchFunc) ([]byte, error) {
 	}
 	hashes, err := fetch(ids)
 	if err != nil {
-		return nil, fmt.Errorf("ledger.RootAt: %w", err)
+		return nil, fmt.Errorf("ledger.TreeAt: %w", err)
 	}
 	r, err := factory.NewRange(0, size, hashes)
 	if err != nil {
-		return nil, fmt.Errorf("ledger.RootAt: %w", err)
+		return nil, fmt.Errorf("ledger.TreeAt: %w", err)
 	}
-	root, err := r.GetRootHash(nil)
+	return &Tree{r: r}, nil
+}
+
+// RootAt returns the root of the tree's first size leaves from the stored
+// perfect-subtree nodes covering [0, size), fetching at most 64 hashes.
+func RootAt(size uint64, fetch FetchFunc) ([]byte, error) {
+	t, err := TreeAt(size, fetch)
 	if err != nil {
 		return nil, fmt.Errorf("ledger.RootAt: %w", err)
 	}
-	return root, nil
+	return t.Root(), nil
 }

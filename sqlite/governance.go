@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	warden "github.com/warden-sh/warden"
@@ -288,4 +289,82 @@ func (r *reader) ApproverKey(approver string) (*warden.ApproverKey, error) {
 	return getRecord[warden.ApproverKey](r, "ApproverKey",
 		func() error { return warden.Errorf(warden.ENOTFOUND, "Approver %q has no registered key.", approver) },
 		"SELECT record FROM approver_keys WHERE approver = ?", approver)
+}
+
+// eachRecord streams the record column of every row of table in primary
+// key order, a page at a time (keyset paging), so memory stays bounded and
+// no statement stays open while fn runs. keys are the primary key columns.
+func eachRecord[T any](r *reader, method, table string, keys []string, fn func(*T) error) error {
+	cols := strings.Join(keys, ", ")
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ")
+	first := fmt.Sprintf("SELECT %s, record FROM %s ORDER BY %s LIMIT %d", cols, table, cols, scanPage)
+	next := fmt.Sprintf("SELECT %s, record FROM %s WHERE (%s) > (%s) ORDER BY %s LIMIT %d", cols, table, cols, marks, cols, scanPage)
+	var last []any
+	for {
+		q, args := first, []any(nil)
+		if last != nil {
+			q, args = next, last
+		}
+		rows, err := r.q.query(q, args...)
+		if err != nil {
+			return fmt.Errorf("sqlite.%s: %w", method, err)
+		}
+		var page []*T
+		for rows.Next() {
+			key := make([]any, len(keys))
+			dest := make([]any, len(keys)+1)
+			for i := range key {
+				dest[i] = &key[i]
+			}
+			var rec string
+			dest[len(keys)] = &rec
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite.%s: %w", method, err)
+			}
+			var v T
+			if err := json.Unmarshal([]byte(rec), &v); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite.%s: %s %v: %w", method, table, key, err)
+			}
+			page, last = append(page, &v), key
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("sqlite.%s: %w", method, err)
+		}
+		for _, v := range page {
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if len(page) < scanPage {
+			return nil
+		}
+	}
+}
+
+// EachEscalation streams every escalation, active or not, by id.
+func (r *reader) EachEscalation(fn func(*warden.Escalation) error) error {
+	return eachRecord(r, "EachEscalation", "escalations", []string{"escalation_id"}, fn)
+}
+
+// EachTreasuryOp streams every recorded operation: those with an
+// idempotency key by budget and key, then the others in the order written.
+func (r *reader) EachTreasuryOp(fn func(*warden.TreasuryOp) error) error {
+	if err := eachRecord(r, "EachTreasuryOp", "treasury_ops", []string{"budget_id", "idempotency_key"}, fn); err != nil {
+		return err
+	}
+	return eachRecord(r, "EachTreasuryOp", "treasury_ops_unkeyed", []string{"id"}, fn)
+}
+
+// EachApproval streams every approval by digest and approver.
+func (r *reader) EachApproval(fn func(*warden.Approval) error) error {
+	return eachRecord(r, "EachApproval", "approvals", []string{"request_digest", "approver"}, fn)
+}
+
+// EachApproverKey streams every registered approver key by approver.
+func (r *reader) EachApproverKey(fn func(*warden.ApproverKey) error) error {
+	return eachRecord(r, "EachApproverKey", "approver_keys", []string{"approver"}, fn)
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -654,5 +655,96 @@ func testGovernanceRollback(t *testing.T, h Harness) {
 			return err
 		}
 		return tx.PutTreasuryOp(treasuryOp("b1", "k2", 1, 9))
+	})
+}
+
+// testEachRow: the Each methods stream every row, in their documented
+// order, across page boundaries, and stop at fn's first error.
+func testEachRow(t *testing.T, h Harness) {
+	s := h.New(t)
+	const n = 2345 // more than one page of any reasonable pager
+	var escIDs, approvalKeys, approvers []string
+	MustUpdate(t, s, func(tx warden.Tx) error {
+		for i := n - 1; i >= 0; i-- { // written out of order
+			e := escalation(sprintf("esc_%024x", i), sprintf("agent-%d", i%7), warden.ProfileOperator, true, nil)
+			if i%3 == 0 {
+				deactivate(e, i)
+			}
+			if err := tx.PutEscalation(e); err != nil {
+				return err
+			}
+			escIDs = append(escIDs, e.EscalationID)
+			a := &warden.Approval{RequestDigest: sprintf("%064x", i%11), Approver: sprintf("appr-%04d", i), Method: "credential", CreatedAt: warden.FormatTime(at(i))}
+			if err := tx.PutApproval(a); err != nil {
+				return err
+			}
+			approvalKeys = append(approvalKeys, a.RequestDigest+"/"+a.Approver)
+			if i < 1500 {
+				k := approverKey(sprintf("appr-%04d", i), byte(i), i)
+				if err := tx.PutApproverKey(k); err != nil {
+					return err
+				}
+				approvers = append(approvers, k.Approver)
+			}
+		}
+		if err := tx.CreateBudget(budget("b1", 1<<40)); err != nil {
+			return err
+		}
+		for i := 0; i < 1200; i++ {
+			key := ""
+			if i%2 == 0 {
+				key = sprintf("k%05d", i)
+			}
+			if err := tx.PutTreasuryOp(treasuryOp("b1", key, 1, uint64(i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	slices.Sort(escIDs)
+	slices.Sort(approvalKeys)
+	slices.Sort(approvers)
+	MustView(t, s, func(tx warden.ReadTx) error {
+		var got []string
+		if err := tx.EachEscalation(func(e *warden.Escalation) error { got = append(got, e.EscalationID); return nil }); err != nil {
+			return err
+		}
+		if !slices.Equal(got, escIDs) {
+			t.Errorf("EachEscalation: %d escalations, want %d in id order", len(got), len(escIDs))
+		}
+		got = nil
+		if err := tx.EachApproval(func(a *warden.Approval) error { got = append(got, a.RequestDigest+"/"+a.Approver); return nil }); err != nil {
+			return err
+		}
+		if !slices.Equal(got, approvalKeys) {
+			t.Errorf("EachApproval: %d approvals, want %d by digest then approver", len(got), len(approvalKeys))
+		}
+		got = nil
+		if err := tx.EachApproverKey(func(k *warden.ApproverKey) error { got = append(got, k.Approver); return nil }); err != nil {
+			return err
+		}
+		if !slices.Equal(got, approvers) {
+			t.Errorf("EachApproverKey: %d keys, want %d by approver", len(got), len(approvers))
+		}
+		var keyed, unkeyed []uint64
+		if err := tx.EachTreasuryOp(func(op *warden.TreasuryOp) error {
+			if op.IdempotencyKey == "" {
+				unkeyed = append(unkeyed, op.Seq)
+			} else {
+				keyed = append(keyed, op.Seq)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(keyed) != 600 || len(unkeyed) != 600 || !slices.IsSorted(keyed) || !slices.IsSorted(unkeyed) {
+			t.Errorf("EachTreasuryOp: %d keyed, %d unkeyed (want 600 each, in key and write order)", len(keyed), len(unkeyed))
+		}
+		stop := errors.New("stop")
+		calls := 0
+		if err := tx.EachEscalation(func(*warden.Escalation) error { calls++; return stop }); err != stop || calls != 1 {
+			t.Errorf("EachEscalation after fn's error: %v after %d calls, want fn's error after 1", err, calls)
+		}
+		return nil
 	})
 }

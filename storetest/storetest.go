@@ -66,6 +66,7 @@ func Run(t *testing.T, h Harness) {
 		{"TreasuryOps", testTreasuryOps},
 		{"Approvals", testApprovals},
 		{"ApproverKeys", testApproverKeys},
+		{"EachRow", testEachRow},
 		{"GovernanceReopen", testGovernanceReopen},
 		{"GovernanceRollback", testGovernanceRollback},
 		{"Counters", testCounters},

@@ -151,7 +151,7 @@ func (g *Governor) RegisterApproverKey(ctx context.Context, p *warden.Principal,
 		if err := tx.PutApproverKey(k); err != nil {
 			return err
 		}
-		_, err = tx.Append(g.core.Draft(warden.ReceiptApproverKey, map[string]any{"approver": approver, "public_key": pub, "by": p.Name}, "approval"))
+		_, err = tx.Append(g.core.Draft(warden.ReceiptApproverKey, map[string]any{"approver": approver, "public_key": pub, "by": p.Name, "created_at": k.CreatedAt}, "approval"))
 		return err
 	})
 	if err != nil {

@@ -74,6 +74,15 @@ type escalationBody struct {
 	Reason           string                   `json:"reason,omitempty"`
 	ApprovedBy       []string                 `json:"approved_by,omitempty"`
 	TemContextHash   string                   `json:"tem_context_hash,omitempty"`
+	// The rest of the escalation's record, so a replay rebuilds it
+	// exactly (project.go); receipts written before they existed lack them.
+	RequestReason          string `json:"escalation_reason,omitempty"`
+	AutoDeescalate         bool   `json:"auto_deescalate"`
+	DeescalateAfterSeconds *int   `json:"deescalate_after_seconds,omitempty"`
+	DeescalateCondition    string `json:"deescalate_condition,omitempty"`
+	CreatedAt              string `json:"created_at"`
+	RequestedBy            string `json:"requested_by"`
+	Drill                  bool   `json:"drill,omitempty"`
 }
 
 func (g *Governor) escalationDraft(esc *warden.Escalation, event, principal, reason string) warden.Draft {
@@ -81,7 +90,11 @@ func (g *Governor) escalationDraft(esc *warden.Escalation, event, principal, rea
 		EscalationID: esc.EscalationID, EventType: event, FromProfile: esc.FromProfile, ToProfile: esc.ToProfile,
 		EscalationType: esc.EscalationType, Reversible: esc.Reversible, Context: esc.Context, ExpiresAt: esc.ExpiresAt,
 		Active: esc.Active, Subject: esc.Subject, Principal: principal, Reason: reason, ApprovedBy: esc.ApprovedBy,
-		TemContextHash: esc.TemContextHash,
+		TemContextHash: esc.TemContextHash, AutoDeescalate: esc.AutoDeescalate, DeescalateAfterSeconds: esc.DeescalateAfterSeconds,
+		DeescalateCondition: esc.DeescalateCondition, CreatedAt: esc.CreatedAt, RequestedBy: esc.RequestedBy, Drill: esc.Drill,
+	}
+	if reason != esc.Reason {
+		body.RequestReason = esc.Reason // a de-escalation's reason is its own
 	}
 	if event == "deescalation" {
 		body.DeescalatedAt, body.DeescalationType = esc.DeescalatedAt, esc.DeescalationType

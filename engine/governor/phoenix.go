@@ -27,19 +27,20 @@ func (g *Governor) RevokeAll(ctx context.Context, p *warden.Principal) (*RevokeA
 		if err != nil {
 			return err
 		}
+		at := g.core.Now()
 		for _, c := range creds {
 			if c.RevokedAt != nil || slices.Contains(c.Roles, warden.RoleAdmin) || c.Name == p.Name {
 				continue
 			}
 			if !g.core.Drill() {
-				if err := tx.RevokeCredential(c.Name, g.core.Now()); err != nil {
+				if err := tx.RevokeCredential(c.Name, at); err != nil {
 					return err
 				}
 			}
 			revoked = append(revoked, c.Name)
 		}
 		_, err = tx.Append(g.core.Draft(warden.ReceiptPhoenixRevoke, map[string]any{"principal": p.Name,
-			"credentials": nonNilStrings(revoked), "dry_run": g.core.Drill(), "reversible": false}, "phoenix"))
+			"credentials": nonNilStrings(revoked), "dry_run": g.core.Drill(), "reversible": false, "revoked_at": warden.FormatTime(at)}, "phoenix"))
 		return err
 	})
 	if err != nil {
