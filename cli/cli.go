@@ -73,12 +73,19 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	var ue usageError
 	switch {
 	case errors.As(err, &vf):
-		fmt.Fprintln(stderr, "warden: FAILED:", vf.Error())
+		fmt.Fprintln(stderr, "warden: FAILED: tampered:", vf.Error())
 		if e.json && !vf.printed {
-			out := map[string]any{"ok": false, "error": vf.Error()}
+			out := map[string]any{"ok": false, "tampered": true, "error": vf.Error()}
 			var ve *ledger.VerifyError
-			if errors.As(vf.error, &ve) {
+			var se *engine.StateError
+			var re *engine.ReceiptError
+			switch {
+			case errors.As(vf.error, &ve):
 				out["first_bad_seq"] = ve.Seq
+			case errors.As(vf.error, &se):
+				out["mismatches"] = se.Mismatches
+			case errors.As(vf.error, &re):
+				out["first_bad_seq"] = re.Seq
 			}
 			_ = json.NewEncoder(stdout).Encode(out)
 		}
@@ -266,13 +273,17 @@ func openDir(dir *datadir.Dir, logger *slog.Logger, onCommit func(int, time.Dura
 		return nil, err
 	}
 	l := &local{dir: dir, store: st, core: s.Core, rec: s.Recorder, gov: s.Governor, wrote: wrote}
-	c, err := l.coverage()
-	if err != nil {
-		st.Close()
-		return nil, err
+	// A store whose cached head cannot be read is left uncovered (nothing
+	// is signed on close); verify names what is wrong with it.
+	if c, err := l.coverage(); err == nil {
+		l.openSize, l.covered = c.head, c.checkpoint == c.head
 	}
-	l.openSize, l.covered = c.head, c.checkpoint == c.head
 	return l, nil
+}
+
+// projections are every state projection of the opened stack.
+func (l *local) projections() []engine.Projection {
+	return (&stack.Stack{Core: l.core, Recorder: l.rec, Governor: l.gov}).Projections()
 }
 
 // cliPrincipal is the principal of a command run directly on the data

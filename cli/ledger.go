@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -48,7 +49,12 @@ func (e *env) verifyCmd() *cobra.Command {
 Every body is re-hashed, every leaf recomputed, the Merkle tree rebuilt, and
 every checkpoint's signature and root checked. On any edited, deleted,
 reordered, inserted or truncated receipt, or a forged checkpoint, it exits 3
-naming the FIRST bad sequence number. Exit 0 prints a one-line summary.
+naming the FIRST bad sequence number. On a data directory it then replays the
+receipts and compares what they build with the state tables (credentials,
+escalations, budgets, treasury operations, approvals, approver keys,
+incidents, recovery requirements, counters, the integrity baseline) and the
+store's cached head: a row the receipts cannot explain exits 3 naming it.
+Exit 0 prints a one-line summary.
 
 Trust comes from the public key: give --pubkey a copy you keep elsewhere.
 Without it, --data uses DIR/ledger.pub and --export the key in the file,
@@ -112,11 +118,20 @@ func newVerifier(keyText []byte, allowUnanchored bool, trusted [][]byte) (*ledge
 	return v, nil
 }
 
-// verifyResult turns a verification error into a verifyFailure (exit 3).
+// verifyResult turns a verification error — a bad log, a receipt that
+// cannot be replayed, state the receipts cannot explain — into a
+// verifyFailure (exit 3).
 func verifyResult(sum *ledger.Summary, err error) (*ledger.Summary, error) {
 	var ve *ledger.VerifyError
-	if asVerifyError(err, &ve) {
+	var se *engine.StateError
+	var re *engine.ReceiptError
+	switch {
+	case asVerifyError(err, &ve):
 		return nil, verifyFailure{error: ve}
+	case errors.As(err, &se):
+		return nil, verifyFailure{error: se}
+	case errors.As(err, &re):
+		return nil, verifyFailure{error: re}
 	}
 	return sum, err
 }
@@ -135,7 +150,7 @@ func (e *env) verifyData(keyText []byte, allowUnanchored bool, trusted [][]byte)
 		return nil, err
 	}
 	defer l.Close()
-	return verifyResult(engine.VerifyStore(e.ctx, l.store, v))
+	return verifyResult(engine.CheckStore(e.ctx, l.store, v, &engine.StoreCheck{Projections: l.projections()}))
 }
 
 func verifyExportFile(name string, keyText []byte, allowUnanchored bool, trusted [][]byte, stderr io.Writer) (*ledger.Summary, error) {

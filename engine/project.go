@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/ledger"
 )
 
 // The receipts are the source of truth; every state table is a projection
@@ -262,4 +264,41 @@ func SortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// DiffRecords compares two records by their canonical JSON and names the
+// members that differ ("" when equal), for a Mismatch's reason.
+func DiffRecords(want, got any) string {
+	w, err1 := ledger.Canonical(want)
+	g, err2 := ledger.Canonical(got)
+	if err1 != nil || err2 != nil {
+		return fmt.Sprintf("cannot be compared (%v %v)", err1, err2)
+	}
+	if bytes.Equal(w, g) {
+		return ""
+	}
+	var wm, gm map[string]json.RawMessage
+	if json.Unmarshal(w, &wm) != nil || json.Unmarshal(g, &gm) != nil {
+		return "differs from what the receipts say"
+	}
+	var names []string
+	for k, v := range wm {
+		if !bytes.Equal(v, gm[k]) {
+			names = append(names, fmt.Sprintf("%s %s, the receipts say %s", k, orNone(gm[k]), v))
+		}
+	}
+	for k, v := range gm {
+		if _, ok := wm[k]; !ok {
+			names = append(names, fmt.Sprintf("%s %s, the receipts have none", k, v))
+		}
+	}
+	sort.Strings(names)
+	return fmt.Sprint(names)
+}
+
+func orNone(v json.RawMessage) string {
+	if v == nil {
+		return "absent"
+	}
+	return string(v)
 }

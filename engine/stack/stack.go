@@ -43,3 +43,12 @@ func New(c Config) (*Stack, error) {
 	}
 	return &Stack{Core: core, Recorder: rec, Governor: gov}, nil
 }
+
+// Projections are every projection of the state tables (see
+// engine.Projection): what a replay of the receipts rebuilds and compares.
+func (s *Stack) Projections() []engine.Projection {
+	var out []engine.Projection
+	out = append(out, s.Core.Projections()...)
+	out = append(out, s.Recorder.Projections()...)
+	return append(out, s.Governor.Projections()...)
+}
