@@ -20,6 +20,7 @@ const (
 	EDENIED       = "denied"       // a governance rule denied the operation (receipted)
 	EINSUFFICIENT = "insufficient" // a budget lacks the funds (receipted)
 	ETOOLARGE     = "too_large"    // the request body exceeds its size limit
+	EUNAVAILABLE  = "unavailable"  // warden cannot take the change now (a failed integrity check, a full disk); see Retry-After
 	EINTERNAL     = "internal"     // a fault inside warden; details are logged, not returned
 )
 

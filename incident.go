@@ -309,6 +309,9 @@ type Health struct {
 	Receipts       uint64 `json:"receipts"`
 	Dev            bool   `json:"dev,omitempty"`
 	Drill          bool   `json:"drill_mode,omitempty"`
+	// Ledger is the startup verification of the log and state tables
+	// (absent where none ran). Status is "degraded" while it failed.
+	Ledger *LedgerCheck `json:"ledger,omitempty"`
 }
 
 // SeverityWindow escalates a class's severity when Threshold incidents of

@@ -38,11 +38,12 @@ func ValidScroll(s string) bool {
 // it does not list, so this table is the whole vocabulary of the ledger.
 const (
 	// system
-	ReceiptServerStart      = "server_start"        // a server started; records dev and drill mode
-	ReceiptKeyRotation      = "ledger_key_rotation" // the ledger handed over to a new signing key (ledger.KeyRotationType)
-	ReceiptPhoenixRotateKey = "phoenix_rotate_key"  // a key rotation refused as a drill dry run
-	ReceiptForensicExport   = "forensic_export"     // a forensic bundle was exported
-	ReceiptGuardianAnchor   = "guardian_anchor"     // a checkpoint was signed and mirrored on request
+	ReceiptServerStart      = "server_start"           // a server started; records dev and drill mode
+	ReceiptKeyRotation      = "ledger_key_rotation"    // the ledger handed over to a new signing key (ledger.KeyRotationType)
+	ReceiptPhoenixRotateKey = "phoenix_rotate_key"     // a key rotation refused as a drill dry run
+	ReceiptForensicExport   = "forensic_export"        // a forensic bundle was exported
+	ReceiptGuardianAnchor   = "guardian_anchor"        // a checkpoint was signed and mirrored on request
+	ReceiptTamperAccepted   = "ledger_tamper_accepted" // an operator accepted a failed startup check
 
 	// identity
 	ReceiptAuthFailure            = "auth_failure"             // a request was refused 401/403, or a tool below its profile
@@ -89,7 +90,7 @@ const (
 
 var receiptScrolls = map[string]string{
 	ReceiptServerStart: ScrollSystem, ReceiptKeyRotation: ScrollSystem, ReceiptPhoenixRotateKey: ScrollSystem,
-	ReceiptForensicExport: ScrollSystem, ReceiptGuardianAnchor: ScrollSystem,
+	ReceiptForensicExport: ScrollSystem, ReceiptGuardianAnchor: ScrollSystem, ReceiptTamperAccepted: ScrollSystem,
 
 	ReceiptAuthFailure: ScrollIdentity, ReceiptAuthFailuresSuppressed: ScrollIdentity, ReceiptCredential: ScrollIdentity,
 	ReceiptRevocation: ScrollIdentity, ReceiptEscalation: ScrollIdentity, ReceiptDeescalation: ScrollIdentity,

@@ -103,3 +103,27 @@ type ScrollHead struct {
 	Size     uint64 `json:"size"`
 	RootHash []byte `json:"root_hash"`
 }
+
+// Ledger check states (LedgerCheck.State).
+const (
+	LedgerUnchecked = "unchecked" // no check ran (offline tools)
+	LedgerVerifying = "verifying" // the startup check is running
+	LedgerVerified  = "verified"  // the log and the state tables hold
+	LedgerTampered  = "tampered"  // the check failed: writes are refused
+	LedgerAccepted  = "accepted"  // it failed, and an operator accepted it (receipted)
+)
+
+// LedgerCheck is what a server knows of its own log and state tables: the
+// startup verification's progress and outcome.
+type LedgerCheck struct {
+	State   string `json:"state"`
+	Checked uint64 `json:"checked"` // receipts checked so far
+	Total   uint64 `json:"total"`   // receipts to check
+	// FirstBadSeq names the first bad receipt, when the failure has one.
+	FirstBadSeq *uint64 `json:"first_bad_seq,omitempty"`
+	// Reason says what failed (or what was accepted).
+	Reason string `json:"reason,omitempty"`
+}
+
+// Refuses reports whether writes are refused in this state.
+func (c LedgerCheck) Refuses() bool { return c.State == LedgerTampered }

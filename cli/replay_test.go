@@ -27,6 +27,13 @@ import (
 // escalations (one de-escalated), an approval and an approver key, a budget
 // with debits and a credit; everything anchored by a final checkpoint.
 func buildStateLog(t *testing.T) string {
+	data, _ := buildStateLogToken(t)
+	return data
+}
+
+// buildStateLogToken is buildStateLog, also returning the token of the
+// read-only credential "reader".
+func buildStateLogToken(t *testing.T) (string, string) {
 	t.Helper()
 	target := wardentest.MustTarget(t)
 	env := wardentest.MustEnv(t, wardentest.Containment(wardentest.TargetPolicy(target.URL)))
@@ -41,7 +48,7 @@ func buildStateLog(t *testing.T) string {
 	if _, err := env.Core.Start(ctx, engine.StartInfo{Version: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	env.MustCredential(t, engine.CredentialSpec{Name: "reader", Roles: []warden.Role{warden.RoleRead}})
+	reader := env.MustCredential(t, engine.CredentialSpec{Name: "reader", Roles: []warden.Role{warden.RoleRead}})
 	env.MustCredential(t, engine.CredentialSpec{Name: "gone", Roles: []warden.Role{warden.RoleRead}})
 	env.MustCredential(t, engine.CredentialSpec{Name: "appr", Roles: []warden.Role{warden.RoleApprover}})
 	must(env.Core.RevokeCredential(ctx, admin, "gone"))
@@ -83,7 +90,7 @@ func buildStateLog(t *testing.T) string {
 	if err := env.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return env.Dir.Path
+	return env.Dir.Path, reader
 }
 
 // TestVerifyReplaysState: the state tables of an honest store are exactly

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/contain"
 	"github.com/warden-sh/warden/datadir"
 	"github.com/warden-sh/warden/engine"
@@ -82,6 +83,8 @@ type serveFlags struct {
 	drill             bool
 	logLevel          string
 	readyFile         string
+	acceptTampered    string
+	verifySyncLimit   uint64
 }
 
 func (e *env) serveCmd() *cobra.Command {
@@ -102,6 +105,8 @@ that it runs in dev mode.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.addr, "addr", envOr("WARDEN_ADDR", "127.0.0.1:8515"), "listen address (env WARDEN_ADDR)")
+	fl.StringVar(&f.acceptTampered, "accept-tampered", "", "take writes although the startup check failed: name the failure it reported (its first bad sequence number, or \"state\"); the decision is receipted (docs/ARCHITECTURE.md: startup verification)")
+	fl.Uint64Var(&f.verifySyncLimit, "verify-sync-limit", engine.DefaultSyncLimit, "logs up to this many receipts are verified in full before writes are accepted; larger ones in the background")
 	fl.BoolVar(&f.dev, "dev", false, "local trial mode: loopback only, unauthenticated requests act as principal dev")
 	fl.BoolVar(&f.drill, "drill", os.Getenv("DRILL_MODE") == "1", "drill mode: containment dry-run, DRILL/* tags (env DRILL_MODE=1)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -176,6 +181,34 @@ func (e *env) serve(f serveFlags) error {
 	}
 	core, rec, gov := l.core, l.rec, l.gov
 	sender.OnFinalFailure = rec.RecordWebhookFailure
+
+	// Check the log and the state before building on them (startup.go):
+	// the tail now, the whole log now or in the background.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(e.ctx))
+	defer stopBG()
+	err = core.CheckAtStart(bg, engine.StartupCheck{Projections: l.projections(), SyncLimit: f.verifySyncLimit,
+		Done: func(c warden.LedgerCheck) {
+			if c.State == warden.LedgerVerified {
+				logger.Info("ledger and state verified", "receipts", c.Checked)
+			}
+		}})
+	if err != nil {
+		return fmt.Errorf("startup verification: %w", err)
+	}
+	if c := core.Ledger(); c.Refuses() {
+		if f.acceptTampered == "" {
+			logger.Error("serving read-only: the ledger failed verification; restore the data directory, or accept the failure with --accept-tampered="+engine.FailureName(c),
+				"reason", c.Reason, "first_bad_seq", c.FirstBadSeq)
+		} else if err := core.AcceptTampered(e.ctx, f.acceptTampered, "operator (warden serve --accept-tampered)"); err != nil {
+			return usageError{err}
+		} else {
+			logger.Warn("accepted a failed ledger verification; the decision is receipted", "reason", c.Reason)
+		}
+	} else if f.acceptTampered != "" {
+		logger.Warn("--accept-tampered given, but there is no failure to accept", "state", c.State)
+	}
+	writable := !core.Ledger().Refuses()
+
 	if fresh {
 		cred, err := core.Bootstrap(e.ctx, AdminName)
 		if err != nil {
@@ -201,14 +234,16 @@ func (e *env) serve(f serveFlags) error {
 	if source == "" {
 		source = "built-in"
 	}
-	if err := rec.RecordPolicy(e.ctx, source); err != nil {
-		ln.Close()
-		return err
-	}
-	// Start receipts the start and checkpoints everything before it.
-	if _, err := core.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr}); err != nil {
-		ln.Close()
-		return err
+	if writable {
+		if err := rec.RecordPolicy(e.ctx, source); err != nil {
+			ln.Close()
+			return err
+		}
+		// Start receipts the start and checkpoints everything before it.
+		if _, err := core.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr}); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	// Containment a crash interrupted, listed before any new report can
 	// arrive, so each incident is contained by exactly one party.
@@ -249,7 +284,6 @@ func (e *env) serve(f serveFlags) error {
 		}
 	}
 
-	bg, stopBG := context.WithCancel(context.WithoutCancel(e.ctx))
 	waitBG := runLoops(bg, serverLoops(l, sender, interrupted, f.integrityInterval), logger)
 
 	select {
@@ -271,6 +305,9 @@ func (e *env) serve(f serveFlags) error {
 	stopBG()
 	waitBG()
 	final := context.WithoutCancel(e.ctx)
+	if core.Ledger().Refuses() {
+		return nil // nothing was written, nothing is signed
+	}
 	if err := core.FlushAuthFailures(final); err != nil {
 		logger.Error("flushing auth failure count", "err", err)
 	}

@@ -60,6 +60,9 @@ func (e *Core) Authenticate(ctx context.Context, token string) (*warden.Principa
 	if c.RevokedAt != nil {
 		return nil, warden.Errorf(warden.EUNAUTHORIZED, "Credential %q was revoked at %s.", c.Name, warden.FormatTime(*c.RevokedAt))
 	}
+	if d := e.distrust.Load(); d != nil && (d.all || d.names[c.Name]) && e.Ledger().Refuses() {
+		return nil, warden.Errorf(warden.EUNAUTHORIZED, "Credential %q is refused: the credentials table disagrees with the receipts (tampered); see /health.", c.Name)
+	}
 	return c.Principal(), nil
 }
 

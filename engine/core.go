@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	warden "github.com/warden-sh/warden"
@@ -63,6 +64,8 @@ type Core struct {
 
 	authFail authFailureLimiter
 	cpMu     sync.Mutex // one checkpoint writer at a time per process
+	ledger   atomic.Pointer[warden.LedgerCheck]
+	distrust atomic.Pointer[distrusted] // credentials a state check found forged
 
 	keys   warden.KeyStore
 	keyMu  sync.RWMutex // guards signer, pubkey and known across a rotation

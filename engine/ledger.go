@@ -21,6 +21,18 @@ func (e *Core) Checkpoint(ctx context.Context) (*warden.Checkpoint, error) {
 	if e.signer == nil {
 		return nil, fmt.Errorf("engine.Checkpoint: no signing key")
 	}
+	if e.signingPaused() {
+		// Never sign over a log not yet verified, or found tampered.
+		var out *warden.Checkpoint
+		err := e.View(ctx, "engine.Checkpoint", func(tx warden.ReadTx) (err error) {
+			out, err = tx.LatestCheckpoint()
+			if warden.ErrorCode(err) == warden.ENOTFOUND {
+				return nil
+			}
+			return err
+		})
+		return out, err
+	}
 	var out *warden.Checkpoint
 	signed := false
 	err := e.Update(ctx, "engine.Checkpoint", func(tx warden.Tx) error {

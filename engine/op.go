@@ -20,7 +20,12 @@ import (
 //     named with op ("recorder.ReportIncident: …"); domain errors come
 //     back unchanged for the transports' error tables.
 //   - The receipts of a committed transaction are counted per scroll.
+//   - While the startup check has found tampering, nothing is written:
+//     EUNAVAILABLE (startup.go).
 func (e *Core) Update(ctx context.Context, op string, fn func(tx warden.Tx) error) error {
+	if err := e.refuseWrites(); err != nil {
+		return err
+	}
 	var n scrollCounts
 	err := e.store.Update(ctx, func(tx warden.Tx) error {
 		n = scrollCounts{} // the store may run fn again after a retry

@@ -19,6 +19,7 @@ var codeStatus = map[string]int{
 	warden.EINSUFFICIENT: http.StatusConflict,
 	warden.ETOOLARGE:     http.StatusBadRequest, // the issue asks 400 for oversized bodies
 	warden.EINTERNAL:     http.StatusInternalServerError,
+	warden.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
 
 // StatusOf returns the HTTP status for err.

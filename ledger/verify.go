@@ -126,6 +126,12 @@ type Verifier struct {
 	// log between checkpoints). By default they fail verification, since
 	// nothing signed vouches for them.
 	AllowUnanchored bool
+	// AllowNoCheckpoint accepts a log no checkpoint was ever signed for
+	// (with AllowUnanchored: all of it unanchored). Only a caller that
+	// knows nothing was signed yet sets it (a server starting on a log it
+	// has just re-hashed from the first receipt); by default a log without
+	// checkpoints fails, since a stripped one looks the same.
+	AllowNoCheckpoint bool
 }
 
 // NewVerifier returns a verifier that trusts checkpoints signed by known for
@@ -490,7 +496,7 @@ func (v *Verifier) Finish() (*Summary, error) {
 		c := v.checkpoints[v.next].body
 		v.fail(n, fmt.Sprintf("log ends at %d receipts but a signed checkpoint covers %d: truncated", n, c.Size))
 	}
-	if len(v.checkpoints) == 0 {
+	if len(v.checkpoints) == 0 && !v.AllowNoCheckpoint {
 		v.fail(0, "no signed checkpoint: nothing vouches for this log (an empty or stripped log)")
 	}
 	cpSize := v.lastCheckpoint()

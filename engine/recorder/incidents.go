@@ -64,9 +64,17 @@ func (rec *Recorder) PendingRecoveries(ctx context.Context) ([]*warden.RecoveryR
 	return out, err
 }
 
-// Health reports whether the store answers, with incident and receipt counts.
+// Health reports whether the store answers, with incident and receipt
+// counts, and the startup check's state: degraded while it failed (then
+// the counts may be unreadable, and the answer says why instead).
 func (rec *Recorder) Health(ctx context.Context) (*warden.Health, error) {
 	h := &warden.Health{Status: "ok", Dev: rec.core.Dev(), Drill: rec.core.Drill()}
+	if c := rec.core.Ledger(); c.State != warden.LedgerUnchecked {
+		h.Ledger = &c
+		if c.Refuses() {
+			h.Status = "degraded"
+		}
+	}
 	err := rec.core.View(ctx, "recorder.Health", func(tx warden.ReadTx) error {
 		head, err := tx.Head()
 		if err != nil {
@@ -80,7 +88,7 @@ func (rec *Recorder) Health(ctx context.Context) (*warden.Health, error) {
 		h.OpenIncidents, h.TotalIncidents = st.OpenIncidents, st.TotalIncidents
 		return nil
 	})
-	if err != nil {
+	if err != nil && h.Status == "ok" {
 		return nil, err
 	}
 	return h, nil

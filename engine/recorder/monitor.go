@@ -162,7 +162,17 @@ func (rec *Recorder) AttestationState(ctx context.Context) (*TrustState, error) 
 	if st.PendingCount > 0 {
 		st.State, st.Detail = "degraded", fmt.Sprintf("%d incident(s) await re-attestation", st.PendingCount)
 	}
+	rec.ledgerDegrades(st)
 	return st, err
+}
+
+// ledgerDegrades makes a trust state degraded while the startup check has
+// found the ledger or the state tampered and no operator has decided: the
+// trust root itself is then in question.
+func (rec *Recorder) ledgerDegrades(st *TrustState) {
+	if c := rec.core.Ledger(); c.Refuses() {
+		st.State, st.Detail = "degraded", "the ledger failed verification: "+c.Reason
+	}
 }
 
 // IntegrityState is degraded while any integrity_violation incident has
@@ -186,6 +196,7 @@ func (rec *Recorder) IntegrityState(ctx context.Context) (*TrustState, error) {
 	if st.PendingCount > 0 {
 		st.State, st.Detail = "degraded", fmt.Sprintf("%d integrity violation(s) not recovered", st.PendingCount)
 	}
+	rec.ledgerDegrades(st)
 	return st, err
 }
 
