@@ -100,7 +100,9 @@ func TestServeRefusesToBuildOnATamperedLog(t *testing.T) {
 			if st := httpJSON(t, "POST", s.URL+"/api/v1/incidents/report", "", map[string]any{"class": "prompt_injection", "source": "s", "description": "d"}, nil); st/100 != 2 {
 				t.Fatalf("write after acceptance: %d", st)
 			}
-			var list struct{ Receipts []struct{ Body map[string]any } }
+			var list struct {
+				Receipts []struct{ Body map[string]any }
+			}
 			if st := httpJSON(t, "GET", s.URL+"/api/v1/receipts?type=ledger_tamper_accepted", "", nil, &list); st != 200 || len(list.Receipts) != 1 ||
 				list.Receipts[0].Body["failure"] != tc.failure {
 				t.Fatalf("acceptance receipt: %d %+v", st, list)
