@@ -66,6 +66,28 @@ func (e *env) benchCmd() *cobra.Command {
 	hf.StringVar(&h.Class, "class", "forbidden_airlock_request", "incident class to report")
 	hf.IntVar(&h.Preload, "preload", 0, "report this many incidents, then measure again")
 	hf.BoolVar(&h.Export, "export", false, "finish with a forensic export, sampling the server's RSS")
-	cmd.AddCommand(ledgerCmd, httpCmd)
+	var so bench.StartupOptions
+	startupCmd := &cobra.Command{
+		Use:   "startup",
+		Short: "What serve's startup check costs: the tail check, whole-log verification, and the state replay",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := bench.Startup(e.ctx, so, e.stderr)
+			if err != nil {
+				return err
+			}
+			return e.print(res, func(w io.Writer) {
+				fmt.Fprintf(w, "receipts:                 %d (%d incidents, %d debits, %d escalations)\n", res.Receipts, res.Incidents, res.Debits, res.Escalations)
+				fmt.Fprintf(w, "tail check:               %.1f ms (before writes are taken)\n", res.TailCheckMs)
+				fmt.Fprintf(w, "whole log, verify only:   %.2f s\n", res.VerifySeconds)
+				fmt.Fprintf(w, "whole log and replay:     %.2f s (%.2f s per 100k receipts; heap peak %.0f MB)\n", res.CheckSeconds, res.ReplayPer100kS, res.PeakHeapMB)
+			})
+		},
+	}
+	sf := startupCmd.Flags()
+	sf.StringVar(&so.Dir, "dir", "", "scratch directory (default: a temporary one, removed afterwards)")
+	sf.IntVar(&so.Receipts, "receipts", 1_000_000, "receipts to write before measuring")
+	sf.IntVar(&so.Writers, "writers", 16, "concurrent writers while building")
+	cmd.AddCommand(ledgerCmd, httpCmd, startupCmd)
 	return cmd
 }

@@ -244,7 +244,9 @@ type replay struct {
 }
 
 func newReplay(ps []Projection) *replay {
-	rp := &replay{projections: ps, in: make(chan []*warden.Receipt, 4), done: make(chan error, 1)}
+	// One chunk queued: the replay keeps up or holds the scan back, so the
+	// receipts in memory stay a few chunks whatever the log's size.
+	rp := &replay{projections: ps, in: make(chan []*warden.Receipt, 1), done: make(chan error, 1)}
 	go func() {
 		var err error
 		for batch := range rp.in {
