@@ -48,6 +48,7 @@ const (
 	// identity
 	ReceiptAuthFailure            = "auth_failure"             // a request was refused 401/403, or a tool below its profile
 	ReceiptAuthFailuresSuppressed = "auth_failures_suppressed" // auth failures counted but not receipted one by one
+	ReceiptDenialsSuppressed      = "denials_suppressed"       // a principal's denials counted but not receipted one by one
 	ReceiptCredential             = "credential_added"
 	ReceiptRevocation             = "credential_revoked"
 	ReceiptEscalation             = "profile_escalation"
@@ -92,7 +93,7 @@ var receiptScrolls = map[string]string{
 	ReceiptServerStart: ScrollSystem, ReceiptKeyRotation: ScrollSystem, ReceiptPhoenixRotateKey: ScrollSystem,
 	ReceiptForensicExport: ScrollSystem, ReceiptGuardianAnchor: ScrollSystem, ReceiptTamperAccepted: ScrollSystem,
 
-	ReceiptAuthFailure: ScrollIdentity, ReceiptAuthFailuresSuppressed: ScrollIdentity, ReceiptCredential: ScrollIdentity,
+	ReceiptAuthFailure: ScrollIdentity, ReceiptAuthFailuresSuppressed: ScrollIdentity, ReceiptDenialsSuppressed: ScrollIdentity, ReceiptCredential: ScrollIdentity,
 	ReceiptRevocation: ScrollIdentity, ReceiptEscalation: ScrollIdentity, ReceiptDeescalation: ScrollIdentity,
 	ReceiptEscalationDenied: ScrollIdentity, ReceiptApproval: ScrollIdentity, ReceiptApproverKey: ScrollIdentity,
 	ReceiptPhoenixRevoke: ScrollIdentity,

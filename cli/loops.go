@@ -49,7 +49,7 @@ func serverLoops(l *local, sender *contain.WebhookSender, interrupted []string, 
 		// Anchor the log at least every second while it changes, with the
 		// count of auth failures not receipted one by one.
 		{name: "checkpoint", every: time.Second, run: func(ctx context.Context) error {
-			if err := core.FlushAuthFailures(ctx); err != nil {
+			if err := core.FlushSuppressed(ctx); err != nil {
 				log.Error("flushing auth failure count", "err", err)
 			}
 			_, err := core.Checkpoint(ctx)

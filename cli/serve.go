@@ -308,7 +308,7 @@ func (e *env) serve(f serveFlags) error {
 	if core.Ledger().Refuses() {
 		return nil // nothing was written, nothing is signed
 	}
-	if err := core.FlushAuthFailures(final); err != nil {
+	if err := core.FlushSuppressed(final); err != nil {
 		logger.Error("flushing auth failure count", "err", err)
 	}
 	cp, err := core.Checkpoint(final)

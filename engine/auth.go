@@ -8,10 +8,8 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
-	"sync"
 
 	warden "github.com/warden-sh/warden"
-	"golang.org/x/time/rate"
 )
 
 // TokenPrefix starts every warden bearer token, so a leaked one is easy to
@@ -94,47 +92,6 @@ type AuthFailure struct {
 	Suppressed uint64 `json:"suppressed_since_previous"`
 }
 
-// authFailureLimiter bounds auth_failure receipts so a flood of bad
-// requests cannot fill the disk; what it drops it counts.
-type authFailureLimiter struct {
-	mu         sync.Mutex
-	lim        *rate.Limiter
-	now        warden.Clock
-	suppressed uint64
-}
-
-func (l *authFailureLimiter) init(r float64, burst int, now warden.Clock) {
-	if r <= 0 {
-		r = 20
-	}
-	if burst <= 0 {
-		burst = 100
-	}
-	l.lim = rate.NewLimiter(rate.Limit(r), burst)
-	l.now = now
-}
-
-// take reports whether a receipt may be written now and, if so, how many
-// failures were suppressed before it.
-func (l *authFailureLimiter) take() (bool, uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.lim.AllowN(l.now(), 1) {
-		l.suppressed++
-		return false, 0
-	}
-	n := l.suppressed
-	l.suppressed = 0
-	return true, n
-}
-
-// restore gives back a count that could not be receipted.
-func (l *authFailureLimiter) restore(n uint64) {
-	l.mu.Lock()
-	l.suppressed += n
-	l.mu.Unlock()
-}
-
 // RecordAuthFailure writes an auth_failure receipt in the identity scroll,
 // unless the rate limit is exhausted, in which case the failure is counted
 // and the count rides on the next receipt. It never fails the request it
@@ -143,7 +100,7 @@ func (e *Core) RecordAuthFailure(ctx context.Context, f AuthFailure) {
 	if e.metrics != nil {
 		e.metrics.AuthFailures.WithLabelValues(strconv.Itoa(f.Status)).Inc()
 	}
-	ok, n := e.authFail.take()
+	ok, n := e.authFail.take("")
 	if !ok {
 		if e.metrics != nil {
 			e.metrics.AuthSuppressed.Inc()
@@ -156,30 +113,7 @@ func (e *Core) RecordAuthFailure(ctx context.Context, f AuthFailure) {
 		return err
 	})
 	if err != nil {
-		e.authFail.restore(n)
+		e.authFail.restore("", n)
 		e.log.Error("auth_failure receipt not written", "err", err)
 	}
-}
-
-// FlushAuthFailures receipts the count of suppressed auth failures, if any,
-// so a flood that stops is still fully accounted for. Servers call it
-// periodically and at shutdown.
-func (e *Core) FlushAuthFailures(ctx context.Context) error {
-	e.authFail.mu.Lock()
-	n := e.authFail.suppressed
-	e.authFail.suppressed = 0
-	e.authFail.mu.Unlock()
-	if n == 0 {
-		return nil
-	}
-	body := map[string]any{"suppressed": n, "reason": "auth_failure receipts rate-limited; this receipt accounts for them"}
-	err := e.Update(ctx, "engine.FlushAuthFailures", func(tx warden.Tx) error {
-		_, err := tx.Append(e.Draft(warden.ReceiptAuthFailuresSuppressed, body, "auth"))
-		return err
-	})
-	if err != nil {
-		e.authFail.restore(n)
-		return err
-	}
-	return nil
 }

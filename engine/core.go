@@ -48,6 +48,11 @@ type Options struct {
 	// is receipted with the next one. Zero means 20/s, burst 100.
 	AuthFailureRate  float64
 	AuthFailureBurst int
+	// DenialRate and DenialBurst bound the denial receipts one principal
+	// can cause per second the same way (the refusal itself always
+	// happens). Zero means 20/s, burst 100.
+	DenialRate  float64
+	DenialBurst int
 	// Metrics receives counters; nil disables them.
 	Metrics *Metrics
 }
@@ -62,8 +67,9 @@ type Core struct {
 	drill   bool
 	metrics *Metrics
 
-	authFail authFailureLimiter
-	cpMu     sync.Mutex // one checkpoint writer at a time per process
+	authFail *floodLimiter // auth_failure receipts
+	denials  *floodLimiter // denial receipts, per principal
+	cpMu     sync.Mutex    // one checkpoint writer at a time per process
 	ledger   atomic.Pointer[warden.LedgerCheck]
 	distrust atomic.Pointer[distrusted] // credentials a state check found forged
 
@@ -104,7 +110,8 @@ func New(o Options) (*Core, error) {
 		known:   o.Verifiers,
 		pubkey:  o.PublicKey,
 	}
-	e.authFail.init(o.AuthFailureRate, o.AuthFailureBurst, o.Clock)
+	e.authFail = newFloodLimiter(o.AuthFailureRate, o.AuthFailureBurst, o.Clock)
+	e.denials = newFloodLimiter(o.DenialRate, o.DenialBurst, o.Clock)
 	return e, nil
 }
 

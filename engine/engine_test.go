@@ -42,7 +42,7 @@ func TestAuthFailureFloodIsBoundedAndCounted(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		env.Core.RecordAuthFailure(ctx, engine.AuthFailure{Status: 401})
 	}
-	if err := env.Core.FlushAuthFailures(ctx); err != nil {
+	if err := env.Core.FlushSuppressed(ctx); err != nil {
 		t.Fatal(err)
 	}
 	flushed := env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptAuthFailuresSuppressed})
@@ -54,7 +54,7 @@ func TestAuthFailureFloodIsBoundedAndCounted(t *testing.T) {
 	if fb.Suppressed != 5 {
 		t.Fatalf("flushed %d, want 5", fb.Suppressed)
 	}
-	if err := env.Core.FlushAuthFailures(ctx); err != nil {
+	if err := env.Core.FlushSuppressed(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptAuthFailuresSuppressed})); n != 1 {

@@ -8,6 +8,7 @@ type Metrics struct {
 	Receipts           *prometheus.CounterVec
 	AuthFailures       *prometheus.CounterVec
 	AuthSuppressed     prometheus.Counter
+	DenialsSuppressed  prometheus.Counter
 	Checkpoints        prometheus.Counter
 	LogSize            prometheus.Gauge
 	CommitBatchOps     prometheus.Histogram
@@ -26,6 +27,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		AuthSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_auth_failure_receipts_suppressed_total", Help: "Auth failures counted but not individually receipted (rate limit).",
 		}),
+		DenialsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_denial_receipts_suppressed_total", Help: "Denials counted but not individually receipted (per-principal rate limit).",
+		}),
 		Checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_checkpoints_signed_total", Help: "Checkpoints signed by this process.",
 		}),
@@ -41,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.Receipts, m.AuthFailures, m.AuthSuppressed, m.Checkpoints, m.LogSize, m.CommitBatchOps, m.CommitBatchSeconds)
+	reg.MustRegister(m.Receipts, m.AuthFailures, m.AuthSuppressed, m.DenialsSuppressed, m.Checkpoints, m.LogSize, m.CommitBatchOps, m.CommitBatchSeconds)
 	return m
 }
 

@@ -12,8 +12,11 @@ import (
 // change and every receipt fn makes is committed together, or none is.
 //
 //   - A *Denial returned by fn (see Deny) rolls fn back and is receipted in
-//     a transaction of its own, so a refusal never changes state and is
-//     never lost; the caller gets the denial's *warden.Error.
+//     a transaction of its own, so a refusal never changes state; the
+//     caller gets the denial's *warden.Error. A principal's denials are
+//     receipted at a bounded rate (Options.DenialRate): past it they are
+//     counted, and the count is receipted with the next one or by
+//     FlushSuppressed, so none goes unaccounted.
 //   - A receipt whose type the catalogue (warden.ReceiptScroll) does not
 //     list, or lists in another scroll, fails the transaction.
 //   - Any error that is not a domain error (code EINTERNAL) comes back
@@ -39,11 +42,26 @@ func (e *Core) Update(ctx context.Context, op string, fn func(tx warden.Tx) erro
 	if !errors.As(err, &d) {
 		return named(op, err)
 	}
+	// One principal's denials are receipted at a bounded rate; the rest
+	// are counted and the count rides on its next denial receipt or a
+	// flush (limit.go). The refusal itself always happens.
+	who, _ := d.body["principal"].(string)
+	ok, suppressed := e.denials.take(who)
+	if !ok {
+		if e.metrics != nil {
+			e.metrics.DenialsSuppressed.Inc()
+		}
+		return d.Err
+	}
+	if suppressed > 0 {
+		d.body["suppressed_since_previous"] = suppressed
+	}
 	n = scrollCounts{}
 	if werr := e.store.Update(context.WithoutCancel(ctx), func(tx warden.Tx) error {
 		_, err := (&countingTx{Tx: tx, n: &n}).Append(d.draft)
 		return err
 	}); werr != nil {
+		e.denials.restore(who, suppressed)
 		return named(op, werr)
 	}
 	e.countReceipts(&n)
@@ -73,6 +91,7 @@ type Denial struct {
 	// Err is what the caller gets back.
 	Err   *warden.Error
 	draft warden.Draft
+	body  map[string]any // draft.Body
 }
 
 // Error is the denial's *warden.Error text.
@@ -101,7 +120,7 @@ func (e *Core) Deny(typ string, body map[string]any, code, format string, args .
 	}
 	body["reason"] = err.Message
 	body["code"] = code
-	return &Denial{Err: err, draft: e.Draft(typ, body, "denied")}
+	return &Denial{Err: err, draft: e.Draft(typ, body, "denied"), body: body}
 }
 
 // scrollCounts counts one transaction's receipts by scroll, in

@@ -2,14 +2,17 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 	"github.com/warden-sh/warden/engine/recorder"
 	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/wardentest"
@@ -149,5 +152,77 @@ func TestReceiptsCountedPerCommit(t *testing.T) {
 	}
 	if count(warden.ScrollTreasury) != 1 || count(warden.ScrollCognitive) != 0 {
 		t.Fatalf("denial counted treasury %v, rolled-back cognitive %v; want 1 and 0", count(warden.ScrollTreasury), count(warden.ScrollCognitive))
+	}
+}
+
+// TestDenialFloodIsBoundedPerPrincipal: one principal's denials are
+// receipted up to its burst and then counted, the count accounted for by a
+// later receipt; every call is still refused, and another principal's
+// denials are unaffected.
+func TestDenialFloodIsBoundedPerPrincipal(t *testing.T) {
+	env := wardentest.MustEnv(t, func(c *stack.Config) { c.Core.DenialRate, c.Core.DenialBurst = 1, 10 })
+	ctx := context.Background()
+	admin := wardentest.AdminPrincipal
+	if _, err := env.Governor.CreateBudget(ctx, admin, governor.CreateBudgetRequest{BudgetID: "b", Allocated: 1, Currency: "U"}); err != nil {
+		t.Fatal(err)
+	}
+	flooder := &warden.Principal{Name: "flooder", Roles: []warden.Role{warden.RoleOperator}}
+	const flood = 300
+	for i := 0; i < flood; i++ {
+		if _, err := env.Governor.Debit(ctx, flooder, governor.MoveRequest{BudgetID: "b", Amount: 5, Description: "x"}); warden.ErrorCode(err) != warden.EINSUFFICIENT {
+			t.Fatalf("denial %d: %v", i, err)
+		}
+	}
+	denials := func(who string) (n int, counted uint64) {
+		for _, r := range env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptTreasuryDeny}) {
+			var b struct {
+				Principal  string `json:"principal"`
+				Suppressed uint64 `json:"suppressed_since_previous"`
+			}
+			json.Unmarshal(r.Body, &b)
+			if b.Principal == who {
+				n++
+				counted += b.Suppressed
+			}
+		}
+		return n, counted
+	}
+	if n, _ := denials("flooder"); n != 10 {
+		t.Fatalf("%d denial receipts for a flood of %d with burst 10", n, flood)
+	}
+	// Another principal is not held back by the flood.
+	other := &warden.Principal{Name: "other", Roles: []warden.Role{warden.RoleOperator}}
+	if _, err := env.Governor.Debit(ctx, other, governor.MoveRequest{BudgetID: "b", Amount: 5, Description: "x"}); warden.ErrorCode(err) != warden.EINSUFFICIENT {
+		t.Fatal(err)
+	}
+	if n, _ := denials("other"); n != 1 {
+		t.Fatalf("other principal's denial receipted %d times", n)
+	}
+	// The flush accounts for every suppressed denial.
+	if err := env.Core.FlushSuppressed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var flushed uint64
+	for _, r := range env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptDenialsSuppressed}) {
+		var b struct {
+			Principal  string `json:"principal"`
+			Suppressed uint64 `json:"suppressed"`
+		}
+		json.Unmarshal(r.Body, &b)
+		if b.Principal == "flooder" {
+			flushed += b.Suppressed
+		}
+	}
+	n, counted := denials("flooder")
+	if uint64(n)+counted+flushed != flood {
+		t.Fatalf("%d receipted + %d counted on receipts + %d flushed != %d denials", n, counted, flushed, flood)
+	}
+	// A later denial after the rate allows one carries nothing more.
+	env.Clock.Advance(time.Minute)
+	if _, err := env.Governor.Debit(ctx, flooder, governor.MoveRequest{BudgetID: "b", Amount: 5, Description: "x"}); warden.ErrorCode(err) != warden.EINSUFFICIENT {
+		t.Fatal(err)
+	}
+	if n2, counted2 := denials("flooder"); n2 != n+1 || counted2 != counted {
+		t.Fatalf("after the flush: %d receipts, %d counted (before %d, %d)", n2, counted2, n, counted)
 	}
 }
