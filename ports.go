@@ -9,13 +9,19 @@ import "context"
 
 // Actuator carries out containment actions after the incident that calls
 // for them is committed. Package contain implements it with HTTP calls to
-// the policy's targets, and a dry-run variant for drill mode.
+// the policy's targets. The rules decide which of its two methods runs: an
+// engine in drill mode calls DryRun only, whatever actuator it was given.
 type Actuator interface {
 	// Execute runs one containment action for inc under policy p and
 	// reports its outcome. It MUST honour ctx, bound its retries, never
 	// panic, and report success only when the target confirmed (2xx).
 	// CompletedAt is set with the actuator's clock.
 	Execute(ctx context.Context, p *ContainmentPolicy, action string, inc *Incident) ContainmentResult
+	// DryRun reports what Execute would do for action without doing it
+	// (drill mode). It MUST NOT call any target or change anything outside
+	// the process, and MUST never panic; the result has DryRun set and
+	// CompletedAt stamped with the actuator's clock.
+	DryRun(ctx context.Context, p *ContainmentPolicy, action string, inc *Incident) ContainmentResult
 }
 
 // Waker is told when new webhook deliveries were committed, so the sender

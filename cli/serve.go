@@ -155,7 +155,7 @@ func (e *env) serve(f serveFlags) error {
 	}, func(c *stack.Config) {
 		c.Core.Dev, c.Core.Drill, c.Core.Metrics = f.dev, f.drill, metrics
 		c.Recorder.HMACKey = dir.HMACKey
-		optErr = containmentOptions(c, policyPath, f.drill, logger)
+		optErr = containmentOptions(c, policyPath, logger)
 		if optErr == nil && f.governance != "" {
 			c.Governor.Ladder, c.Governor.Authority, optErr = loadGovernance(f.governance)
 		}

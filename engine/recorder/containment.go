@@ -38,12 +38,25 @@ func (rec *Recorder) runActions(ctx context.Context, pol *warden.ContainmentPoli
 				results[i] = warden.ContainmentResult{Action: a, Error: "no containment actuator configured", CompletedAt: warden.FormatTime(rec.core.Now())}
 				return
 			}
-			results[i] = act.Execute(ctx, pol, a, inc)
-			results[i].Action = a
+			results[i] = rec.execute(ctx, pol, a, inc)
 		}(i, a)
 	}
 	wg.Wait()
 	return results
+}
+
+// execute runs one action through the actuator, or, in drill mode, only
+// asks it what it would do: the engine decides, so a live actuator wired
+// into a drill never reaches a target.
+func (rec *Recorder) execute(ctx context.Context, pol *warden.ContainmentPolicy, action string, inc *warden.Incident) warden.ContainmentResult {
+	if rec.core.Drill() {
+		r := rec.actuator.DryRun(ctx, pol, action, inc)
+		r.Action, r.DryRun = action, true
+		return r
+	}
+	r := rec.actuator.Execute(ctx, pol, action, inc)
+	r.Action = action
+	return r
 }
 
 // settleContainment sets the state from the results: contained only if the

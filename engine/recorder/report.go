@@ -338,7 +338,7 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 	if !external {
 		if len(actions) > 0 && rec.actuator != nil {
 			for _, a := range actions {
-				rec.actuator.Execute(ctx, ps.Policy, a, inc) // log_alert: logs only
+				rec.execute(ctx, ps.Policy, a, inc) // log_alert: logs only
 			}
 		}
 		return inc, false, nil
