@@ -1,6 +1,9 @@
 package warden
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // The ports: what the rules need from the world, implemented by adapters
 // (contain, integrity, datadir) and wired by cli. Each contract below is
@@ -22,6 +25,21 @@ type Actuator interface {
 	// the process, and MUST never panic; the result has DryRun set and
 	// CompletedAt stamped with the actuator's clock.
 	DryRun(ctx context.Context, p *ContainmentPolicy, action string, inc *Incident) ContainmentResult
+}
+
+// WebhookOutbox is the webhook outbox as its sender sees it. The incident
+// recorder implements it, so every delivery outcome is recorded through the
+// rules: the sender reads and reports, and never writes state itself.
+type WebhookOutbox interface {
+	// DueDeliveries returns up to limit pending deliveries whose
+	// NextAttemptAt is not after now, oldest first.
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*Delivery, error)
+	// RecordDelivery stores the outcome of one attempt (the delivery as the
+	// attempt left it). A delivery that failed for good MUST be receipted
+	// (webhook_delivery_failed) in the same transaction that marks it
+	// failed, so neither is ever stored without the other. ENOTFOUND if the
+	// delivery does not exist.
+	RecordDelivery(ctx context.Context, d *Delivery) error
 }
 
 // Waker is told when new webhook deliveries were committed, so the sender

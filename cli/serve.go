@@ -159,7 +159,7 @@ func (e *env) serve(f serveFlags) error {
 		if optErr == nil && f.governance != "" {
 			c.Governor.Ladder, c.Governor.Authority, optErr = loadGovernance(f.governance)
 		}
-		sender = &contain.WebhookSender{Store: c.Core.Store, HMACKey: dir.WebhookKey, Logger: logger}
+		sender = &contain.WebhookSender{HMACKey: dir.WebhookKey, Logger: logger}
 		c.Recorder.Waker = sender
 		mirror := f.mirror
 		if mirror == "" {
@@ -175,7 +175,7 @@ func (e *env) serve(f serveFlags) error {
 		return usageError{optErr}
 	}
 	core, rec, gov := l.core, l.rec, l.gov
-	sender.OnFinalFailure = rec.RecordWebhookFailure
+	sender.Outbox = rec // outcomes are recorded through the recorder
 	if fresh {
 		cred, err := core.Bootstrap(e.ctx, AdminName)
 		if err != nil {
