@@ -43,6 +43,7 @@ const (
 	ReceiptPhoenixRotateKey = "phoenix_rotate_key"  // a key rotation refused as a drill dry run
 	ReceiptForensicExport   = "forensic_export"     // a forensic bundle was exported
 	ReceiptGuardianAnchor   = "guardian_anchor"     // a checkpoint was signed and mirrored on request
+	ReceiptStorageRecovered = "storage_recovered"   // writes work again after storage was unavailable; the outage and the writes it refused
 
 	// identity
 	ReceiptAuthFailure            = "auth_failure"             // a request was refused 401/403, or a tool below its profile
@@ -89,7 +90,7 @@ const (
 
 var receiptScrolls = map[string]string{
 	ReceiptServerStart: ScrollSystem, ReceiptKeyRotation: ScrollSystem, ReceiptPhoenixRotateKey: ScrollSystem,
-	ReceiptForensicExport: ScrollSystem, ReceiptGuardianAnchor: ScrollSystem,
+	ReceiptForensicExport: ScrollSystem, ReceiptGuardianAnchor: ScrollSystem, ReceiptStorageRecovered: ScrollSystem,
 
 	ReceiptAuthFailure: ScrollIdentity, ReceiptAuthFailuresSuppressed: ScrollIdentity, ReceiptCredential: ScrollIdentity,
 	ReceiptRevocation: ScrollIdentity, ReceiptEscalation: ScrollIdentity, ReceiptDeescalation: ScrollIdentity,

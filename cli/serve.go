@@ -121,7 +121,11 @@ func (e *env) serve(f serveFlags) error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
-	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	// Repeated warnings and errors (a full disk fails every write) are
+	// sampled, with counts (loglimit.go).
+	limited := newLimitHandler(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}), time.Now)
+	defer limited.Flush()
+	logger := slog.New(limited)
 	if f.cpuprofile != "" {
 		pf, err := os.Create(f.cpuprofile)
 		if err != nil {

@@ -62,6 +62,7 @@ type Core struct {
 	metrics *Metrics
 
 	authFail authFailureLimiter
+	storage  storageHealth
 	cpMu     sync.Mutex // one checkpoint writer at a time per process
 
 	keys   warden.KeyStore

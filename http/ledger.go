@@ -17,7 +17,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ *warden.
 		s.log.Error("health check failed", "err", err)
 		return nil
 	}
-	writeJSON(w, http.StatusOK, h)
+	status := http.StatusOK
+	if h.Status != "ok" {
+		status = http.StatusServiceUnavailable // degraded: h.Degraded says why
+	}
+	writeJSON(w, status, h)
 	return nil
 }
 

@@ -442,3 +442,61 @@ func (r *reader) Deliveries(incidentID string, limit int) ([]*warden.Delivery, e
 	}
 	return listRecords[warden.Delivery](r, "Deliveries", "SELECT record FROM webhook_deliveries WHERE incident_id = ? ORDER BY id DESC LIMIT ?", incidentID, limit)
 }
+
+// ReportKey returns a principal's report idempotency key.
+func (r *reader) ReportKey(principal, key string) (*warden.ReportKey, error) {
+	k := &warden.ReportKey{Principal: principal, Key: key}
+	var created int64
+	err := r.q.queryRow("SELECT request_hash, incident_id, created_ns FROM report_keys WHERE principal = ? AND key = ?",
+		principal, key).Scan(&k.RequestHash, &k.IncidentID, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, warden.Errorf(warden.ENOTFOUND, "No report with idempotency key %q.", key)
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite.ReportKey: %w", err)
+	}
+	k.CreatedAt = time.Unix(0, created).UTC()
+	return k, nil
+}
+
+// PutReportKey stores (or replaces) a report idempotency key.
+func (t *writeTx) PutReportKey(k *warden.ReportKey) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if k == nil || k.Principal == "" || k.Key == "" || k.RequestHash == "" || k.IncidentID == "" || k.CreatedAt.IsZero() {
+		return warden.Errorf(warden.EINVALID, "A report key needs a principal, a key, a request hash, an incident and a creation time.")
+	}
+	var one int
+	if err := t.q.queryRow("SELECT 1 FROM incidents WHERE id = ?", k.IncidentID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		return warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", k.IncidentID)
+	} else if err != nil {
+		return t.failed("PutReportKey", err)
+	}
+	if _, err := t.q.exec(`INSERT INTO report_keys (principal, key, request_hash, incident_id, created_ns) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (principal, key) DO UPDATE SET request_hash = excluded.request_hash, incident_id = excluded.incident_id, created_ns = excluded.created_ns`,
+		k.Principal, k.Key, k.RequestHash, k.IncidentID, k.CreatedAt.UnixNano()); err != nil {
+		return t.failed("PutReportKey", err)
+	}
+	return nil
+}
+
+// ForgetReportKeys deletes up to limit keys created before before, oldest
+// first (through the created_ns index).
+func (t *writeTx) ForgetReportKeys(before time.Time, limit int) (int, error) {
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	if limit <= 0 {
+		return 0, nil
+	}
+	res, err := t.q.exec(`DELETE FROM report_keys WHERE (principal, key) IN
+		(SELECT principal, key FROM report_keys WHERE created_ns < ? ORDER BY created_ns LIMIT ?)`, before.UnixNano(), limit)
+	if err != nil {
+		return 0, t.failed("ForgetReportKeys", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, t.failed("ForgetReportKeys", err)
+	}
+	return int(n), nil
+}

@@ -64,7 +64,9 @@ func (rec *Recorder) PendingRecoveries(ctx context.Context) ([]*warden.RecoveryR
 	return out, err
 }
 
-// Health reports whether the store answers, with incident and receipt counts.
+// Health reports whether the store answers, with incident and receipt
+// counts; Status is "degraded", with the causes, while the core is
+// (Core.Degraded: writes failing for lack of storage).
 func (rec *Recorder) Health(ctx context.Context) (*warden.Health, error) {
 	h := &warden.Health{Status: "ok", Dev: rec.core.Dev(), Drill: rec.core.Drill()}
 	err := rec.core.View(ctx, "recorder.Health", func(tx warden.ReadTx) error {
@@ -82,6 +84,9 @@ func (rec *Recorder) Health(ctx context.Context) (*warden.Health, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if h.Degraded = rec.core.Degraded(); len(h.Degraded) > 0 {
+		h.Status = "degraded"
 	}
 	return h, nil
 }
