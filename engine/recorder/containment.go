@@ -80,9 +80,9 @@ func (rec *Recorder) settleContainment(inc *warden.Incident, rule warden.ClassRu
 // recorded says whether this call recorded it (false: it was not pending,
 // or another process recorded it first). op names the exported operation
 // that asked, for errors. When the actions ran but their outcome cannot be
-// recorded (storage full), the outcome is held in memory and recorded by
-// RecordHeldContainment once writes work again, so no target is called
-// twice for it.
+// recorded (storage full, or any other failed write), the outcome is held
+// in memory and recorded by RecordHeldContainment once writes work again,
+// so no target is called twice for it.
 func (rec *Recorder) contain(ctx context.Context, op, id string) (inc *warden.Incident, recorded bool, err error) {
 	ps := rec.policyState()
 	if err := rec.core.View(ctx, op, func(tx warden.ReadTx) (err error) {
