@@ -149,12 +149,14 @@ func TestServeOnAFullDisk(t *testing.T) {
 	elapsed := time.Since(start)
 
 	filler.Free()
+	freed := time.Now()
 	waitFor(t, "/health ok after freeing space", func() bool {
 		return call("GET", "/health", "", nil).status == http.StatusOK
 	})
 	waitFor(t, "the interrupted containment recorded in-process", func() bool {
 		return call("GET", "/api/v1/incidents/get?id="+id, "", nil).body["state"] == "contained"
 	})
+	t.Logf("healthy and the held containment recorded %s after space was freed", time.Since(freed).Round(time.Millisecond))
 	if a := call("POST", "/api/v1/incidents/report", "retry-me", report); a.status != http.StatusOK || a.body["id"] != id || a.body["state"] != "contained" {
 		t.Fatalf("retry with the key after recovery: %d %v", a.status, a.body)
 	}

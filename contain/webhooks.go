@@ -144,7 +144,7 @@ func (s *WebhookSender) Wake() {
 
 // Run sends due deliveries until ctx is done, then returns nil once every
 // send it started has finished or been abandoned (abandoned sends are not
-// recorded and are sent again later). Store errors are logged and retried
+// recorded and are sent again later). Outbox errors are logged and retried
 // at the next poll; they do not stop it.
 func (s *WebhookSender) Run(ctx context.Context) error {
 	if s.Outbox == nil {

@@ -424,9 +424,13 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 	id := inc.ID
 	inc, _, err = rec.contain(context.WithoutCancel(ctx), op, id)
 	if warden.ErrorCode(err) == warden.EUNAVAILABLE {
+		retry := "A retry with the same Idempotency-Key returns the incident."
+		if req.IdempotencyKey == "" {
+			retry = "Do not report it again: it exists."
+		}
 		return nil, false, &warden.Error{Code: warden.EUNAVAILABLE, Data: map[string]any{"incident_id": id},
 			Message: fmt.Sprintf("Storage is full: incident %s was recorded and its containment ran, but the outcome could not be saved; "+
-				"warden saves it as soon as storage recovers. A retry with the same Idempotency-Key returns the incident.", id)}
+				"warden saves it as soon as storage recovers. %s", id, retry)}
 	}
 	return inc, false, err
 }
