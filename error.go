@@ -20,9 +20,14 @@ const (
 	EDENIED       = "denied"       // a governance rule denied the operation (receipted)
 	EINSUFFICIENT = "insufficient" // a budget lacks the funds (receipted)
 	ETOOLARGE     = "too_large"    // the request body exceeds its size limit
-	EUNAVAILABLE  = "unavailable"  // warden cannot take the change now (a failed integrity check, a full disk); see Retry-After
+	EUNAVAILABLE  = "unavailable"  // warden cannot take the change now (storage is full, the startup check failed); nothing changed, see Retry-After
 	EINTERNAL     = "internal"     // a fault inside warden; details are logged, not returned
 )
+
+// RetryAfterSeconds is how long transports tell a client to wait before
+// retrying an EUNAVAILABLE error (HTTP Retry-After, the MCP result's
+// retry_after_seconds).
+const RetryAfterSeconds = 5
 
 // Error is warden's one error type. Code is one of the E* constants; Message
 // is a human sentence naming the rule that failed, safe to show to callers.

@@ -301,18 +301,63 @@ type IncidentStats struct {
 }
 
 // Health is the /health answer: the seed's fields plus the log size and
-// the server's modes.
+// the server's modes. Status is "ok", or "degraded" while Degraded lists
+// why warden cannot do all it should.
 type Health struct {
-	Status         string `json:"status"`
-	OpenIncidents  int64  `json:"open_incidents"`
-	TotalIncidents int64  `json:"total_incidents"`
-	Receipts       uint64 `json:"receipts"`
-	Dev            bool   `json:"dev,omitempty"`
-	Drill          bool   `json:"drill_mode,omitempty"`
+	Status         string        `json:"status"`
+	OpenIncidents  int64         `json:"open_incidents"`
+	TotalIncidents int64         `json:"total_incidents"`
+	Receipts       uint64        `json:"receipts"`
+	Dev            bool          `json:"dev,omitempty"`
+	Drill          bool          `json:"drill_mode,omitempty"`
+	Degraded       []Degradation `json:"degraded,omitempty"`
 	// Ledger is the startup verification of the log and state tables
-	// (absent where none ran). Status is "degraded" while it failed.
+	// (absent where none ran).
 	Ledger *LedgerCheck `json:"ledger,omitempty"`
 }
+
+// Degradation is a condition under which warden still answers but cannot
+// do all it should; /health names it (503 "degraded") until it clears.
+type Degradation struct {
+	// Cause is stable (CauseStorageUnavailable); Message is the sentence
+	// the refused requests got.
+	Cause   string `json:"cause"`
+	Message string `json:"message"`
+	// Since is when it started (RFC 3339); FailedWrites counts the writes
+	// refused since then.
+	Since        string `json:"since"`
+	FailedWrites uint64 `json:"failed_writes"`
+}
+
+// Causes of a degradation.
+const (
+	// CauseStorageUnavailable: writes fail with EUNAVAILABLE (storage is
+	// full); reads still work.
+	CauseStorageUnavailable = "storage_unavailable"
+	// CauseLedgerTampered: the startup check found the log or the state
+	// tables tampered; writes are refused until an operator decides.
+	CauseLedgerTampered = "ledger_tampered"
+)
+
+// ReportKey binds the Idempotency-Key a principal sent with a report to the
+// incident that report created, so a retry returns that incident instead of
+// creating a second one. It is a projection of the incident_reported
+// receipt, whose detail carries the key and the request hash.
+type ReportKey struct {
+	Principal string `json:"principal"`
+	Key       string `json:"key"`
+	// RequestHash is "sha256:" + hex of the report's canonical JSON: a
+	// retry must send the same report.
+	RequestHash string    `json:"request_hash"`
+	IncidentID  string    `json:"incident_id"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Report idempotency keys: how long one is remembered, and its size.
+const (
+	ReportKeyTTL    = 24 * time.Hour
+	MaxReportKeyLen = 255
+)
 
 // SeverityWindow escalates a class's severity when Threshold incidents of
 // it are reported within Window.

@@ -1,6 +1,9 @@
 package warden
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // The ports: what the rules need from the world, implemented by adapters
 // (contain, integrity, datadir) and wired by cli. Each contract below is
@@ -9,13 +12,34 @@ import "context"
 
 // Actuator carries out containment actions after the incident that calls
 // for them is committed. Package contain implements it with HTTP calls to
-// the policy's targets, and a dry-run variant for drill mode.
+// the policy's targets. The rules decide which of its two methods runs: an
+// engine in drill mode calls DryRun only, whatever actuator it was given.
 type Actuator interface {
 	// Execute runs one containment action for inc under policy p and
 	// reports its outcome. It MUST honour ctx, bound its retries, never
 	// panic, and report success only when the target confirmed (2xx).
 	// CompletedAt is set with the actuator's clock.
 	Execute(ctx context.Context, p *ContainmentPolicy, action string, inc *Incident) ContainmentResult
+	// DryRun reports what Execute would do for action without doing it
+	// (drill mode). It MUST NOT call any target or change anything outside
+	// the process, and MUST never panic; the result has DryRun set and
+	// CompletedAt stamped with the actuator's clock.
+	DryRun(ctx context.Context, p *ContainmentPolicy, action string, inc *Incident) ContainmentResult
+}
+
+// WebhookOutbox is the webhook outbox as its sender sees it. The incident
+// recorder implements it, so every delivery outcome is recorded through the
+// rules: the sender reads and reports, and never writes state itself.
+type WebhookOutbox interface {
+	// DueDeliveries returns up to limit pending deliveries whose
+	// NextAttemptAt is not after now, oldest first.
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*Delivery, error)
+	// RecordDelivery stores the outcome of one attempt (the delivery as the
+	// attempt left it). A delivery that failed for good MUST be receipted
+	// (webhook_delivery_failed) in the same transaction that marks it
+	// failed, so neither is ever stored without the other. ENOTFOUND if the
+	// delivery does not exist.
+	RecordDelivery(ctx context.Context, d *Delivery) error
 }
 
 // Waker is told when new webhook deliveries were committed, so the sender

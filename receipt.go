@@ -44,6 +44,7 @@ const (
 	ReceiptForensicExport   = "forensic_export"        // a forensic bundle was exported
 	ReceiptGuardianAnchor   = "guardian_anchor"        // a checkpoint was signed and mirrored on request
 	ReceiptTamperAccepted   = "ledger_tamper_accepted" // an operator accepted a failed startup check
+	ReceiptStorageRecovered = "storage_recovered"      // writes work again after storage was unavailable; the outage and the writes it refused
 
 	// identity
 	ReceiptAuthFailure            = "auth_failure"             // a request was refused 401/403, or a tool below its profile
@@ -91,7 +92,7 @@ const (
 
 var receiptScrolls = map[string]string{
 	ReceiptServerStart: ScrollSystem, ReceiptKeyRotation: ScrollSystem, ReceiptPhoenixRotateKey: ScrollSystem,
-	ReceiptForensicExport: ScrollSystem, ReceiptGuardianAnchor: ScrollSystem, ReceiptTamperAccepted: ScrollSystem,
+	ReceiptForensicExport: ScrollSystem, ReceiptGuardianAnchor: ScrollSystem, ReceiptTamperAccepted: ScrollSystem, ReceiptStorageRecovered: ScrollSystem,
 
 	ReceiptAuthFailure: ScrollIdentity, ReceiptAuthFailuresSuppressed: ScrollIdentity, ReceiptDenialsSuppressed: ScrollIdentity, ReceiptCredential: ScrollIdentity,
 	ReceiptRevocation: ScrollIdentity, ReceiptEscalation: ScrollIdentity, ReceiptDeescalation: ScrollIdentity,

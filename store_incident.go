@@ -38,6 +38,13 @@ type IncidentReader interface {
 	Deliveries(incidentID string, limit int) ([]*Delivery, error)
 	// Counter returns the current value of a named counter (0 if unused).
 	Counter(name string) (uint64, error)
+	// ReportKey returns the idempotency key a principal gave a report, or
+	// ENOTFOUND. It returns a stored key whatever its age: whether it is
+	// still in force (ReportKeyTTL) is the rules' decision.
+	ReportKey(principal, key string) (*ReportKey, error)
+	// EachReportKey streams every stored report key by principal and key,
+	// in bounded memory (the state replay compares them with the receipts).
+	EachReportKey(fn func(*ReportKey) error) error
 }
 
 // IncidentWriter is the incident recorder's part of Tx.
@@ -65,4 +72,13 @@ type IncidentWriter interface {
 	// UpdateDelivery records a delivery attempt's outcome. ENOTFOUND if
 	// the delivery does not exist.
 	UpdateDelivery(d *Delivery) error
+	// PutReportKey stores a report's idempotency key, replacing one the
+	// principal gave before under the same key (an expired one).
+	// ENOTFOUND if the incident does not exist; EINVALID if a field is
+	// empty or CreatedAt is zero.
+	PutReportKey(k *ReportKey) error
+	// ForgetReportKeys deletes up to limit report keys created before
+	// before, oldest first, and returns how many it deleted. The cost MUST
+	// NOT grow with the number of keys kept.
+	ForgetReportKeys(before time.Time, limit int) (int, error)
 }

@@ -34,7 +34,17 @@ const (
 	ExitFailure = 1 // the operation failed or was refused
 	ExitUsage   = 2 // bad flags or arguments
 	ExitVerify  = 3 // verification found tampering
+	// ExitUnavailable (EX_TEMPFAIL) is a refusal with code unavailable
+	// (storage full): nothing changed, and the same command may succeed
+	// if retried later.
+	ExitUnavailable = 75
 )
+
+// codeExit is the one table from error codes to exit codes; codes it does
+// not list exit with ExitFailure.
+var codeExit = map[string]int{
+	warden.EUNAVAILABLE: ExitUnavailable,
+}
 
 // env carries what every command needs.
 type env struct {
@@ -101,6 +111,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "warden: %s (%s)\n", warden.ErrorMessage(err), code)
 	} else {
 		fmt.Fprintln(stderr, "warden:", err)
+	}
+	if code, ok := codeExit[warden.ErrorCode(err)]; ok {
+		return code
 	}
 	return ExitFailure
 }

@@ -14,9 +14,21 @@ import (
 
 // apiClient talks to a running warden server for commands given --url.
 type apiClient struct {
-	base  string
-	token string
-	http  *http.Client
+	base   string
+	token  string
+	http   *http.Client
+	header http.Header // sent with every request (e.g. Idempotency-Key)
+}
+
+// with returns a copy of c that also sends header k: v.
+func (c *apiClient) with(k, v string) *apiClient {
+	c2 := *c
+	c2.header = c.header.Clone()
+	if c2.header == nil {
+		c2.header = http.Header{}
+	}
+	c2.header.Set(k, v)
+	return &c2
 }
 
 func (e *env) client() *apiClient {
@@ -58,6 +70,9 @@ func (c *apiClient) open(method, path string, in any) (io.ReadCloser, error) {
 	req, err := http.NewRequest(method, c.base+path, body)
 	if err != nil {
 		return nil, err
+	}
+	for k, vs := range c.header {
+		req.Header[k] = vs
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

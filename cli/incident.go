@@ -45,8 +45,12 @@ func (e *env) incidentCmd() *cobra.Command {
 				}
 				req.Evidence[k] = v
 			}
+			api := e.api()
+			if req.IdempotencyKey != "" {
+				api = api.with("Idempotency-Key", req.IdempotencyKey)
+			}
 			var inc warden.Incident
-			if err := e.api().do("POST", "/api/v1/incidents/report", req, &inc); err != nil {
+			if err := api.do("POST", "/api/v1/incidents/report", req, &inc); err != nil {
 				return err
 			}
 			return e.print(&inc, func(w io.Writer) { printIncident(w, &inc) })
@@ -58,6 +62,7 @@ func (e *env) incidentCmd() *cobra.Command {
 	fl.StringVar(&req.Description, "description", "", "what happened (required)")
 	fl.StringVar(&req.Severity, "severity", "", "override the class's default severity")
 	fl.StringArrayVar(&evidence, "evidence", nil, "evidence key=value (repeatable)")
+	fl.StringVar(&req.IdempotencyKey, "idempotency-key", "", "name this report for retries: the same key and report within 24 h return the incident the first one created (Idempotency-Key header)")
 
 	var class, state, severity string
 	list := &cobra.Command{

@@ -38,6 +38,25 @@ func serverLoops(l *local, sender *contain.WebhookSender, interrupted []string, 
 			}
 			return err
 		}},
+		// After storage was unavailable (full): find out when writes work
+		// again (/health is degraded until then), then record the
+		// containment that ran meanwhile but could not be recorded,
+		// without calling its targets again.
+		{name: "storage-recovery", every: time.Second, run: func(ctx context.Context) error {
+			if _, err := core.ProbeStorage(ctx); warden.ErrorCode(err) == warden.EUNAVAILABLE {
+				return nil // still full: /health says so; the store logged it
+			} else if err != nil {
+				return err
+			}
+			n, err := rec.RecordHeldContainment(ctx)
+			if n > 0 {
+				log.Warn("recorded containment that ran while storage was unavailable", "incidents", n)
+			}
+			if warden.ErrorCode(err) == warden.EUNAVAILABLE {
+				return nil
+			}
+			return err
+		}},
 		// Expired escalations come down from their stored deadlines.
 		{name: "ttl-sweep", every: time.Second, run: func(ctx context.Context) error {
 			res, err := gov.SweepExpired(ctx)

@@ -53,7 +53,7 @@ func buildStateLogToken(t *testing.T) (string, string) {
 	env.MustCredential(t, engine.CredentialSpec{Name: "appr", Roles: []warden.Role{warden.RoleApprover}})
 	must(env.Core.RevokeCredential(ctx, admin, "gone"))
 
-	inc := env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassPromptInjection, Source: "agent-7", Description: "jailbreak"})
+	inc := env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassPromptInjection, Source: "agent-7", Description: "jailbreak", IdempotencyKey: "retry-1"})
 	crit := env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassUnauthorizedAccess, Severity: "critical", Source: "vault", Description: "opened"})
 	must(env.Recorder.ResolveIncident(ctx, admin, inc.ID))
 	must(env.Recorder.RecoveryAck(ctx, admin, recorder.AckRequest{IncidentID: crit.ID, Operator: "admin@secai"}))
@@ -134,6 +134,8 @@ func TestVerifyReplaysState(t *testing.T) {
 			`counters "incident": 1, the receipts hold 2 incidents`},
 		{"stats forged", []string{`UPDATE incident_stats SET n = 0 WHERE key = 'open'`},
 			`incident_stats "counters"`},
+		{"idempotency key redirected", []string{`UPDATE report_keys SET incident_id = (SELECT id FROM incidents WHERE record LIKE '%unauthorized_access%')`},
+			`report_keys "test-admin/retry-1": incident INC-`},
 		{"baseline rewritten", []string{`UPDATE integrity_baseline SET record = json_set(record, '$.files[0].sha256', 'ff')`},
 			`integrity_baseline "baseline"`},
 	} {

@@ -126,7 +126,11 @@ func (e *env) serve(f serveFlags) error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
-	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	// Repeated warnings and errors (a full disk fails every write) are
+	// sampled, with counts (loglimit.go).
+	limited := newLimitHandler(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}), time.Now)
+	defer limited.Flush()
+	logger := slog.New(limited)
 	if f.cpuprofile != "" {
 		pf, err := os.Create(f.cpuprofile)
 		if err != nil {
@@ -160,11 +164,11 @@ func (e *env) serve(f serveFlags) error {
 	}, func(c *stack.Config) {
 		c.Core.Dev, c.Core.Drill, c.Core.Metrics = f.dev, f.drill, metrics
 		c.Recorder.HMACKey = dir.HMACKey
-		optErr = containmentOptions(c, policyPath, f.drill, logger)
+		optErr = containmentOptions(c, policyPath, logger)
 		if optErr == nil && f.governance != "" {
 			c.Governor.Ladder, c.Governor.Authority, optErr = loadGovernance(f.governance)
 		}
-		sender = &contain.WebhookSender{Store: c.Core.Store, HMACKey: dir.WebhookKey, Logger: logger}
+		sender = &contain.WebhookSender{HMACKey: dir.WebhookKey, Logger: logger}
 		c.Recorder.Waker = sender
 		mirror := f.mirror
 		if mirror == "" {
@@ -180,7 +184,7 @@ func (e *env) serve(f serveFlags) error {
 		return usageError{optErr}
 	}
 	core, rec, gov := l.core, l.rec, l.gov
-	sender.OnFinalFailure = rec.RecordWebhookFailure
+	sender.Outbox = rec // outcomes are recorded through the recorder
 
 	// Check the log and the state before building on them (startup.go):
 	// the tail now, the whole log now or in the background.

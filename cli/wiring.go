@@ -31,7 +31,7 @@ func policySource(flag string, dir *datadir.Dir) string {
 
 // containmentOptions sets the recorder's policy, actuator and integrity
 // checker for a server.
-func containmentOptions(c *stack.Config, policyPath string, drill bool, logger *slog.Logger) error {
+func containmentOptions(c *stack.Config, policyPath string, logger *slog.Logger) error {
 	if policyPath != "" {
 		pol, _, err := contain.LoadPolicy(policyPath)
 		if err != nil {
@@ -47,13 +47,11 @@ func containmentOptions(c *stack.Config, policyPath string, drill bool, logger *
 	if clock == nil {
 		clock = warden.SystemClock
 	}
-	if drill {
-		c.Recorder.Actuator = &contain.DryRunActuator{Clock: clock, Logger: logger}
-	} else {
-		// Token stays nil: the actuator reads the policy's token_file on
-		// every call, so a reload that changes it takes effect.
-		c.Recorder.Actuator = &contain.HTTPActuator{Clock: clock, Logger: logger}
-	}
+	// The engine decides drill mode (c.Core.Drill): in a drill it only
+	// asks the actuator what it would do. Token stays nil: the actuator
+	// reads the policy's token_file on every call, so a reload that
+	// changes it takes effect.
+	c.Recorder.Actuator = &contain.HTTPActuator{Clock: clock, Logger: logger}
 	c.Recorder.Integrity = integrity.Checker{Clock: clock}
 	return nil
 }

@@ -279,9 +279,19 @@ func (a *HTTPActuator) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// DryRunActuator records containment actions without running them (drill
-// mode). It never makes a call: every action succeeds with DryRun set, and
-// a "DRY-RUN would …" line says what would have happened.
+// DryRun logs what Execute would do for action, calling nothing, and
+// reports a dry-run success (drill mode: the engine calls it instead of
+// Execute). A problem Execute would meet (no target configured, no
+// model_path) is named in the log line.
+func (a *HTTPActuator) DryRun(ctx context.Context, p *warden.ContainmentPolicy, action string, inc *warden.Incident) warden.ContainmentResult {
+	return dryRun(ctx, a.logger(), clockOr(a.Clock), p, action, inc)
+}
+
+// DryRunActuator records containment actions without running them: both
+// Execute and DryRun log a "DRY-RUN would …" line and report a dry-run
+// success, calling nothing. An engine in drill mode needs no special
+// actuator (it calls DryRun of any); this one is for servers and tests that
+// must never reach a target even outside drill mode.
 // It implements warden.Actuator.
 type DryRunActuator struct {
 	// Clock stamps CompletedAt; nil is warden.SystemClock.
@@ -290,12 +300,32 @@ type DryRunActuator struct {
 	Logger *slog.Logger
 }
 
-// Execute logs what action would do and reports a dry-run success.
+// Execute is DryRun: it logs what action would do and reports a dry-run
+// success.
 func (d *DryRunActuator) Execute(ctx context.Context, p *warden.ContainmentPolicy, action string, inc *warden.Incident) warden.ContainmentResult {
+	return d.DryRun(ctx, p, action, inc)
+}
+
+// DryRun logs what action would do and reports a dry-run success.
+func (d *DryRunActuator) DryRun(ctx context.Context, p *warden.ContainmentPolicy, action string, inc *warden.Incident) warden.ContainmentResult {
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	return dryRun(ctx, log, clockOr(d.Clock), p, action, inc)
+}
+
+// dryRun logs "DRY-RUN would <action>" with the call Execute would make
+// (or the problem it would meet) and returns a dry-run success.
+func dryRun(ctx context.Context, log *slog.Logger, clock warden.Clock, p *warden.ContainmentPolicy, action string, inc *warden.Incident) (res warden.ContainmentResult) {
+	res = warden.ContainmentResult{Action: action, Success: true, DryRun: true}
+	defer func() {
+		if r := recover(); r != nil {
+			res.Success = false
+			res.Error = fmt.Sprintf("internal error while planning %s: %v", action, r)
+		}
+		res.CompletedAt = warden.FormatTime(clock())
+	}()
 	attrs := []slog.Attr{slog.String("action", action)}
 	if inc != nil {
 		attrs = append(attrs, slog.String("incident_id", inc.ID), slog.String("class", inc.Class))
@@ -311,12 +341,7 @@ func (d *DryRunActuator) Execute(ctx context.Context, p *warden.ContainmentPolic
 		}
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "DRY-RUN would "+action, attrs...)
-	return warden.ContainmentResult{
-		Action:      action,
-		Success:     true,
-		DryRun:      true,
-		CompletedAt: warden.FormatTime(clockOr(d.Clock)()),
-	}
+	return res
 }
 
 func logAlert(ctx context.Context, log *slog.Logger, inc *warden.Incident) {

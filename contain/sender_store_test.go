@@ -2,15 +2,17 @@ package contain_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"path/filepath"
-	"sync"
+	"strconv"
 	"testing"
 	"time"
 
-	"strconv"
-
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/recorder"
+	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/sqlite"
 )
 
@@ -22,6 +24,41 @@ func mustStore(t *testing.T) *sqlite.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// mustOutbox is the recorder over db, as a server wires the sender to it:
+// outcomes go through the rules.
+func mustOutbox(t *testing.T, db warden.Store, clock *testClock) *recorder.Recorder {
+	t.Helper()
+	st, err := stack.New(stack.Config{Core: engine.Options{Store: db, Clock: clock.Now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Recorder
+}
+
+// failureReceipts returns the delivery ids of the webhook_delivery_failed
+// receipts, oldest first.
+func failureReceipts(t *testing.T, db warden.Store) []uint64 {
+	t.Helper()
+	var out []uint64
+	err := db.View(context.Background(), func(tx warden.ReadTx) error {
+		rs, err := tx.Receipts(warden.ReceiptFilter{Type: warden.ReceiptWebhookFailed, Limit: warden.MaxPageSize})
+		for _, r := range rs {
+			var b struct {
+				DeliveryID uint64 `json:"delivery_id"`
+			}
+			if err := json.Unmarshal(r.Body, &b); err != nil {
+				return err
+			}
+			out = append(out, b.DeliveryID)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func mustEnqueue(t *testing.T, db warden.Store, d *warden.Delivery) *warden.Delivery {
@@ -53,16 +90,9 @@ func TestRunOnceRecordsOutcomes(t *testing.T) {
 	ok := newTarget(t, nil)
 	down := newTarget(t, status(http.StatusServiceUnavailable))
 	clock := newClock()
-	var mu sync.Mutex
-	var finals []uint64
 	s := newSender(clock)
-	s.Store = db
+	s.Outbox = mustOutbox(t, db, clock)
 	s.MaxAttempts = 2
-	s.OnFinalFailure = func(_ context.Context, d *warden.Delivery) {
-		mu.Lock()
-		defer mu.Unlock()
-		finals = append(finals, d.ID)
-	}
 
 	good := testDelivery(ok.URL)
 	good.NextAttemptAt = clock.Now()
@@ -100,11 +130,9 @@ func TestRunOnceRecordsOutcomes(t *testing.T) {
 	if d := mustDeliveries(t, db)[bad.ID]; d.Status != warden.DeliveryFailed || d.Attempts != 2 {
 		t.Errorf("after MaxAttempts: %+v", d)
 	}
-	mu.Lock()
-	if len(finals) != 1 || finals[0] != bad.ID {
-		t.Errorf("OnFinalFailure called for %v, want [%d]", finals, bad.ID)
+	if finals := failureReceipts(t, db); len(finals) != 1 || finals[0] != bad.ID {
+		t.Errorf("webhook_delivery_failed receipts for deliveries %v, want [%d]", finals, bad.ID)
 	}
-	mu.Unlock()
 	if n := len(down.requests()); n != 2 {
 		t.Errorf("failing receiver got %d requests, want 2", n)
 	}
@@ -121,7 +149,7 @@ func TestRunSendsOnWake(t *testing.T) {
 	})
 	clock := newClock()
 	s := newSender(clock)
-	s.Store = db
+	s.Outbox = mustOutbox(t, db, clock)
 	s.PollInterval = time.Hour // only Wake can make it look again
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -164,7 +192,7 @@ func TestRunOnceCanceledSendIsNotRecorded(t *testing.T) {
 	})
 	clock := newClock()
 	s := newSender(clock)
-	s.Store = db
+	s.Outbox = mustOutbox(t, db, clock)
 	d := testDelivery(rx.URL)
 	d.NextAttemptAt = clock.Now()
 	mustEnqueue(t, db, d)

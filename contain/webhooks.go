@@ -53,7 +53,10 @@ const (
 )
 
 // WebhookSender sends the webhook outbox: deliveries the recorder enqueued in
-// the same transaction as the state change they report. It runs as its own
+// the same transaction as the state change they report. It reads due
+// deliveries from the outbox port and reports every outcome back through
+// it (the recorder records it, receipting a final failure in the same
+// transaction); it never writes to the store itself. It runs as its own
 // goroutine (Run) and never blocks a request path; Wake makes it send a
 // newly committed delivery at once instead of at the next poll.
 //
@@ -74,9 +77,8 @@ const (
 // "sha256=" + hex(HMAC-SHA256(HMACKey, timestamp + "." + payload)); see
 // VerifyWebhookSignature. With an empty HMACKey no signature is sent.
 type WebhookSender struct {
-	// Store holds the outbox; its transactions MUST implement
-	// warden.IncidentReader and warden.IncidentWriter.
-	Store warden.Store
+	// Outbox lists due deliveries and records outcomes (the recorder).
+	Outbox warden.WebhookOutbox
 	// Clock decides what is due and stamps timestamps; nil is the system clock.
 	Clock warden.Clock
 	// HMACKey signs every request.
@@ -96,9 +98,6 @@ type WebhookSender struct {
 	PollInterval time.Duration
 	// Timeout bounds each send (DefaultWebhookTimeout when ≤ 0).
 	Timeout time.Duration
-	// OnFinalFailure, if set, is called after a delivery is recorded as
-	// failed for good (the recorder receipts it).
-	OnFinalFailure func(ctx context.Context, d *warden.Delivery)
 
 	once  sync.Once
 	wake  chan struct{}
@@ -145,11 +144,11 @@ func (s *WebhookSender) Wake() {
 
 // Run sends due deliveries until ctx is done, then returns nil once every
 // send it started has finished or been abandoned (abandoned sends are not
-// recorded and are sent again later). Store errors are logged and retried
+// recorded and are sent again later). Outbox errors are logged and retried
 // at the next poll; they do not stop it.
 func (s *WebhookSender) Run(ctx context.Context) error {
-	if s.Store == nil {
-		return errors.New("contain.WebhookSender.Run: no store")
+	if s.Outbox == nil {
+		return errors.New("contain.WebhookSender.Run: no outbox")
 	}
 	s.setup()
 	poll := s.PollInterval
@@ -290,17 +289,7 @@ func (s *WebhookSender) release() int {
 
 // due reads up to limit due deliveries, oldest first.
 func (s *WebhookSender) due(ctx context.Context, limit int) ([]*warden.Delivery, error) {
-	now := clockOr(s.Clock)()
-	var due []*warden.Delivery
-	err := s.Store.View(ctx, func(tx warden.ReadTx) error {
-		r, ok := any(tx).(warden.IncidentReader)
-		if !ok {
-			return fmt.Errorf("store read transaction %T has no webhook outbox (warden.IncidentReader)", tx)
-		}
-		var err error
-		due, err = r.DueDeliveries(now, limit)
-		return err
-	})
+	due, err := s.Outbox.DueDeliveries(ctx, clockOr(s.Clock)(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("contain.WebhookSender: due deliveries: %w", err)
 	}
@@ -313,8 +302,8 @@ func (s *WebhookSender) due(ctx context.Context, limit int) ([]*warden.Delivery,
 // time. Deliveries Run is sending are left to Run. A send cut short by ctx
 // is not recorded (it is sent again later).
 func (s *WebhookSender) RunOnce(ctx context.Context) (int, error) {
-	if s.Store == nil {
-		return 0, errors.New("contain.WebhookSender.RunOnce: no store")
+	if s.Outbox == nil {
+		return 0, errors.New("contain.WebhookSender.RunOnce: no outbox")
 	}
 	s.setup()
 	s.scanMu.Lock()
@@ -404,23 +393,14 @@ func destination(raw string) string {
 	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
 }
 
-// record stores a delivery's new state, even if ctx was canceled after the
-// send: the receiver has answered, and forgetting that would resend.
+// record reports a delivery's new state to the outbox, even if ctx was
+// canceled after the send: the receiver has answered, and forgetting that
+// would resend.
 func (s *WebhookSender) record(ctx context.Context, d *warden.Delivery) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := s.Store.Update(rctx, func(tx warden.Tx) error {
-		w, ok := any(tx).(warden.IncidentWriter)
-		if !ok {
-			return fmt.Errorf("store transaction %T has no webhook outbox (warden.IncidentWriter)", tx)
-		}
-		return w.UpdateDelivery(d)
-	})
-	if err != nil {
+	if err := s.Outbox.RecordDelivery(rctx, d); err != nil {
 		return fmt.Errorf("contain.WebhookSender: record delivery %d: %w", d.ID, err)
-	}
-	if d.Status == warden.DeliveryFailed && s.OnFinalFailure != nil {
-		s.OnFinalFailure(rctx, d)
 	}
 	return nil
 }

@@ -145,7 +145,7 @@ func TestRunHangingReceiverDoesNotDelayOthers(t *testing.T) {
 	healthy := newTarget(t, nil)
 	clock := newClock()
 	s := newSender(clock)
-	s.Store = db
+	s.Outbox = mustOutbox(t, db, clock)
 	s.Timeout = time.Hour // it hangs for the whole test
 	s.PollInterval = 10 * time.Millisecond
 
@@ -206,7 +206,7 @@ func TestRunRetriesHangingReceiverPerBackoff(t *testing.T) {
 	stuck := newStuckReceiver(t)
 	clock := newClock()
 	s := newSender(clock)
-	s.Store = db
+	s.Outbox = mustOutbox(t, db, clock)
 	s.Timeout = 100 * time.Millisecond
 	s.PollInterval = 10 * time.Millisecond
 	ds := mustEnqueueN(t, db, clock, stuck.URL, 6)
@@ -263,7 +263,7 @@ func TestRunResendsAbandonedSendAfterRestart(t *testing.T) {
 	clock := newClock()
 	newRun := func() *contain.WebhookSender {
 		s := newSender(clock)
-		s.Store = db
+		s.Outbox = mustOutbox(t, db, clock)
 		s.Timeout = time.Hour
 		s.PollInterval = 10 * time.Millisecond
 		return s

@@ -69,7 +69,8 @@ type Core struct {
 
 	authFail *floodLimiter // auth_failure receipts
 	denials  *floodLimiter // denial receipts, per principal
-	cpMu     sync.Mutex    // one checkpoint writer at a time per process
+	storage  storageHealth
+	cpMu     sync.Mutex // one checkpoint writer at a time per process
 	ledger   atomic.Pointer[warden.LedgerCheck]
 	distrust atomic.Pointer[distrusted] // credentials a state check found forged
 

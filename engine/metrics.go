@@ -13,6 +13,7 @@ type Metrics struct {
 	LogSize            prometheus.Gauge
 	CommitBatchOps     prometheus.Histogram
 	CommitBatchSeconds prometheus.Histogram
+	Unavailable        prometheus.Counter
 }
 
 // NewMetrics creates the engine's collectors and registers them on reg.
@@ -44,8 +45,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "warden_store_commit_seconds", Help: "Duration of one group commit, fsync included.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 		}),
+		Unavailable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_writes_unavailable_total", Help: "Writes refused as unavailable (storage full).",
+		}),
 	}
-	reg.MustRegister(m.Receipts, m.AuthFailures, m.AuthSuppressed, m.DenialsSuppressed, m.Checkpoints, m.LogSize, m.CommitBatchOps, m.CommitBatchSeconds)
+	reg.MustRegister(m.Receipts, m.AuthFailures, m.AuthSuppressed, m.DenialsSuppressed, m.Checkpoints, m.LogSize, m.CommitBatchOps, m.CommitBatchSeconds, m.Unavailable)
 	return m
 }
 

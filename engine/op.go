@@ -25,10 +25,24 @@ import (
 //   - The receipts of a committed transaction are counted per scroll.
 //   - While the startup check has found tampering, nothing is written:
 //     EUNAVAILABLE (startup.go).
+//   - An EUNAVAILABLE failure (storage full) degrades the core until
+//     ProbeStorage finds that writes work again (see Degraded).
 func (e *Core) Update(ctx context.Context, op string, fn func(tx warden.Tx) error) error {
 	if err := e.refuseWrites(); err != nil {
 		return err
 	}
+	err := e.update(ctx, op, fn)
+	if warden.ErrorCode(err) == warden.EUNAVAILABLE {
+		e.storage.failed(err, e.now())
+		if e.metrics != nil {
+			e.metrics.Unavailable.Inc()
+		}
+	}
+	return err
+}
+
+// update is Update without the gate and the storage health bookkeeping.
+func (e *Core) update(ctx context.Context, op string, fn func(tx warden.Tx) error) error {
 	var n scrollCounts
 	err := e.store.Update(ctx, func(tx warden.Tx) error {
 		n = scrollCounts{} // the store may run fn again after a retry

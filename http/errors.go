@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -17,9 +18,9 @@ var codeStatus = map[string]int{
 	warden.EFORBIDDEN:    http.StatusForbidden,
 	warden.EDENIED:       http.StatusForbidden,
 	warden.EINSUFFICIENT: http.StatusConflict,
-	warden.ETOOLARGE:     http.StatusBadRequest, // the issue asks 400 for oversized bodies
+	warden.ETOOLARGE:     http.StatusBadRequest,         // the issue asks 400 for oversized bodies
+	warden.EUNAVAILABLE:  http.StatusServiceUnavailable, // with Retry-After
 	warden.EINTERNAL:     http.StatusInternalServerError,
-	warden.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
 
 // StatusOf returns the HTTP status for err.
@@ -32,11 +33,15 @@ func StatusOf(err error) int {
 
 // writeError writes err as {"error": sentence, "code": code, ...data}.
 // Internal errors are logged in full and shown only as a generic sentence.
+// An unavailable answer says when to retry (Retry-After).
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code := warden.ErrorCode(err)
 	status := StatusOf(err)
-	if code == warden.EINTERNAL {
+	switch code {
+	case warden.EINTERNAL:
 		log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	case warden.EUNAVAILABLE:
+		w.Header().Set("Retry-After", strconv.Itoa(warden.RetryAfterSeconds))
 	}
 	body := map[string]any{}
 	var e *warden.Error

@@ -41,12 +41,50 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, p *warden.
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	inc, err := s.rec.ReportIncident(r.Context(), p, req)
+	key, err := idempotencyKey(r)
 	if err != nil {
 		return err
 	}
+	req.IdempotencyKey = key
+	inc, replayed, err := s.rec.Report(r.Context(), p, req)
+	if err != nil {
+		return err
+	}
+	if replayed {
+		// The incident an earlier report with this key created, as it is now.
+		w.Header().Set(HeaderIdempotentReplayed, "true")
+		writeJSON(w, http.StatusOK, inc)
+		return nil
+	}
 	writeJSON(w, http.StatusCreated, inc)
 	return nil
+}
+
+// Idempotent reports: the request header naming a report for retries, and
+// the answer header marking a replayed answer.
+const (
+	HeaderIdempotencyKey     = "Idempotency-Key"
+	HeaderIdempotentReplayed = "Idempotent-Replayed"
+)
+
+// idempotencyKey returns the request's Idempotency-Key ("" if none): sent
+// once, as a token or a quoted string (the IETF draft's sf-string form).
+func idempotencyKey(r *http.Request) (string, error) {
+	vs := r.Header.Values(HeaderIdempotencyKey)
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", warden.Errorf(warden.EINVALID, "Send one Idempotency-Key header, not %d.", len(vs))
+	}
+	k := vs[0]
+	if len(k) >= 2 && k[0] == '"' && k[len(k)-1] == '"' {
+		k = k[1 : len(k)-1]
+	}
+	if k == "" {
+		return "", warden.Errorf(warden.EINVALID, "Idempotency-Key is empty.")
+	}
+	return k, nil
 }
 
 func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request, _ *warden.Principal) error {

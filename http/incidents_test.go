@@ -747,8 +747,8 @@ func TestWebhooks(t *testing.T) {
 	mustStart(t, env)
 	base, _ := env.MustServer(t)
 	sender := &contain.WebhookSender{
-		Store: env.Store, Clock: env.Clock.Now, HMACKey: env.Dir.WebhookKey, MaxAttempts: 3,
-		Logger: slog.New(slog.DiscardHandler), OnFinalFailure: env.Recorder.RecordWebhookFailure,
+		Outbox: env.Recorder, Clock: env.Clock.Now, HMACKey: env.Dir.WebhookKey, MaxAttempts: 3,
+		Logger: slog.New(slog.DiscardHandler),
 	}
 	runOnce := func(want int) {
 		t.Helper()

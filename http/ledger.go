@@ -19,7 +19,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ *warden.
 	}
 	status := http.StatusOK
 	if h.Status != "ok" {
-		status = http.StatusServiceUnavailable
+		status = http.StatusServiceUnavailable // degraded: h.Degraded says why
 	}
 	writeJSON(w, status, h)
 	return nil

@@ -207,9 +207,12 @@ func (s *Server) dispatch(pattern string, byMethod map[string]*route) http.Handl
 			s.requests.WithLabelValues(pattern, r.Method, strconv.Itoa(sw.status)).Inc()
 			s.latency.WithLabelValues(pattern).Observe(d.Seconds())
 			level := slog.LevelDebug
-			if sw.status >= 500 {
+			switch {
+			case sw.status == http.StatusServiceUnavailable:
+				level = slog.LevelWarn // unavailable (storage full): the cause is logged once where it is met
+			case sw.status >= 500:
 				level = slog.LevelError
-			} else if sw.status >= 400 {
+			case sw.status >= 400:
 				level = slog.LevelInfo
 			}
 			s.log.Log(r.Context(), level, "http request", "method", r.Method, "route", pattern,

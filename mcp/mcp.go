@@ -103,7 +103,8 @@ func newServer(tools []*governor.Tool, version string, c *config, call caller) *
 // A refusal is a tool error (IsError) whose text is the seed's sentence and
 // whose structured content is {"success": false, "error": sentence, "code":
 // code, ...Data} — the body the HTTP API returns for the same refusal.
-// Internal errors show only a generic sentence.
+// Internal errors show only a generic sentence. An unavailable refusal
+// (storage full) adds retry_after_seconds, what HTTP says in Retry-After.
 func toolResult(res json.RawMessage, err error) *sdk.CallToolResult {
 	if err == nil {
 		if t := bytes.TrimSpace(res); len(t) == 0 || bytes.Equal(t, []byte("null")) {
@@ -125,6 +126,9 @@ func toolResult(res json.RawMessage, err error) *sdk.CallToolResult {
 	body["success"] = false
 	body["error"] = msg
 	body["code"] = warden.ErrorCode(err)
+	if body["code"] == warden.EUNAVAILABLE {
+		body["retry_after_seconds"] = warden.RetryAfterSeconds
+	}
 	return &sdk.CallToolResult{
 		Content:           []sdk.Content{&sdk.TextContent{Text: msg}},
 		StructuredContent: body,

@@ -442,3 +442,102 @@ func (r *reader) Deliveries(incidentID string, limit int) ([]*warden.Delivery, e
 	}
 	return listRecords[warden.Delivery](r, "Deliveries", "SELECT record FROM webhook_deliveries WHERE incident_id = ? ORDER BY id DESC LIMIT ?", incidentID, limit)
 }
+
+// ReportKey returns a principal's report idempotency key.
+func (r *reader) ReportKey(principal, key string) (*warden.ReportKey, error) {
+	k := &warden.ReportKey{Principal: principal, Key: key}
+	var created int64
+	err := r.q.queryRow("SELECT request_hash, incident_id, created_ns FROM report_keys WHERE principal = ? AND key = ?",
+		principal, key).Scan(&k.RequestHash, &k.IncidentID, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, warden.Errorf(warden.ENOTFOUND, "No report with idempotency key %q.", key)
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite.ReportKey: %w", err)
+	}
+	k.CreatedAt = time.Unix(0, created).UTC()
+	return k, nil
+}
+
+// PutReportKey stores (or replaces) a report idempotency key.
+func (t *writeTx) PutReportKey(k *warden.ReportKey) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if k == nil || k.Principal == "" || k.Key == "" || k.RequestHash == "" || k.IncidentID == "" || k.CreatedAt.IsZero() {
+		return warden.Errorf(warden.EINVALID, "A report key needs a principal, a key, a request hash, an incident and a creation time.")
+	}
+	var one int
+	if err := t.q.queryRow("SELECT 1 FROM incidents WHERE id = ?", k.IncidentID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		return warden.Errorf(warden.ENOTFOUND, "Incident %q not found.", k.IncidentID)
+	} else if err != nil {
+		return t.failed("PutReportKey", err)
+	}
+	if _, err := t.q.exec(`INSERT INTO report_keys (principal, key, request_hash, incident_id, created_ns) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (principal, key) DO UPDATE SET request_hash = excluded.request_hash, incident_id = excluded.incident_id, created_ns = excluded.created_ns`,
+		k.Principal, k.Key, k.RequestHash, k.IncidentID, k.CreatedAt.UnixNano()); err != nil {
+		return t.failed("PutReportKey", err)
+	}
+	return nil
+}
+
+// ForgetReportKeys deletes up to limit keys created before before, oldest
+// first (through the created_ns index).
+func (t *writeTx) ForgetReportKeys(before time.Time, limit int) (int, error) {
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	if limit <= 0 {
+		return 0, nil
+	}
+	res, err := t.q.exec(`DELETE FROM report_keys WHERE (principal, key) IN
+		(SELECT principal, key FROM report_keys WHERE created_ns < ? ORDER BY created_ns LIMIT ?)`, before.UnixNano(), limit)
+	if err != nil {
+		return 0, t.failed("ForgetReportKeys", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, t.failed("ForgetReportKeys", err)
+	}
+	return int(n), nil
+}
+
+// EachReportKey streams every stored report key by principal and key.
+func (r *reader) EachReportKey(fn func(*warden.ReportKey) error) error {
+	const q = "SELECT principal, key, request_hash, incident_id, created_ns FROM report_keys"
+	var last []any
+	for {
+		query, args := q+" ORDER BY principal, key LIMIT ?", []any{scanPage}
+		if last != nil {
+			query, args = q+" WHERE (principal, key) > (?, ?) ORDER BY principal, key LIMIT ?", append(last, scanPage)
+		}
+		rows, err := r.q.query(query, args...)
+		if err != nil {
+			return fmt.Errorf("sqlite.EachReportKey: %w", err)
+		}
+		var page []*warden.ReportKey
+		for rows.Next() {
+			k := new(warden.ReportKey)
+			var created int64
+			if err := rows.Scan(&k.Principal, &k.Key, &k.RequestHash, &k.IncidentID, &created); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite.EachReportKey: %w", err)
+			}
+			k.CreatedAt = time.Unix(0, created).UTC()
+			page = append(page, k)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("sqlite.EachReportKey: %w", err)
+		}
+		for _, k := range page {
+			if err := fn(k); err != nil {
+				return err
+			}
+		}
+		if len(page) < scanPage {
+			return nil
+		}
+		last = []any{page[len(page)-1].Principal, page[len(page)-1].Key}
+	}
+}

@@ -12,6 +12,8 @@ import (
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/ledger"
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Request states: the writer moves a request from queued to started just
@@ -246,7 +248,7 @@ func (w *writer) commit(batch []*request) {
 		w.db.log.Error("sqlite: write transaction failed", slog.Int("ops", upto), slog.Any("err", cause))
 		for i := range upto {
 			if results[i] == nil {
-				results[i] = warden.Errorf(warden.EINTERNAL, "The change could not be committed.")
+				results[i] = commitFailure(cause)
 			}
 		}
 	}
@@ -288,7 +290,7 @@ func (w *writer) commit(batch []*request) {
 			w.rollback()
 			fail(i+1, broken)
 			if results[i] == nil {
-				results[i] = warden.Errorf(warden.EINTERNAL, "The change could not be committed.")
+				results[i] = commitFailure(broken)
 			}
 			var rest []*request
 			for _, r2 := range batch[i+1:] {
@@ -319,6 +321,28 @@ func (w *writer) commit(batch []*request) {
 		f(ran, time.Since(start))
 	}
 	deliver()
+}
+
+// commitFailure is what an Update gets when its batch could not be
+// committed because of cause: EUNAVAILABLE when the disk is full (nothing
+// was written; a retry may succeed once space is freed), else EINTERNAL.
+func commitFailure(cause error) error {
+	if isFull(cause) {
+		return errStorageFull()
+	}
+	return warden.Errorf(warden.EINTERNAL, "The change could not be committed.")
+}
+
+// errStorageFull is the error of a write that found the disk full.
+func errStorageFull() error {
+	return warden.Errorf(warden.EUNAVAILABLE, "Storage is full: the change was not saved. Retry once disk space is freed on the server.")
+}
+
+// isFull reports whether err is SQLite's SQLITE_FULL (13, any extended
+// form): a write found no space, on a full disk or over a quota.
+func isFull(err error) bool {
+	var se *sqlitedriver.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL
 }
 
 // rollback ends a failed transaction. It may already have been rolled
@@ -355,8 +379,12 @@ func (w *writer) runOp(st *batchState, fn func(warden.Tx) error) (opErr, broken 
 	tx.done = true
 	if opErr == nil && tx.fault != nil {
 		// fn ignored a storage failure; its writes may be incomplete.
-		opErr = warden.Errorf(warden.EINTERNAL, "The change could not be committed.")
+		opErr = commitFailure(tx.fault)
 		w.db.log.Error("sqlite: update ignored a storage error", slog.Any("err", tx.fault))
+	} else if warden.ErrorCode(opErr) == warden.EINTERNAL && (isFull(opErr) || isFull(tx.fault)) {
+		// A write of fn found the disk full: the client may retry.
+		w.db.log.Error("sqlite: update failed", slog.Any("err", opErr))
+		opErr = errStorageFull()
 	}
 	if opErr != nil {
 		if _, err := w.q.exec(sqlRollbackTo); err != nil {

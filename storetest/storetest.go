@@ -83,6 +83,7 @@ func Run(t *testing.T, h Harness) {
 		{"IncidentRollback", testIncidentRollback},
 		{"IncidentsConcurrent", testIncidentsConcurrent},
 		{"IncidentReopen", testIncidentReopen},
+		{"ReportKeys", testReportKeys},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

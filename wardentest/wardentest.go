@@ -85,7 +85,14 @@ func newStack(tb testing.TB, dir *datadir.Dir, st *sqlite.DB, clock *Clock, opts
 // credential, and closes everything when the test ends.
 func MustEnv(tb testing.TB, opts ...Option) *Env {
 	tb.Helper()
-	dir, err := datadir.Init(tb.TempDir())
+	return MustEnvAt(tb, tb.TempDir(), opts...)
+}
+
+// MustEnvAt is MustEnv with the data directory at path (for example on a
+// file system from MustSmallFS).
+func MustEnvAt(tb testing.TB, path string, opts ...Option) *Env {
+	tb.Helper()
+	dir, err := datadir.Init(path)
 	if err != nil {
 		tb.Fatal(err)
 	}

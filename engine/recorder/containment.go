@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,12 +39,25 @@ func (rec *Recorder) runActions(ctx context.Context, pol *warden.ContainmentPoli
 				results[i] = warden.ContainmentResult{Action: a, Error: "no containment actuator configured", CompletedAt: warden.FormatTime(rec.core.Now())}
 				return
 			}
-			results[i] = act.Execute(ctx, pol, a, inc)
-			results[i].Action = a
+			results[i] = rec.execute(ctx, pol, a, inc)
 		}(i, a)
 	}
 	wg.Wait()
 	return results
+}
+
+// execute runs one action through the actuator, or, in drill mode, only
+// asks it what it would do: the engine decides, so a live actuator wired
+// into a drill never reaches a target.
+func (rec *Recorder) execute(ctx context.Context, pol *warden.ContainmentPolicy, action string, inc *warden.Incident) warden.ContainmentResult {
+	if rec.core.Drill() {
+		r := rec.actuator.DryRun(ctx, pol, action, inc)
+		r.Action, r.DryRun = action, true
+		return r
+	}
+	r := rec.actuator.Execute(ctx, pol, action, inc)
+	r.Action = action
+	return r
 }
 
 // settleContainment sets the state from the results: contained only if the
@@ -65,7 +79,10 @@ func (rec *Recorder) settleContainment(inc *warden.Incident, rule warden.ClassRu
 // contain runs the pending containment of an incident and records it;
 // recorded says whether this call recorded it (false: it was not pending,
 // or another process recorded it first). op names the exported operation
-// that asked, for errors.
+// that asked, for errors. When the actions ran but their outcome cannot be
+// recorded (storage full, or any other failed write), the outcome is held
+// in memory and recorded by RecordHeldContainment once writes work again,
+// so no target is called twice for it.
 func (rec *Recorder) contain(ctx context.Context, op, id string) (inc *warden.Incident, recorded bool, err error) {
 	ps := rec.policyState()
 	if err := rec.core.View(ctx, op, func(tx warden.ReadTx) (err error) {
@@ -78,7 +95,22 @@ func (rec *Recorder) contain(ctx context.Context, op, id string) (inc *warden.In
 		return inc, false, nil
 	}
 	results := rec.runActions(ctx, ps.Policy, inc.ContainmentActions, inc)
+	inc, recorded, err = rec.recordContainment(ctx, op, ps, id, results, "")
+	if err != nil {
+		rec.hold(id, &heldContainment{ps: ps, results: results, cause: warden.ErrorMessage(err)})
+	}
+	return inc, recorded, err
+}
+
+// recordContainment records the results of an incident's containment
+// under the policy they ran with, unless it is no longer pending. delayed,
+// when set, says why they are recorded late; it rides in the receipt.
+func (rec *Recorder) recordContainment(ctx context.Context, op string, ps *policyState, id string, results []warden.ContainmentResult, delayed string) (inc *warden.Incident, recorded bool, err error) {
 	now := rec.core.Now()
+	detail := map[string]any{"results": results}
+	if delayed != "" {
+		detail["delayed"] = delayed
+	}
 	err = rec.core.Update(ctx, op, func(tx warden.Tx) (err error) {
 		recorded = false
 		if inc, err = tx.Incident(id); err != nil {
@@ -93,7 +125,7 @@ func (rec *Recorder) contain(ctx context.Context, op, id string) (inc *warden.In
 		if err := tx.UpdateIncident(inc); err != nil {
 			return err
 		}
-		if _, err := tx.Append(rec.incidentDraft(warden.ReceiptContainment, inc, "warden", map[string]any{"results": results})); err != nil {
+		if _, err := tx.Append(rec.incidentDraft(warden.ReceiptContainment, inc, "warden", detail)); err != nil {
 			return err
 		}
 		return rec.enqueueWebhooks(tx, ps, warden.EventContainment, inc, now)
@@ -105,6 +137,81 @@ func (rec *Recorder) contain(ctx context.Context, op, id string) (inc *warden.In
 		rec.wake()
 	}
 	return inc, recorded, nil
+}
+
+// MaxHeldContainment bounds the containment outcomes held in memory for
+// RecordHeldContainment. Beyond it an outcome is dropped (logged): its
+// incident stays pending in the store, and the next start runs its
+// containment again (InterruptedContainment).
+const MaxHeldContainment = 4096
+
+// heldContainment is a containment whose actions ran and whose outcome
+// could not be recorded.
+type heldContainment struct {
+	ps      *policyState
+	results []warden.ContainmentResult
+	cause   string // the sentence the recording failed with
+}
+
+func (rec *Recorder) hold(id string, h *heldContainment) {
+	rec.heldMu.Lock()
+	defer rec.heldMu.Unlock()
+	if _, ok := rec.held[id]; !ok && len(rec.held) >= MaxHeldContainment {
+		rec.core.Logger().Error("containment outcome not held: too many await recording; the next start runs it again",
+			"incident", id, "held", len(rec.held))
+		return
+	}
+	if rec.held == nil {
+		rec.held = map[string]*heldContainment{}
+	}
+	rec.held[id] = h
+}
+
+// HeldContainment returns the ids of the incidents whose containment ran
+// but awaits recording (RecordHeldContainment), sorted.
+func (rec *Recorder) HeldContainment() []string {
+	rec.heldMu.Lock()
+	defer rec.heldMu.Unlock()
+	ids := make([]string, 0, len(rec.held))
+	for id := range rec.held {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// RecordHeldContainment records the containment whose actions ran but
+// whose outcome could not be recorded (storage full), with the results
+// they had: targets are not called again. Each is receipted once
+// (incident_containment, its detail saying why it is late); one already
+// recorded meanwhile is dropped. It stops at the first EUNAVAILABLE
+// (storage still full) and returns how many it recorded. Servers call it
+// every second or so; while nothing is held it does nothing.
+func (rec *Recorder) RecordHeldContainment(ctx context.Context) (int, error) {
+	rec.retryMu.Lock()
+	defer rec.retryMu.Unlock()
+	var errs []error
+	done := 0
+	for _, id := range rec.HeldContainment() {
+		rec.heldMu.Lock()
+		h := rec.held[id]
+		rec.heldMu.Unlock()
+		_, recorded, err := rec.recordContainment(ctx, "recorder.RecordHeldContainment", h.ps, id, h.results, h.cause)
+		if err != nil && warden.ErrorCode(err) != warden.ENOTFOUND {
+			errs = append(errs, fmt.Errorf("incident %s: %w", id, err))
+			if warden.ErrorCode(err) == warden.EUNAVAILABLE {
+				break // the rest would fail the same way
+			}
+			continue
+		}
+		rec.heldMu.Lock()
+		delete(rec.held, id)
+		rec.heldMu.Unlock()
+		if recorded {
+			done++
+		}
+	}
+	return done, errors.Join(errs...)
 }
 
 func ruleOf(ps *policyState, class string) warden.ClassRule {

@@ -65,15 +65,17 @@ func (rec *Recorder) PendingRecoveries(ctx context.Context) ([]*warden.RecoveryR
 }
 
 // Health reports whether the store answers, with incident and receipt
-// counts, and the startup check's state: degraded while it failed (then
-// the counts may be unreadable, and the answer says why instead).
+// counts; Status is "degraded", with the causes, while the core is
+// (Core.Degraded: writes failing for lack of storage, or a failed startup
+// check; then the counts may be unreadable, and the causes say why).
 func (rec *Recorder) Health(ctx context.Context) (*warden.Health, error) {
 	h := &warden.Health{Status: "ok", Dev: rec.core.Dev(), Drill: rec.core.Drill()}
 	if c := rec.core.Ledger(); c.State != warden.LedgerUnchecked {
 		h.Ledger = &c
-		if c.Refuses() {
-			h.Status = "degraded"
-		}
+	}
+	h.Degraded = rec.core.Degraded()
+	if len(h.Degraded) > 0 {
+		h.Status = "degraded"
 	}
 	err := rec.core.View(ctx, "recorder.Health", func(tx warden.ReadTx) error {
 		head, err := tx.Head()

@@ -34,6 +34,13 @@ type incidentProjection struct {
 	count     uint64
 	baseline  *warden.IntegrityBaseline
 	baseSeq   uint64
+	keys      map[string]*projectedKey // principal + "\x00" + key
+}
+
+type projectedKey struct {
+	warden.ReportKey
+	createdAt string // the incident's created_at, which the key shares
+	seq       uint64
 }
 
 type projectedIncident struct {
@@ -56,7 +63,8 @@ type projectedRequirement struct {
 }
 
 func newIncidentProjection() *incidentProjection {
-	return &incidentProjection{incidents: map[string]*projectedIncident{}, reqs: map[string]*projectedRequirement{}, stats: map[string]int64{}}
+	return &incidentProjection{incidents: map[string]*projectedIncident{}, reqs: map[string]*projectedRequirement{}, stats: map[string]int64{},
+		keys: map[string]*projectedKey{}}
 }
 
 // snapshotBody is the part of an incident receipt the replay reads.
@@ -64,6 +72,7 @@ type snapshotBody struct {
 	Incident   json.RawMessage `json:"incident"`
 	IncidentID string          `json:"incident_id"` // notes beside a snapshot
 	Detail     json.RawMessage `json:"detail"`
+	Principal  string          `json:"principal"`
 }
 
 func (p *incidentProjection) Apply(r *warden.Receipt) error {
@@ -93,6 +102,7 @@ func (p *incidentProjection) Apply(r *warden.Receipt) error {
 			Severity      warden.Severity      `json:"severity"`
 			State         warden.IncidentState `json:"state"`
 			AutoContained bool                 `json:"auto_contained"`
+			CreatedAt     string               `json:"created_at"`
 		}
 		if err := json.Unmarshal(b.Incident, &inc); err != nil {
 			return engine.ReplayError(r, "incident snapshot: %v", err)
@@ -117,6 +127,14 @@ func (p *incidentProjection) Apply(r *warden.Receipt) error {
 		if !known {
 			p.count++
 			p.maxNumber = max(p.maxNumber, inc.Number)
+			var key struct {
+				IdempotencyKey string `json:"idempotency_key"`
+				RequestHash    string `json:"request_hash"`
+			}
+			if b.Detail != nil && json.Unmarshal(b.Detail, &key) == nil && key.IdempotencyKey != "" {
+				p.keys[b.Principal+"\x00"+key.IdempotencyKey] = &projectedKey{ReportKey: warden.ReportKey{Principal: b.Principal, Key: key.IdempotencyKey,
+					RequestHash: key.RequestHash, IncidentID: inc.ID}, createdAt: inc.CreatedAt, seq: r.Seq}
+			}
 		}
 	}
 	// The requirement, where the receipt carries one.
@@ -208,6 +226,24 @@ func (p *incidentProjection) Compare(tx warden.ReadTx, report func(engine.Mismat
 	if n != p.maxNumber || n != p.count {
 		report(engine.Mismatch{Table: "counters", Key: "incident",
 			Reason: fmt.Sprintf("%d, the receipts hold %d incidents numbered up to %d", n, p.count, p.maxNumber)})
+	}
+	// Report keys: every stored one is a keyed report's (keys past their
+	// lifetime are forgotten, so the receipts may hold more).
+	err = tx.EachReportKey(func(k *warden.ReportKey) error {
+		name := k.Principal + "/" + k.Key
+		want, ok := p.keys[k.Principal+"\x00"+k.Key]
+		switch {
+		case !ok:
+			report(engine.Mismatch{Table: "report_keys", Key: name, Reason: "no receipted report carries this idempotency key"})
+		case want.RequestHash != k.RequestHash || want.IncidentID != k.IncidentID || want.createdAt != warden.FormatTime(k.CreatedAt):
+			report(engine.Mismatch{Table: "report_keys", Key: name, Seq: engine.SeqPtr(want.seq),
+				Reason: fmt.Sprintf("incident %s, request %s at %s; the receipts say incident %s, request %s at %s",
+					k.IncidentID, k.RequestHash, warden.FormatTime(k.CreatedAt), want.IncidentID, want.RequestHash, want.createdAt)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	b, err := tx.IntegrityBaseline()
 	switch {

@@ -9,6 +9,7 @@ package recorder
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	warden "github.com/warden-sh/warden"
@@ -46,6 +47,11 @@ type Recorder struct {
 	hmacKey    []byte
 	// pendingWake is set when a transaction enqueued webhook deliveries.
 	pendingWake atomic.Bool
+
+	// held: containment that ran and awaits recording, by incident id.
+	heldMu  sync.Mutex
+	held    map[string]*heldContainment
+	retryMu sync.Mutex // one RecordHeldContainment at a time
 }
 
 // New returns a recorder over core. It writes nothing.

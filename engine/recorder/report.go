@@ -2,10 +2,13 @@ package recorder
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	warden "github.com/warden-sh/warden"
@@ -29,6 +32,11 @@ type ReportRequest struct {
 	Source      string            `json:"source"`
 	Description string            `json:"description"`
 	Evidence    map[string]string `json:"evidence,omitempty"`
+	// IdempotencyKey (HTTP: the Idempotency-Key header) names this report
+	// for retries: within warden.ReportKeyTTL, the same principal sending
+	// the same key and the same report gets the incident the first one
+	// created, not a second one. It is not part of the report's JSON.
+	IdempotencyKey string `json:"-"`
 }
 
 // Validate checks a report's fields: EINVALID naming the first bad one.
@@ -60,6 +68,9 @@ func (r *ReportRequest) Validate() error {
 			return warden.Errorf(warden.EINVALID, "Fields must be valid UTF-8.")
 		}
 	}
+	if err := validKey(r.IdempotencyKey); err != nil {
+		return err
+	}
 	for k, v := range r.Evidence {
 		if k == "" || len(k) > MaxEvidenceKey || len(v) > MaxEvidenceValue || !utf8.ValidString(k) || !utf8.ValidString(v) {
 			return warden.Errorf(warden.EINVALID, "evidence key %q is empty, too long (key %d, value %d bytes max) or not UTF-8.", truncate(k, 64), MaxEvidenceKey, MaxEvidenceValue)
@@ -67,6 +78,37 @@ func (r *ReportRequest) Validate() error {
 	}
 	return nil
 }
+
+// validKey checks an idempotency key: none, or 1 to MaxReportKeyLen
+// visible ASCII characters.
+func validKey(k string) error {
+	if len(k) > warden.MaxReportKeyLen {
+		return warden.Errorf(warden.EINVALID, "Idempotency-Key exceeds %d characters.", warden.MaxReportKeyLen)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return warden.Errorf(warden.EINVALID, "Idempotency-Key must be visible ASCII characters (no spaces or control characters).")
+		}
+	}
+	return nil
+}
+
+// requestHash identifies a report's content for its idempotency key:
+// "sha256:" + hex of its canonical JSON (the key itself excluded), so the
+// same report sent with other spacing or member order is the same.
+func requestHash(r *ReportRequest) (string, error) {
+	c, err := ledger.Canonical(r)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(c)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// reportKeysForgotten is how many expired keys a keyed report forgets in
+// its own transaction: more than it adds, so the keys kept stay those of
+// the last ReportKeyTTL plus a few, without a sweeper.
+const reportKeysForgotten = 8
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
@@ -201,9 +243,22 @@ func needsTargets(actions []string) bool {
 // the job on the next start. The state becomes contained only if every
 // action succeeded, else containment_failed. EFORBIDDEN if the reporter is
 // bound to another source or class; EINVALID for a bad report.
+//
+// With an IdempotencyKey the principal used within warden.ReportKeyTTL for
+// the same report, nothing is written and the incident that report created
+// is returned as it is now; for a different report, ECONFLICT. If the
+// containment ran but its outcome could not be saved (storage full), the
+// error is EUNAVAILABLE naming the incident (Data "incident_id"); the
+// outcome is saved once storage recovers (RecordHeldContainment).
 func (rec *Recorder) ReportIncident(ctx context.Context, p *warden.Principal, req ReportRequest) (*warden.Incident, error) {
-	inc, _, err := rec.report(ctx, "recorder.ReportIncident", p, req, nil)
+	inc, _, err := rec.Report(ctx, p, req)
 	return inc, err
+}
+
+// Report is ReportIncident that also says whether the answer is a replay:
+// an earlier report with the same IdempotencyKey created the incident.
+func (rec *Recorder) Report(ctx context.Context, p *warden.Principal, req ReportRequest) (inc *warden.Incident, replayed bool, err error) {
+	return rec.report(ctx, "recorder.ReportIncident", p, req, nil)
 }
 
 // report is ReportIncident with an optional duplicate check run inside the
@@ -223,6 +278,15 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 	now := rec.core.Now()
 	actions := executedActions(rule)
 	external := needsTargets(actions)
+	var keyDetail map[string]any
+	if req.IdempotencyKey != "" {
+		hash, err := requestHash(&req)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", op, err)
+		}
+		keyDetail = map[string]any{"idempotency_key": req.IdempotencyKey, "request_hash": hash}
+		duplicate = keyed(p.Name, req.IdempotencyKey, hash, now, duplicate)
+	}
 
 	var inc *warden.Incident
 	var deliveries, dup bool
@@ -288,8 +352,21 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 		if err := tx.CreateIncident(inc); err != nil {
 			return err
 		}
-		if _, err := tx.Append(rec.incidentDraft(warden.ReceiptIncidentReported, inc, p.Name, nil)); err != nil {
+		var detail any // none without a key: the receipt is as before keys existed
+		if keyDetail != nil {
+			detail = keyDetail
+		}
+		if _, err := tx.Append(rec.incidentDraft(warden.ReceiptIncidentReported, inc, p.Name, detail)); err != nil {
 			return err
+		}
+		if keyDetail != nil {
+			if err := tx.PutReportKey(&warden.ReportKey{Principal: p.Name, Key: req.IdempotencyKey,
+				RequestHash: keyDetail["request_hash"].(string), IncidentID: inc.ID, CreatedAt: now}); err != nil {
+				return err
+			}
+			if _, err := tx.ForgetReportKeys(now.Add(-warden.ReportKeyTTL), reportKeysForgotten); err != nil {
+				return err
+			}
 		}
 		if window != nil {
 			detail := map[string]any{"from": inc.EscalatedFrom, "to": inc.Severity, "threshold": window.Threshold,
@@ -338,12 +415,49 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 	if !external {
 		if len(actions) > 0 && rec.actuator != nil {
 			for _, a := range actions {
-				rec.actuator.Execute(ctx, ps.Policy, a, inc) // log_alert: logs only
+				rec.execute(ctx, ps.Policy, a, inc) // log_alert: logs only
 			}
 		}
 		return inc, false, nil
 	}
 	// The client may go away; containment must not.
-	inc, _, err = rec.contain(context.WithoutCancel(ctx), op, inc.ID)
+	id := inc.ID
+	inc, _, err = rec.contain(context.WithoutCancel(ctx), op, id)
+	if warden.ErrorCode(err) == warden.EUNAVAILABLE {
+		retry := "A retry with the same Idempotency-Key returns the incident."
+		if req.IdempotencyKey == "" {
+			retry = "Do not report it again: it exists."
+		}
+		return nil, false, &warden.Error{Code: warden.EUNAVAILABLE, Data: map[string]any{"incident_id": id},
+			Message: fmt.Sprintf("Storage is full: incident %s was recorded and its containment ran, but the outcome could not be saved; "+
+				"warden saves it as soon as storage recovers. %s", id, retry)}
+	}
 	return inc, false, err
+}
+
+// keyed is the duplicate check of a report with an idempotency key, run
+// inside the report's transaction before next (the caller's own check, if
+// any): a key of the principal's still in force returns its incident if
+// the report is the same, and ECONFLICT if it is not.
+func keyed(principal, key, hash string, now time.Time, next func(tx warden.Tx) (*warden.Incident, error)) func(tx warden.Tx) (*warden.Incident, error) {
+	return func(tx warden.Tx) (*warden.Incident, error) {
+		k, err := tx.ReportKey(principal, key)
+		switch {
+		case warden.ErrorCode(err) == warden.ENOTFOUND:
+		case err != nil:
+			return nil, err
+		case now.Sub(k.CreatedAt) > warden.ReportKeyTTL:
+			// Expired (and forgotten by ForgetReportKeys): the key names a
+			// new report.
+		case k.RequestHash != hash:
+			return nil, warden.Errorf(warden.ECONFLICT, "Idempotency-Key %q was already used for another report (incident %s) within the last %d hours: "+
+				"a key names one report, so retry with the same report or use a new key.", key, k.IncidentID, int(warden.ReportKeyTTL.Hours()))
+		default:
+			return tx.Incident(k.IncidentID)
+		}
+		if next != nil {
+			return next(tx)
+		}
+		return nil, nil
+	}
 }

@@ -61,15 +61,35 @@ func (rec *Recorder) Deliveries(ctx context.Context, incidentID string, limit in
 	return out, err
 }
 
-// RecordWebhookFailure receipts a webhook delivery that exhausted its
-// attempts, so a lost alert is never silent.
-func (rec *Recorder) RecordWebhookFailure(ctx context.Context, d *warden.Delivery) {
-	body := map[string]any{"delivery_id": d.ID, "event": d.Event, "url": d.URL, "incident_id": d.IncidentID,
-		"attempts": d.Attempts, "last_error": d.LastError, "last_status": d.LastStatus}
-	if err := rec.core.Update(ctx, "recorder.RecordWebhookFailure", func(tx warden.Tx) error {
+// DueDeliveries returns up to limit webhook deliveries due at now, oldest
+// first (warden.WebhookOutbox).
+func (rec *Recorder) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*warden.Delivery, error) {
+	var due []*warden.Delivery
+	err := rec.core.View(ctx, "recorder.DueDeliveries", func(tx warden.ReadTx) (err error) {
+		due, err = tx.DueDeliveries(now, limit)
+		return err
+	})
+	return due, err
+}
+
+// RecordDelivery records a webhook delivery attempt's outcome
+// (warden.WebhookOutbox). A delivery that exhausted its attempts is
+// receipted in the same transaction that marks it failed, so a lost alert
+// is never silent and a crash cannot separate the two. ENOTFOUND if the
+// delivery does not exist.
+func (rec *Recorder) RecordDelivery(ctx context.Context, d *warden.Delivery) error {
+	return rec.core.Update(ctx, "recorder.RecordDelivery", func(tx warden.Tx) error {
+		if err := tx.UpdateDelivery(d); err != nil {
+			return err
+		}
+		if d.Status != warden.DeliveryFailed {
+			return nil
+		}
+		body := map[string]any{"delivery_id": d.ID, "event": d.Event, "url": d.URL, "incident_id": d.IncidentID,
+			"attempts": d.Attempts, "last_error": d.LastError, "last_status": d.LastStatus}
 		_, err := tx.Append(rec.core.Draft(warden.ReceiptWebhookFailed, body, "webhook"))
 		return err
-	}); err != nil {
-		rec.core.Logger().Error("webhook failure receipt not written", "err", err)
-	}
+	})
 }
+
+var _ warden.WebhookOutbox = (*Recorder)(nil)
