@@ -56,6 +56,8 @@ type env struct {
 	data   string
 	url    string
 	token  string
+	// ca, cert and key are the TLS trust and client identity for --url.
+	ca, cert, key string
 }
 
 // usageError marks errors in how warden was called.
@@ -131,6 +133,9 @@ func (e *env) rootCmd() *cobra.Command {
 	pf.StringVar(&e.data, "data", envOr("WARDEN_DATA", "warden-data"), "data directory (env WARDEN_DATA)")
 	pf.StringVar(&e.url, "url", os.Getenv("WARDEN_URL"), "talk to a running server at this URL instead of the data directory (env WARDEN_URL)")
 	pf.StringVar(&e.token, "token", "", "bearer token for --url (default: env WARDEN_TOKEN)")
+	pf.StringVar(&e.ca, "ca", os.Getenv("WARDEN_CA"), "PEM file of the CA that signed an https --url server's certificate (default: the system roots; env WARDEN_CA)")
+	pf.StringVar(&e.cert, "cert", os.Getenv("WARDEN_CERT"), "client certificate (PEM) for a server that requires one (env WARDEN_CERT)")
+	pf.StringVar(&e.key, "key", os.Getenv("WARDEN_KEY"), "private key (PEM) of --cert (env WARDEN_KEY)")
 	root.AddCommand(e.governanceCmds()...)
 	root.AddCommand(
 		e.initCmd(),

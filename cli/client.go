@@ -18,6 +18,7 @@ type apiClient struct {
 	token  string
 	http   *http.Client
 	header http.Header // sent with every request (e.g. Idempotency-Key)
+	err    error       // the client could not be built (bad --ca, say)
 }
 
 // with returns a copy of c that also sends header k: v.
@@ -32,7 +33,8 @@ func (c *apiClient) with(k, v string) *apiClient {
 }
 
 func (e *env) client() *apiClient {
-	return &apiClient{base: strings.TrimRight(e.url, "/"), token: e.bearer(), http: &http.Client{Timeout: 60 * time.Second}}
+	hc, err := e.httpClient(60 * time.Second)
+	return &apiClient{base: strings.TrimRight(e.url, "/"), token: e.bearer(), http: hc, err: err}
 }
 
 // do sends a JSON request and decodes the JSON answer into out. An error
@@ -59,6 +61,9 @@ func (c *apiClient) do(method, path string, in, out any) error {
 // open sends a request and returns the body of a successful answer for
 // the caller to stream; an error answer is mapped as in do.
 func (c *apiClient) open(method, path string, in any) (io.ReadCloser, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)

@@ -3,6 +3,7 @@ package cli
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/warden-sh/warden/engine"
@@ -31,7 +32,11 @@ instead (docs/MCP.md).`,
 			}
 			logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			tools := governor.Tools()
-			srv := wardenmcp.NewRemoteServer(tools, url, e.bearer(), Version, wardenmcp.WithLogger(logger))
+			hc, err := e.httpClient(60 * time.Second)
+			if err != nil {
+				return err
+			}
+			srv := wardenmcp.NewRemoteServer(tools, url, e.bearer(), Version, wardenmcp.WithLogger(logger), wardenmcp.WithHTTPClient(hc))
 			return wardenmcp.ServeIO(e.ctx, srv, e.stdin, e.stdout)
 		},
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +84,9 @@ type serveFlags struct {
 	drill             bool
 	logLevel          string
 	readyFile         string
+	tlsCert, tlsKey   string
+	tlsClientCA       string
+	insecurePlaintext bool
 	acceptTampered    string
 	verifySyncLimit   uint64
 }
@@ -104,7 +108,11 @@ that it runs in dev mode.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.addr, "addr", envOr("WARDEN_ADDR", "127.0.0.1:8515"), "listen address (env WARDEN_ADDR)")
+	fl.StringVar(&f.addr, "addr", envOr("WARDEN_ADDR", "127.0.0.1:8515"), "listen address (env WARDEN_ADDR); off loopback it needs TLS or --insecure-plaintext")
+	fl.StringVar(&f.tlsCert, "tls-cert", os.Getenv("WARDEN_TLS_CERT"), "serve TLS with this certificate (PEM; reloaded when the file changes; env WARDEN_TLS_CERT)")
+	fl.StringVar(&f.tlsKey, "tls-key", os.Getenv("WARDEN_TLS_KEY"), "private key (PEM) of --tls-cert (env WARDEN_TLS_KEY)")
+	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require client certificates signed by this CA (PEM): mutual TLS")
+	fl.BoolVar(&f.insecurePlaintext, "insecure-plaintext", false, "serve without TLS on a non-loopback address anyway (bearer tokens cross the network readable; receipted in server_start)")
 	fl.StringVar(&f.acceptTampered, "accept-tampered", "", "take writes although the startup check failed: name the failure it reported (its first bad sequence number, or \"state\"); the decision is receipted (docs/ARCHITECTURE.md: startup verification)")
 	fl.Uint64Var(&f.verifySyncLimit, "verify-sync-limit", engine.DefaultSyncLimit, "logs up to this many receipts are verified in full before writes are accepted; larger ones in the background")
 	fl.BoolVar(&f.dev, "dev", false, "local trial mode: loopback only, unauthenticated requests act as principal dev")
@@ -145,6 +153,16 @@ func (e *env) serve(f serveFlags) error {
 		if err := requireLoopback(f.addr); err != nil {
 			return usageError{err}
 		}
+	}
+	tlsCfg, err := serverTLS(f.tlsCert, f.tlsKey, f.tlsClientCA, logger)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := requirePrivateTransport(f.addr, tlsCfg != nil, f.insecurePlaintext); err != nil {
+		return usageError{err}
+	}
+	if tlsCfg != nil || isLoopback(f.addr) {
+		f.insecurePlaintext = false // nothing to accept
 	}
 	dir, fresh, err := e.openServeDir(logger)
 	if err != nil {
@@ -244,7 +262,8 @@ func (e *env) serve(f serveFlags) error {
 			return err
 		}
 		// Start receipts the start and checkpoints everything before it.
-		if _, err := core.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr}); err != nil {
+		if _, err := core.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr, TLS: tlsCfg != nil, MutualTLS: f.tlsClientCA != "",
+			InsecurePlaintext: f.insecurePlaintext}); err != nil {
 			ln.Close()
 			return err
 		}
@@ -267,6 +286,9 @@ func (e *env) serve(f serveFlags) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("warden serving", "addr", addr, "origin", dir.Origin, "data", dir.Path, "version", Version)
 	if f.readyFile != "" {
@@ -279,7 +301,7 @@ func (e *env) serve(f serveFlags) error {
 	// told otherwise; asked for explicitly, the ports are required.
 	var compat []*http.Server
 	if f.compatPorts || (f.dev && !f.compatSet) {
-		if compat, err = serveCompat(f.addr, api, logger); err != nil {
+		if compat, err = serveCompat(f.addr, api, tlsCfg, logger); err != nil {
 			if f.compatPorts {
 				srv.Close()
 				return err
@@ -369,7 +391,7 @@ func requireLoopback(addr string) error {
 // serveCompat answers the runbook's step 10 on the reference ports: GET
 // /api/v1/state on :8505 is the attestation state, on :8510 the integrity
 // state (same host as --addr).
-func serveCompat(addr string, api *wardenhttp.Server, logger *slog.Logger) ([]*http.Server, error) {
+func serveCompat(addr string, api *wardenhttp.Server, tlsCfg *tls.Config, logger *slog.Logger) ([]*http.Server, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -391,6 +413,9 @@ func serveCompat(addr string, api *wardenhttp.Server, logger *slog.Logger) ([]*h
 			api.ServeHTTP(w, r2)
 		})
 		s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		if tlsCfg != nil {
+			ln = tls.NewListener(ln, tlsCfg)
+		}
 		go s.Serve(ln)
 		logger.Info("compat port serving", "addr", ln.Addr().String(), "answers", c.path)
 		out = append(out, s)

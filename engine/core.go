@@ -155,6 +155,12 @@ type StartInfo struct {
 	Dev     bool   `json:"dev"`
 	Drill   bool   `json:"drill_mode"`
 	Origin  string `json:"origin"`
+	// TLS says the API is served over TLS (MutualTLS: with client
+	// certificates required); InsecurePlaintext that an operator chose
+	// clear text on a non-loopback address.
+	TLS               bool `json:"tls,omitempty"`
+	MutualTLS         bool `json:"mutual_tls,omitempty"`
+	InsecurePlaintext bool `json:"insecure_plaintext,omitempty"`
 }
 
 // Start records that a server started, with its dev and drill modes, and
@@ -171,6 +177,9 @@ func (e *Core) Start(ctx context.Context, info StartInfo) (*warden.Receipt, erro
 	}
 	if e.drill {
 		tags = append(tags, "DRILL_MODE=ON")
+	}
+	if info.InsecurePlaintext {
+		tags = append(tags, "insecure-plaintext")
 	}
 	var r *warden.Receipt
 	err := e.Update(ctx, "engine.Start", func(tx warden.Tx) (err error) {

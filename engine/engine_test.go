@@ -172,3 +172,19 @@ func TestDrillModeTagsAndStartReceipt(t *testing.T) {
 		t.Fatalf("drill start body %s", r.Body)
 	}
 }
+
+// TestInsecurePlaintextIsReceipted: an operator's choice of clear text off
+// loopback is in the server_start receipt, body and tag.
+func TestInsecurePlaintextIsReceipted(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	r, err := env.Core.Start(context.Background(), engine.StartInfo{Version: "t", Addr: "192.0.2.1:8515", InsecurePlaintext: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct {
+		InsecurePlaintext bool `json:"insecure_plaintext"`
+	}
+	if json.Unmarshal(r.Body, &b); !b.InsecurePlaintext || !slices.Contains(r.Tags, "insecure-plaintext") {
+		t.Fatalf("server_start: %s %v", r.Body, r.Tags)
+	}
+}
