@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -181,21 +182,31 @@ func (r *reader) Incidents(f warden.IncidentFilter, fn func(*warden.Incident) er
 	cursor := f.After
 	seen := 0
 	for {
-		w, a := where, args
-		if cursor != nil {
-			w = append(w, "(severity_rank < ? OR (severity_rank = ? AND number < ?))")
-			a = append(a, cursor.Rank, cursor.Rank, int64(cursor.Number))
-		}
-		q := "SELECT severity_rank, number, record FROM incidents"
-		if len(w) > 0 {
-			q += " WHERE " + strings.Join(w, " AND ")
-		}
 		page := incidentPage
 		if f.Limit > 0 && f.Limit-seen < page {
 			page = f.Limit - seen
 		}
-		q += " ORDER BY severity_rank DESC, number DESC LIMIT ?"
-		rows, err := r.q.query(q, append(a, page)...)
+		sel := func(w []string) string {
+			q := "SELECT severity_rank, number, record FROM incidents"
+			if len(w) > 0 {
+				q += " WHERE " + strings.Join(w, " AND ")
+			}
+			return q + " ORDER BY severity_rank DESC, number DESC LIMIT ?"
+		}
+		q, a := sel(where), append(slices.Clone(args), page)
+		if cursor != nil {
+			// The rest of the cursor's severity, then the lower ones: two
+			// index ranges. One "rank < ? OR (rank = ? AND number < ?)"
+			// range would restart at the top of the cursor's severity on
+			// every page, quadratic in a listing of many incidents of one
+			// severity.
+			same := append(slices.Clone(where), "severity_rank = ?", "number < ?")
+			lower := append(slices.Clone(where), "severity_rank < ?")
+			q = "SELECT * FROM (" + sel(same) + ") UNION ALL SELECT * FROM (" + sel(lower) + ") ORDER BY severity_rank DESC, number DESC LIMIT ?"
+			a = append(slices.Clone(args), cursor.Rank, int64(cursor.Number), page)
+			a = append(append(a, args...), cursor.Rank, page, page)
+		}
+		rows, err := r.q.query(q, a...)
 		if err != nil {
 			return fmt.Errorf("sqlite.Incidents: %w", err)
 		}
