@@ -263,19 +263,15 @@ func (s *Server) dispatch(pattern string, byMethod map[string]*route) http.Handl
 
 // authenticate resolves the request's bearer credential.
 func (s *Server) authenticate(r *http.Request) (*warden.Principal, error) {
-	h := r.Header.Get("Authorization")
-	token := ""
-	if h != "" {
-		scheme, rest, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
-			return nil, warden.Errorf(warden.EUNAUTHORIZED, "Authorization header must be \"Bearer <token>\".")
-		}
-		token = strings.TrimSpace(rest)
+	token, err := engine.BearerToken(r.Header.Values("Authorization"))
+	if err != nil {
+		return nil, err
 	}
 	return s.core.Authenticate(r.Context(), token)
 }
 
-// refuse answers 401/403 and receipts the refusal.
+// refuse answers 401/403 (400 for ambiguous credentials) and receipts the
+// refusal.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, p *warden.Principal, err error) {
 	status := StatusOf(err)
 	f := engine.AuthFailure{
@@ -305,11 +301,44 @@ func remoteHost(r *http.Request) string {
 	return host
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. In --dev mode, where a request needs
+// no credential, every route (mounted ones too) refuses a request that
+// reached a loopback listener under a foreign Host name: a page on
+// another site that rebinds its name to 127.0.0.1 would otherwise read
+// the API, forensic bundles included, from the victim's browser.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if s.core.Dev() && rebinding(r) {
+		s.refuse(w, r, nil, warden.Errorf(warden.EFORBIDDEN,
+			"Host %q is not a loopback name: in dev mode requests must name the server as localhost or a loopback address (DNS-rebinding protection).", r.Host))
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// rebinding reports whether r arrived on a loopback address under a Host
+// that is not a loopback name (the MCP SDK's DNS-rebinding rule).
+func rebinding(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok || local == nil || !loopbackHost(local.String()) {
+		return false
+	}
+	return !loopbackHost(r.Host)
+}
+
+// loopbackHost reports whether a host or host:port names the loopback
+// interface: localhost or a loopback IP.
+func loopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.Trim(hostport, "[]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // statusWriter records the status of an API response and bounds how long
@@ -369,10 +398,5 @@ func crossSite(r *http.Request) bool {
 	if err != nil {
 		return true
 	}
-	host := u.Hostname()
-	if strings.EqualFold(host, "localhost") {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip == nil || !ip.IsLoopback()
+	return !loopbackHost(u.Hostname())
 }

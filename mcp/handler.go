@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -87,7 +86,7 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "warden is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	token, err := bearer(r)
+	token, err := engine.BearerToken(r.Header.Values("Authorization"))
 	var p *warden.Principal
 	if err == nil {
 		p, err = h.core.Authenticate(r.Context(), token)
@@ -98,9 +97,15 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, err)
 			return
 		}
-		h.refuse(r, nil, http.StatusUnauthorized, err)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
-		writeError(w, http.StatusUnauthorized, err)
+		status := http.StatusUnauthorized
+		if warden.ErrorCode(err) == warden.EINVALID {
+			status = http.StatusBadRequest // several Authorization headers
+		}
+		h.refuse(r, nil, status, err)
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
+		}
+		writeError(w, status, err)
 		return
 	}
 	ti := &auth.TokenInfo{UserID: p.Name, Extra: map[string]any{principalKey: p, remoteKey: remoteHost(r)}}
@@ -125,19 +130,6 @@ func (h *authHandler) refuse(r *http.Request, p *warden.Principal, status int, e
 		f.Principal = p.Name
 	}
 	h.core.RecordAuthFailure(context.WithoutCancel(r.Context()), f)
-}
-
-// bearer returns the request's bearer token ("" if none).
-func bearer(r *http.Request) (string, error) {
-	v := r.Header.Get("Authorization")
-	if v == "" {
-		return "", nil
-	}
-	scheme, rest, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
-		return "", warden.Errorf(warden.EUNAUTHORIZED, "Authorization header must be \"Bearer <token>\".")
-	}
-	return strings.TrimSpace(rest), nil
 }
 
 func writeError(w http.ResponseWriter, status int, err error) {
