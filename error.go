@@ -7,6 +7,7 @@ package warden
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. They are stable: clients match on them, and the HTTP, MCP and
@@ -20,6 +21,7 @@ const (
 	EDENIED       = "denied"       // a governance rule denied the operation (receipted)
 	EINSUFFICIENT = "insufficient" // a budget lacks the funds (receipted)
 	ETOOLARGE     = "too_large"    // the request body exceeds its size limit
+	ETOOMANY      = "too_many"     // too many streams or sessions open at once; retry after Error.RetryAfter
 	EINTERNAL     = "internal"     // a fault inside warden; details are logged, not returned
 )
 
@@ -31,6 +33,9 @@ type Error struct {
 	// Data carries structured detail a transport may add to its response
 	// (for example "approval_required": true). It MUST be JSON-serialisable.
 	Data map[string]any
+	// RetryAfter, when positive, is how long the caller should wait before
+	// trying again (HTTP sends it as Retry-After).
+	RetryAfter time.Duration
 }
 
 // Error implements the error interface.

@@ -64,6 +64,10 @@ type Core struct {
 	authFail authFailureLimiter
 	cpMu     sync.Mutex // one checkpoint writer at a time per process
 
+	revMu       sync.Mutex
+	onRevoke    []func(name string)
+	seenRevoked map[string]bool // credentials the listeners have heard of
+
 	keys   warden.KeyStore
 	keyMu  sync.RWMutex // guards signer, pubkey and known across a rotation
 	signer note.Signer

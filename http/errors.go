@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -18,6 +20,7 @@ var codeStatus = map[string]int{
 	warden.EDENIED:       http.StatusForbidden,
 	warden.EINSUFFICIENT: http.StatusConflict,
 	warden.ETOOLARGE:     http.StatusBadRequest, // the issue asks 400 for oversized bodies
+	warden.ETOOMANY:      http.StatusTooManyRequests,
 	warden.EINTERNAL:     http.StatusInternalServerError,
 }
 
@@ -43,10 +46,19 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		for k, v := range e.Data {
 			body[k] = v
 		}
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", RetryAfterSeconds(e.RetryAfter))
+		}
 	}
 	body["error"] = warden.ErrorMessage(err)
 	body["code"] = code
 	writeJSON(w, status, body)
+}
+
+// RetryAfterSeconds formats d as a Retry-After value: whole seconds, rounded up,
+// at least 1.
+func RetryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }
 
 // writeJSON writes v as JSON with the given status.
