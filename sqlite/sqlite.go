@@ -39,8 +39,10 @@ var ErrClosed = errors.New("sqlite: store is closed")
 // DefaultMaxBatch is the default number of Updates committed together.
 const DefaultMaxBatch = 256
 
-// DefaultStreamConns is the default size of the Stream pool.
-const DefaultStreamConns = 4
+// DefaultStreamConns is the default size of the Stream pool: the HTTP
+// API's default stream limit (http.DefaultMaxStreams), so an admitted
+// stream never waits for a connection. Connections open on first use.
+const DefaultStreamConns = 8
 
 // Options configure Open. The zero value is usable.
 type Options struct {
@@ -207,6 +209,9 @@ func (db *DB) openReaders(n int, cache string) (*sql.DB, error) {
 	}
 	return rdb, nil
 }
+
+// ReadConns returns the size of View's connection pool.
+func (db *DB) ReadConns() int { return db.opts.ReadConns }
 
 // Path returns the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
