@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -16,13 +15,10 @@ import (
 
 // Keys of auth.TokenInfo.Extra set by Handler for the tool handlers.
 const (
-	principalKey = "warden.principal"
-	remoteKey    = "warden.remote"
+	principalKey   = "warden.principal"
+	remoteKey      = "warden.remote"
+	reservationKey = "warden.session-reservation" // a new session's place under the caps
 )
-
-// SessionIdleTimeout closes MCP sessions that receive no request for this
-// long, so clients that vanish without DELETE do not pile up.
-const SessionIdleTimeout = 30 * time.Minute
 
 // maxRequestBytes bounds an MCP HTTP body: one call's arguments plus the
 // JSON-RPC envelope.
@@ -39,12 +35,21 @@ type tokenInfoKey struct{}
 // bound to the principal that opened it: another principal's request on it
 // is refused 403 and receipted. In --dev mode, a loopback listener also
 // refuses foreign Host headers (DNS rebinding) with 403.
+//
+// Sessions are bounded (WithSessionLimits): a request for a new one past
+// the principal's or the server's cap is refused 429 too_many with
+// Retry-After, before the SDK allocates anything. A session idle for
+// WithSessionIdle is closed, and so, at once, is every session of a
+// principal whose credential is revoked (engine.Core.OnRevoke: through
+// this process, or noticed from another by NoticeRevocations).
 func Handler(core *engine.Core, gov *governor.Governor, version string, opts ...Option) http.Handler {
 	c := newConfig(opts)
 	srv := NewServer(core, gov, version, opts...)
+	limits := newSessionLimits(core, c)
+	srv.AddReceivingMiddleware(limits.middleware)
 	stream := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, &sdk.StreamableHTTPOptions{
 		Logger:              sdkLogger(c.logger),
-		SessionTimeout:      SessionIdleTimeout,
+		SessionTimeout:      c.sessionIdle,
 		MaxRequestBodyBytes: maxRequestBytes,
 		// DNS-rebinding protection (a loopback listener refuses foreign Host
 		// headers) guards --dev, where no token is needed. With bearer auth
@@ -61,7 +66,7 @@ func Handler(core *engine.Core, gov *governor.Governor, version string, opts ...
 		}
 		return nil, auth.ErrInvalidToken
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(stream)
-	h := &authHandler{core: core, next: carry, cfg: c}
+	h := &authHandler{core: core, next: carry, cfg: c, sessions: limits}
 	if c.shutdown != nil {
 		go func() {
 			<-c.shutdown.Done()
@@ -74,9 +79,10 @@ func Handler(core *engine.Core, gov *governor.Governor, version string, opts ...
 }
 
 type authHandler struct {
-	core *engine.Core
-	next http.Handler
-	cfg  *config
+	core     *engine.Core
+	next     http.Handler
+	cfg      *config
+	sessions *sessionLimits
 }
 
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -109,6 +115,25 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ti := &auth.TokenInfo{UserID: p.Name, Extra: map[string]any{principalKey: p, remoteKey: remoteHost(r)}}
+	opens, err := initializes(r, maxRequestBytes)
+	if err != nil {
+		status := http.StatusBadRequest
+		if warden.ErrorCode(err) == warden.ETOOLARGE {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, status, err)
+		return
+	}
+	if opens {
+		res, err := h.sessions.reserve(p.Name)
+		if err != nil {
+			w.Header().Set("Retry-After", retryAfter(SessionRetryAfter))
+			writeError(w, http.StatusTooManyRequests, err)
+			return
+		}
+		defer h.sessions.release(res)
+		ti.Extra[reservationKey] = res
+	}
 	r2 := r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti))
 	// The credential is verified; downstream (tool handlers included) sees
 	// a marker instead of the secret.
