@@ -7,6 +7,7 @@ package warden
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -41,6 +42,15 @@ type Error struct {
 // Error implements the error interface.
 func (e *Error) Error() string {
 	return fmt.Sprintf("warden error: code=%s message=%s", e.Code, e.Message)
+}
+
+// RetryAfterSeconds is RetryAfter as an HTTP Retry-After value: whole
+// seconds, rounded up, at least 1; "" when RetryAfter is not set.
+func (e *Error) RetryAfterSeconds() string {
+	if e.RetryAfter <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(max(1, int64((e.RetryAfter+time.Second-1)/time.Second)), 10)
 }
 
 // Errorf returns an *Error with the given code and a formatted message.

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"time"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -46,19 +44,13 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		for k, v := range e.Data {
 			body[k] = v
 		}
-		if e.RetryAfter > 0 {
-			w.Header().Set("Retry-After", RetryAfterSeconds(e.RetryAfter))
+		if ra := e.RetryAfterSeconds(); ra != "" {
+			w.Header().Set("Retry-After", ra)
 		}
 	}
 	body["error"] = warden.ErrorMessage(err)
 	body["code"] = code
 	writeJSON(w, status, body)
-}
-
-// RetryAfterSeconds formats d as a Retry-After value: whole seconds, rounded up,
-// at least 1.
-func RetryAfterSeconds(d time.Duration) string {
-	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }
 
 // writeJSON writes v as JSON with the given status.

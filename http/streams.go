@@ -55,18 +55,17 @@ func newStreamLimits(max, per int) *streamLimits {
 
 // acquire opens a stream for principal, answering through w, or returns
 // ETOOMANY naming the limit it would break. The stream's context is ctx
-// until release or a cut.
+// until release or a cut; w is bound to it, so once it is cut every
+// write fails.
 func (l *streamLimits) acquire(ctx context.Context, principal string, w *statusWriter) (context.Context, func(), error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	mine := l.by[principal]
 	if len(mine) >= l.per {
-		return nil, nil, &warden.Error{Code: warden.ETOOMANY, RetryAfter: StreamRetryAfter, Message: tooManyStreams(
-			"principal %q already has %d open, the most one principal may have at once", principal, len(mine))}
+		return nil, nil, tooManyStreams("principal %q already has %d open, the most one principal may have at once", principal, len(mine))
 	}
 	if l.total >= l.max {
-		return nil, nil, &warden.Error{Code: warden.ETOOMANY, RetryAfter: StreamRetryAfter, Message: tooManyStreams(
-			"the server already sends %d, the most it sends at once", l.total)}
+		return nil, nil, tooManyStreams("the server already sends %d, the most it sends at once", l.total)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	st := &stream{cancel: cancel, w: w}
@@ -101,7 +100,9 @@ func (l *streamLimits) revoke(principal string) {
 	}
 }
 
-func tooManyStreams(format string, args ...any) string {
-	return warden.Errorf(warden.ETOOMANY, "Too many streamed responses (forensic exports, incident and receipt listings): "+format+
-		". Retry when one has finished.", args...).Message
+func tooManyStreams(format string, args ...any) *warden.Error {
+	e := warden.Errorf(warden.ETOOMANY, "Too many streamed responses (forensic exports, incident and receipt listings): "+format+
+		". Retry when one has finished.", args...)
+	e.RetryAfter = StreamRetryAfter
+	return e
 }

@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 
@@ -127,7 +128,6 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if opens {
 		res, err := h.sessions.reserve(p.Name)
 		if err != nil {
-			w.Header().Set("Retry-After", retryAfter(SessionRetryAfter))
 			writeError(w, http.StatusTooManyRequests, err)
 			return
 		}
@@ -158,6 +158,10 @@ func (h *authHandler) refuse(r *http.Request, p *warden.Principal, status int, e
 }
 
 func writeError(w http.ResponseWriter, status int, err error) {
+	var we *warden.Error
+	if errors.As(err, &we) && we.RetryAfterSeconds() != "" {
+		w.Header().Set("Retry-After", we.RetryAfterSeconds())
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -121,9 +120,10 @@ func (l *sessionLimits) release(r *reservation) {
 }
 
 func tooManySessions(format string, args ...any) *warden.Error {
-	return &warden.Error{Code: warden.ETOOMANY, RetryAfter: SessionRetryAfter,
-		Message: warden.Errorf(warden.ETOOMANY, "Too many MCP sessions: "+format+
-			". Close sessions you no longer use (DELETE /mcp with their Mcp-Session-Id), or retry once idle ones have expired.", args...).Message}
+	e := warden.Errorf(warden.ETOOMANY, "Too many MCP sessions: "+format+
+		". Close sessions you no longer use (DELETE /mcp with their Mcp-Session-Id), or retry once idle ones have expired.", args...)
+	e.RetryAfter = SessionRetryAfter
+	return e
 }
 
 // register turns r into the session ss initialized, counted until it
@@ -209,8 +209,4 @@ func initializes(r *http.Request, limit int64) (bool, error) {
 	// Anything that is not one JSON-RPC object (a batch, garbage) is left
 	// to the SDK to refuse; it opens no lasting session.
 	return json.Unmarshal(data, &msg) == nil && msg.Method == "initialize", nil
-}
-
-func retryAfter(d time.Duration) string {
-	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }
