@@ -84,3 +84,17 @@ func TestSystemClockIsUTC(t *testing.T) {
 		t.Errorf("SystemClock location = %v, want UTC", loc)
 	}
 }
+
+func TestRetryAfterSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, ""}, {-time.Second, ""}, {time.Nanosecond, "1"}, {time.Second, "1"}, {1500 * time.Millisecond, "2"}, {30 * time.Second, "30"},
+	} {
+		e := &warden.Error{Code: warden.ETOOMANY, RetryAfter: tc.d}
+		if got := e.RetryAfterSeconds(); got != tc.want {
+			t.Errorf("RetryAfter %s: %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}

@@ -23,8 +23,16 @@ type Store interface {
 	// Update runs fn in a read-write transaction. It returns fn's error
 	// unchanged, or an EINTERNAL error if the commit failed.
 	Update(ctx context.Context, fn func(tx Tx) error) error
-	// View runs fn in a read-only snapshot.
+	// View runs fn in a read-only snapshot. fn SHOULD be short: a read
+	// held open while a client downloads its result belongs in Stream.
 	View(ctx context.Context, fn func(tx ReadTx) error) error
+	// Stream runs fn in a read-only snapshot that may stay open for as long
+	// as a client takes to read what fn writes (a forensic bundle, a
+	// listing). Stream MUST NOT take what View and Update need: however
+	// many Streams are open or waiting, View and Update proceed. A Stream
+	// MAY wait for capacity of its own; it then returns ctx's error if ctx
+	// ends first.
+	Stream(ctx context.Context, fn func(tx ReadTx) error) error
 	// Close stops accepting work, waits for pending Updates, and releases
 	// the database.
 	Close() error

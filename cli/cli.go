@@ -249,17 +249,26 @@ func (e *env) openLocal(logger *slog.Logger, opts ...func(*stack.Config)) (*loca
 	return openDir(dir, logger, nil, opts...)
 }
 
-func openDir(dir *datadir.Dir, logger *slog.Logger, onCommit func(int, time.Duration), opts ...func(*stack.Config)) (*local, error) {
+// openDir opens the data directory's store (with so, if not nil: a
+// server's pool sizes and commit hook) and builds the stack over it.
+func openDir(dir *datadir.Dir, logger *slog.Logger, so *sqlite.Options, opts ...func(*stack.Config)) (*local, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	var sopts sqlite.Options
+	if so != nil {
+		sopts = *so
+	}
 	wrote := new(atomic.Int64)
-	st, err := sqlite.Open(dir.DBPath(), sqlite.Options{Logger: logger, OnCommit: func(ops int, d time.Duration) {
+	onCommit := sopts.OnCommit
+	sopts.Logger = logger
+	sopts.OnCommit = func(ops int, d time.Duration) {
 		wrote.Add(int64(ops))
 		if onCommit != nil {
 			onCommit(ops, d)
 		}
-	}})
+	}
+	st, err := sqlite.Open(dir.DBPath(), sopts)
 	if err != nil {
 		return nil, err
 	}

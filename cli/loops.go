@@ -65,6 +65,14 @@ func serverLoops(l *local, sender *contain.WebhookSender, interrupted []string, 
 			}
 			return err
 		}},
+		// Credentials revoked by another process on the data directory
+		// (`warden credential revoke --data DIR`): their MCP sessions and
+		// streams are closed within a second. (Their requests are refused
+		// at once anyway: authentication reads the store every time.)
+		{name: "revocations", every: time.Second, run: func(ctx context.Context) error {
+			_, err := core.NoticeRevocations(ctx)
+			return err
+		}},
 		// Anchor the log at least every second while it changes, with the
 		// count of auth failures not receipted one by one.
 		{name: "checkpoint", every: time.Second, run: func(ctx context.Context) error {

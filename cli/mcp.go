@@ -43,9 +43,11 @@ instead (docs/MCP.md).`,
 }
 
 // mcpMount is the streamable MCP endpoint for `warden serve`'s listener:
-// wardenhttp.Options{…, Mount: e.mcpMount(core, gov, logger)}. Its sessions close
-// when the command's context ends (SIGTERM), before the HTTP server shuts
-// down, so open event streams do not hold the shutdown up.
-func (e *env) mcpMount(core *engine.Core, gov *governor.Governor, logger *slog.Logger) map[string]http.Handler {
-	return map[string]http.Handler{"/mcp": wardenmcp.Handler(core, gov, Version, wardenmcp.WithLogger(logger), wardenmcp.WithShutdown(e.ctx))}
+// wardenhttp.Options{…, Mount: e.mcpMount(core, gov, logger, opts…)}. Its
+// sessions close when the command's context ends (SIGTERM), before the
+// HTTP server shuts down, so open event streams do not hold the shutdown
+// up.
+func (e *env) mcpMount(core *engine.Core, gov *governor.Governor, logger *slog.Logger, opts ...wardenmcp.Option) map[string]http.Handler {
+	opts = append([]wardenmcp.Option{wardenmcp.WithLogger(logger), wardenmcp.WithShutdown(e.ctx)}, opts...)
+	return map[string]http.Handler{"/mcp": wardenmcp.Handler(core, gov, Version, opts...)}
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/warden-sh/warden/engine"
 	"github.com/warden-sh/warden/engine/stack"
 	wardenhttp "github.com/warden-sh/warden/http"
+	wardenmcp "github.com/warden-sh/warden/mcp"
+	"github.com/warden-sh/warden/sqlite"
 )
 
 // AdminName is the name of the credential `warden init` creates.
@@ -89,6 +91,10 @@ type serveFlags struct {
 	insecurePlaintext bool
 	acceptTampered    string
 	verifySyncLimit   uint64
+
+	maxStreams, maxStreamsPerPrincipal   int
+	mcpSessions, mcpSessionsPerPrincipal int
+	mcpSessionIdle                       time.Duration
 }
 
 func (e *env) serveCmd() *cobra.Command {
@@ -125,6 +131,11 @@ that it runs in dev mode.`,
 	_ = fl.MarkHidden("cpuprofile")
 	fl.StringVar(&f.governance, "governance", os.Getenv("WARDEN_GOVERNANCE"), "governance YAML: ladder hops (TTLs, approvals, quorum) and the tool authority matrix (default: seed 002's ladder; env WARDEN_GOVERNANCE)")
 	fl.StringVar(&f.mirror, "mirror", "", "directory guardian_anchor exports signed checkpoints to (default DATA/mirror)")
+	fl.IntVar(&f.maxStreams, "max-streams", wardenhttp.DefaultMaxStreams, "streamed responses (forensic exports, incident and receipt listings) sent at once; more are refused 429 (the store keeps as many read connections for them, apart from the ones authentication, /health and writes use)")
+	fl.IntVar(&f.maxStreamsPerPrincipal, "max-streams-per-principal", wardenhttp.DefaultMaxStreamsPerPrincipal, "streamed responses one principal may receive at once")
+	fl.IntVar(&f.mcpSessions, "mcp-max-sessions", wardenmcp.DefaultMaxSessions, "open MCP sessions on /mcp; a new one past it is refused 429")
+	fl.IntVar(&f.mcpSessionsPerPrincipal, "mcp-max-sessions-per-principal", wardenmcp.DefaultMaxSessionsPerPrincipal, "open MCP sessions one principal may hold")
+	fl.DurationVar(&f.mcpSessionIdle, "mcp-session-idle", wardenmcp.DefaultSessionIdle, "close an MCP session after this long without a request")
 	fl.BoolVar(&f.compatPorts, "compat-ports", false, "also answer GET /api/v1/state on :8505 (attestation) and :8510 (integrity) of the same host, as the runbook's step 10 expects (default: on with --dev, where a busy port is only a warning)")
 	return cmd
 }
@@ -164,6 +175,15 @@ func (e *env) serve(f serveFlags) error {
 	if tlsCfg != nil || isLoopback(f.addr) {
 		f.insecurePlaintext = false // nothing to accept
 	}
+	for _, l := range []struct {
+		flag string
+		n    int
+	}{{"--max-streams", f.maxStreams}, {"--max-streams-per-principal", f.maxStreamsPerPrincipal},
+		{"--mcp-max-sessions", f.mcpSessions}, {"--mcp-max-sessions-per-principal", f.mcpSessionsPerPrincipal}, {"--mcp-session-idle", int(f.mcpSessionIdle)}} {
+		if l.n <= 0 {
+			return usageError{fmt.Errorf("%s must be positive", l.flag)}
+		}
+	}
 	dir, fresh, err := e.openServeDir(logger)
 	if err != nil {
 		return err
@@ -176,10 +196,13 @@ func (e *env) serve(f serveFlags) error {
 	policyPath := policySource(f.policy, dir)
 	var sender *contain.WebhookSender
 	var optErr error
-	l, err := openDir(dir, logger, func(ops int, d time.Duration) {
+	// The store's stream pool is the API's stream limit: an admitted
+	// stream never waits for a connection, and never takes one from
+	// authentication, /health or writes.
+	l, err := openDir(dir, logger, &sqlite.Options{StreamConns: f.maxStreams, OnCommit: func(ops int, d time.Duration) {
 		metrics.CommitBatchOps.Observe(float64(ops))
 		metrics.CommitBatchSeconds.Observe(d.Seconds())
-	}, func(c *stack.Config) {
+	}}, func(c *stack.Config) {
 		c.Core.Dev, c.Core.Drill, c.Core.Metrics = f.dev, f.drill, metrics
 		c.Recorder.HMACKey = dir.HMACKey
 		optErr = containmentOptions(c, policyPath, logger)
@@ -277,7 +300,9 @@ func (e *env) serve(f serveFlags) error {
 	}
 
 	api := wardenhttp.NewServer(wardenhttp.Options{Core: core, Recorder: rec, Governor: gov, Logger: logger, Registry: reg,
-		Version: Version, Mount: e.mcpMount(core, gov, logger)})
+		Version: Version, MaxStreams: f.maxStreams, MaxStreamsPerPrincipal: f.maxStreamsPerPrincipal,
+		Mount: e.mcpMount(core, gov, logger, wardenmcp.WithRegistry(reg),
+			wardenmcp.WithSessionLimits(f.mcpSessions, f.mcpSessionsPerPrincipal), wardenmcp.WithSessionIdle(f.mcpSessionIdle))})
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -32,6 +32,29 @@ func HashToken(token string) string {
 	return hex.EncodeToString(h[:])
 }
 
+// BearerToken returns the token of a request's Authorization header values
+// ("" when there are none). Every transport parses the header here. More
+// than one value is EINVALID: which one a server would honour is
+// ambiguous, and an intermediary that adds its own must not silently win
+// or lose. A value that is not "Bearer <token>" is EUNAUTHORIZED.
+func BearerToken(values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", warden.Errorf(warden.EINVALID, "Send one Authorization header, not %d: a request with several is ambiguous.", len(values))
+	}
+	if values[0] == "" {
+		return "", nil // an empty header is no header, as before
+	}
+	scheme, rest, ok := strings.Cut(values[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
+		return "", warden.Errorf(warden.EUNAUTHORIZED, "Authorization header must be \"Bearer <token>\".")
+	}
+	return strings.TrimSpace(rest), nil
+}
+
 // Authenticate returns the principal a bearer token belongs to. An empty
 // token in --dev mode is the dev principal (admin). EUNAUTHORIZED for a
 // missing, unknown or revoked token.
@@ -78,7 +101,7 @@ func Authorize(p *warden.Principal, action string, roles ...warden.Role) error {
 
 // AuthFailure describes a refused request for its receipt.
 type AuthFailure struct {
-	Status    int    `json:"status"` // 401 or 403
+	Status    int    `json:"status"` // 401 or 403; 400 for ambiguous credentials
 	Code      string `json:"code"`
 	Reason    string `json:"reason"`
 	Principal string `json:"principal,omitempty"` // known for 403

@@ -74,6 +74,10 @@ type Core struct {
 	ledger   atomic.Pointer[warden.LedgerCheck]
 	distrust atomic.Pointer[distrusted] // credentials a state check found forged
 
+	revMu       sync.Mutex
+	onRevoke    []func(name string)
+	seenRevoked map[string]bool // credentials the listeners have heard of
+
 	keys   warden.KeyStore
 	keyMu  sync.RWMutex // guards signer, pubkey and known across a rotation
 	signer note.Signer

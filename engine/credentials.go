@@ -155,3 +155,78 @@ func (e *Core) Bootstrap(ctx context.Context, name string) (*NewCredential, erro
 	}
 	return &NewCredential{Credential: c, Token: token}, nil
 }
+
+// OnRevoke registers fn to hear of every credential revoked from now on:
+// at once, after the commit, for a revocation made through this core
+// (whichever rule made it: the credential API, the CLI, phoenix mass
+// revocation), and at the next NoticeRevocations for one another process
+// made on the same store. Authentication needs none of this — it reads the
+// store on every request, so a revoked token is refused at its next use
+// wherever it was revoked; listeners end what outlives a request (MCP
+// sessions, streams). fn MUST return quickly and MUST NOT call Update; it
+// may hear of a credential more than once.
+func (e *Core) OnRevoke(fn func(name string)) {
+	e.revMu.Lock()
+	e.onRevoke = append(e.onRevoke, fn)
+	e.revMu.Unlock()
+}
+
+// NoticeRevocations tells the OnRevoke listeners of every revoked
+// credential they have not heard of yet, and returns how many there were.
+// A server calls it periodically, to catch revocations committed by
+// another process (`warden credential revoke --data DIR` next to a running
+// server); the first call announces every credential revoked before it.
+func (e *Core) NoticeRevocations(ctx context.Context) (int, error) {
+	var names []string
+	err := e.View(ctx, "engine.NoticeRevocations", func(tx warden.ReadTx) error {
+		list, err := tx.Credentials()
+		for _, c := range list {
+			if c.RevokedAt != nil {
+				names = append(names, c.Name)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return e.revoked(names), nil
+}
+
+// revoked announces the names the listeners have not heard of yet and
+// returns how many there were.
+func (e *Core) revoked(names []string) int {
+	if len(names) == 0 {
+		return 0
+	}
+	e.revMu.Lock()
+	if e.seenRevoked == nil {
+		e.seenRevoked = map[string]bool{}
+	}
+	fresh := names[:0:0]
+	for _, n := range names {
+		if !e.seenRevoked[n] {
+			e.seenRevoked[n] = true
+			fresh = append(fresh, n)
+		}
+	}
+	listeners := slices.Clone(e.onRevoke)
+	e.revMu.Unlock()
+	for _, n := range fresh {
+		for _, fn := range listeners {
+			fn(n)
+		}
+	}
+	return len(fresh)
+}
+
+// RevocationNoticed reports whether the OnRevoke listeners have heard that
+// the named credential is revoked. A listener's owner that registers
+// something for a principal after authenticating it checks this once the
+// registration is visible to its listener, so a revocation racing the
+// registration is never missed.
+func (e *Core) RevocationNoticed(name string) bool {
+	e.revMu.Lock()
+	defer e.revMu.Unlock()
+	return e.seenRevoked[name]
+}

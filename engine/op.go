@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -27,6 +28,8 @@ import (
 //     EUNAVAILABLE (startup.go).
 //   - An EUNAVAILABLE failure (storage full) degrades the core until
 //     ProbeStorage finds that writes work again (see Degraded).
+//   - Credentials it revoked are announced to the OnRevoke listeners once
+//     it has committed, whichever rule revoked them.
 func (e *Core) Update(ctx context.Context, op string, fn func(tx warden.Tx) error) error {
 	if err := e.refuseWrites(); err != nil {
 		return err
@@ -44,12 +47,15 @@ func (e *Core) Update(ctx context.Context, op string, fn func(tx warden.Tx) erro
 // update is Update without the gate and the storage health bookkeeping.
 func (e *Core) update(ctx context.Context, op string, fn func(tx warden.Tx) error) error {
 	var n scrollCounts
+	var revoked []string
 	err := e.store.Update(ctx, func(tx warden.Tx) error {
 		n = scrollCounts{} // the store may run fn again after a retry
-		return fn(&countingTx{Tx: tx, n: &n})
+		revoked = revoked[:0]
+		return fn(&countingTx{Tx: tx, n: &n, revoked: &revoked})
 	})
 	if err == nil {
 		e.countReceipts(&n)
+		e.revoked(revoked)
 		return nil
 	}
 	var d *Denial
@@ -86,6 +92,14 @@ func (e *Core) update(ctx context.Context, op string, fn func(tx warden.Tx) erro
 // named as Update names them.
 func (e *Core) View(ctx context.Context, op string, fn func(tx warden.ReadTx) error) error {
 	return named(op, e.store.View(ctx, fn))
+}
+
+// Stream runs fn as the operation op in one read-only snapshot that may
+// stay open while a client downloads what fn writes (warden.Store.Stream):
+// it never holds what View and Update need. Errors are named as Update
+// names them.
+func (e *Core) Stream(ctx context.Context, op string, fn func(tx warden.ReadTx) error) error {
+	return named(op, e.store.Stream(ctx, fn))
 }
 
 // named prefixes a non-domain error with the operation that met it, so a
@@ -142,10 +156,19 @@ func (e *Core) Deny(typ string, body map[string]any, code, format string, args .
 type scrollCounts [len(warden.Scrolls)]int
 
 // countingTx is the Tx every rule sees: it checks each receipt against the
-// catalogue and counts what was appended.
+// catalogue, counts what was appended and notes what was revoked.
 type countingTx struct {
 	warden.Tx
-	n *scrollCounts
+	n       *scrollCounts
+	revoked *[]string
+}
+
+func (t *countingTx) RevokeCredential(name string, at time.Time) error {
+	err := t.Tx.RevokeCredential(name, at)
+	if err == nil {
+		*t.revoked = append(*t.revoked, name)
+	}
+	return err
 }
 
 func (t *countingTx) Append(d warden.Draft) (*warden.Receipt, error) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -20,6 +19,7 @@ var codeStatus = map[string]int{
 	warden.EINSUFFICIENT: http.StatusConflict,
 	warden.ETOOLARGE:     http.StatusBadRequest,         // the issue asks 400 for oversized bodies
 	warden.EUNAVAILABLE:  http.StatusServiceUnavailable, // with Retry-After
+	warden.ETOOMANY:      http.StatusTooManyRequests,
 	warden.EINTERNAL:     http.StatusInternalServerError,
 }
 
@@ -37,17 +37,17 @@ func StatusOf(err error) int {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code := warden.ErrorCode(err)
 	status := StatusOf(err)
-	switch code {
-	case warden.EINTERNAL:
+	if code == warden.EINTERNAL {
 		log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
-	case warden.EUNAVAILABLE:
-		w.Header().Set("Retry-After", strconv.Itoa(warden.RetryAfterSeconds))
 	}
 	body := map[string]any{}
 	var e *warden.Error
 	if asError(err, &e) {
 		for k, v := range e.Data {
 			body[k] = v
+		}
+		if ra := e.RetryAfterSeconds(); ra != "" {
+			w.Header().Set("Retry-After", ra)
 		}
 	}
 	body["error"] = warden.ErrorMessage(err)

@@ -15,7 +15,7 @@ func (s *Server) registerIncidentRoutes() {
 	operators := []warden.Role{warden.RoleOperator}
 	recovery := []warden.Role{warden.RoleRecoveryAdmin}
 	s.handle("POST", "/api/v1/incidents/report", reporters, "report incidents", s.handleReport)
-	s.handle("GET", "/api/v1/incidents", readers, "read incidents", s.handleIncidents)
+	s.stream("GET", "/api/v1/incidents", readers, "read incidents", s.handleIncidents)
 	s.handle("GET", "/api/v1/incidents/get", readers, "read incidents", s.handleIncident)
 	s.handle("POST", "/api/v1/incidents/resolve", operators, "resolve incidents", s.handleResolve)
 	s.handle("POST", "/api/v1/incidents/acknowledge", operators, "acknowledge incidents", s.handleAcknowledge)
@@ -23,7 +23,7 @@ func (s *Server) registerIncidentRoutes() {
 	s.handle("POST", "/api/v1/recovery/ack", recovery, "acknowledge recoveries", s.handleRecoveryAck)
 	s.handle("POST", "/api/v1/recovery/reattest", recovery, "re-attest", s.handleReattest)
 	s.handle("GET", "/api/v1/stats", readers, "read statistics", s.handleStats)
-	s.handle("GET", "/api/v1/forensic/export", []warden.Role{warden.RoleForensic}, "export forensic bundles", s.handleForensicExport)
+	s.stream("GET", "/api/v1/forensic/export", []warden.Role{warden.RoleForensic}, "export forensic bundles", s.handleForensicExport)
 	s.handle("POST", "/api/v1/reload", operators, "reload the containment policy", s.handleReload)
 	s.handle("GET", "/api/v1/policy", readers, "read the containment policy", s.handlePolicy)
 	s.handle("GET", "/api/v1/attestation/state", public, "", s.handleAttestationState)

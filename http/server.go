@@ -38,6 +38,8 @@ type Server struct {
 	mux      *http.ServeMux
 	routes   map[string]map[string]*route // pattern → method → route
 
+	streams *streamLimits
+
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
@@ -51,6 +53,7 @@ type route struct {
 	method  string
 	roles   []warden.Role // nil: public, no authentication
 	action  string        // "read receipts": used in 403 sentences
+	stream  bool          // a streamed response: counts against the stream limits
 	h       handlerFunc
 }
 
@@ -80,6 +83,15 @@ type Options struct {
 	// often enough to beat WriteIdle, but slower than this, is cut off too.
 	// Time the server spends producing the response does not count.
 	MinWriteRate int
+	// MaxStreams bounds the streamed responses (forensic exports, incident
+	// and receipt listings) sent at once, MaxStreamsPerPrincipal those of
+	// one principal (defaults DefaultMaxStreams and
+	// DefaultMaxStreamsPerPrincipal); past either a stream is refused 429
+	// too_many with Retry-After. A server sizes its store's stream pool
+	// to MaxStreams, so an admitted stream never waits for a connection.
+	// A principal's streams are cut off when its credential is revoked.
+	MaxStreams             int
+	MaxStreamsPerPrincipal int
 }
 
 // Defaults of Options.WriteIdle and Options.MinWriteRate.
@@ -102,6 +114,12 @@ func NewServer(o Options) *Server {
 	if o.MinWriteRate <= 0 {
 		o.MinWriteRate = DefaultMinWriteRate
 	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = DefaultMaxStreams
+	}
+	if o.MaxStreamsPerPrincipal <= 0 {
+		o.MaxStreamsPerPrincipal = DefaultMaxStreamsPerPrincipal
+	}
 	s := &Server{
 		core:     o.Core,
 		rec:      o.Recorder,
@@ -113,6 +131,7 @@ func NewServer(o Options) *Server {
 		registry: o.Registry,
 		mux:      http.NewServeMux(),
 		routes:   map[string]map[string]*route{},
+		streams:  newStreamLimits(o.MaxStreams, o.MaxStreamsPerPrincipal),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_http_requests_total", Help: "HTTP requests by route, method and status.",
 		}, []string{"route", "method", "status"}),
@@ -121,7 +140,8 @@ func NewServer(o Options) *Server {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}, []string{"route"}),
 	}
-	o.Registry.MustRegister(s.requests, s.latency)
+	o.Registry.MustRegister(s.requests, s.latency, s.streams.open)
+	o.Core.OnRevoke(s.streams.revoke)
 	s.registerRoutes()
 	for pattern, h := range o.Mount {
 		s.mux.Handle(pattern, h)
@@ -147,7 +167,7 @@ var (
 func (s *Server) registerRoutes() {
 	s.handle("GET", "/health", public, "", s.handleHealth)
 	s.handle("GET", "/api/v1/pubkey", readers, "read the ledger public key", s.handlePubkey)
-	s.handle("GET", "/api/v1/receipts", readers, "read receipts", s.handleReceipts)
+	s.stream("GET", "/api/v1/receipts", readers, "read receipts", s.handleReceipts)
 	s.handle("GET", "/api/v1/receipts/{seq}", readers, "read receipts", s.handleReceipt)
 	s.handle("GET", "/api/v1/checkpoint", readers, "read checkpoints", s.handleCheckpoint)
 	s.handle("GET", "/api/v1/checkpoint/consistency", readers, "read checkpoints", s.handleConsistency)
@@ -161,7 +181,20 @@ func (s *Server) registerRoutes() {
 // handle registers a route. Routes sharing a pattern share one mux entry
 // that dispatches on method, so a wrong method gets a JSON 405.
 func (s *Server) handle(method, pattern string, roles []warden.Role, action string, h handlerFunc) {
-	rt := &route{pattern: pattern, method: method, roles: roles, action: action, h: h}
+	s.add(&route{pattern: pattern, method: method, roles: roles, action: action, h: h})
+}
+
+// stream registers a route whose response is streamed: it needs a
+// principal, and counts against the stream limits while it runs.
+func (s *Server) stream(method, pattern string, roles []warden.Role, action string, h handlerFunc) {
+	if roles == nil {
+		panic("http: a streamed route needs a principal: " + pattern)
+	}
+	s.add(&route{pattern: pattern, method: method, roles: roles, action: action, stream: true, h: h})
+}
+
+func (s *Server) add(rt *route) {
+	method, pattern := rt.method, rt.pattern
 	byMethod, ok := s.routes[pattern]
 	if !ok {
 		byMethod = map[string]*route{}
@@ -254,6 +287,22 @@ func (s *Server) dispatch(pattern string, byMethod map[string]*route) http.Handl
 				return
 			}
 		}
+		if rt.stream {
+			ctx, release, err := s.streams.acquire(r.Context(), p.Name, sw)
+			if err != nil {
+				writeError(sw, r, s.log, err)
+				return
+			}
+			defer release()
+			// A revocation that raced the authentication: the listener
+			// may have missed this stream, so look again now that it
+			// would see it.
+			if s.core.RevocationNoticed(p.Name) {
+				s.refuse(sw, r, p, warden.Errorf(warden.EUNAUTHORIZED, "Credential %q was revoked.", p.Name))
+				return
+			}
+			r = r.WithContext(ctx)
+		}
 		if err := rt.h(sw, r, p); err != nil {
 			if c := warden.ErrorCode(err); c == warden.EFORBIDDEN || c == warden.EUNAUTHORIZED {
 				s.refuse(sw, r, p, err)
@@ -266,19 +315,15 @@ func (s *Server) dispatch(pattern string, byMethod map[string]*route) http.Handl
 
 // authenticate resolves the request's bearer credential.
 func (s *Server) authenticate(r *http.Request) (*warden.Principal, error) {
-	h := r.Header.Get("Authorization")
-	token := ""
-	if h != "" {
-		scheme, rest, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
-			return nil, warden.Errorf(warden.EUNAUTHORIZED, "Authorization header must be \"Bearer <token>\".")
-		}
-		token = strings.TrimSpace(rest)
+	token, err := engine.BearerToken(r.Header.Values("Authorization"))
+	if err != nil {
+		return nil, err
 	}
 	return s.core.Authenticate(r.Context(), token)
 }
 
-// refuse answers 401/403 and receipts the refusal.
+// refuse answers 401/403 (400 for ambiguous credentials) and receipts the
+// refusal.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, p *warden.Principal, err error) {
 	status := StatusOf(err)
 	f := engine.AuthFailure{
@@ -308,11 +353,44 @@ func remoteHost(r *http.Request) string {
 	return host
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. In --dev mode, where a request needs
+// no credential, every route (mounted ones too) refuses a request that
+// reached a loopback listener under a foreign Host name: a page on
+// another site that rebinds its name to 127.0.0.1 would otherwise read
+// the API, forensic bundles included, from the victim's browser.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if s.core.Dev() && rebinding(r) {
+		s.refuse(w, r, nil, warden.Errorf(warden.EFORBIDDEN,
+			"Host %q is not a loopback name: in dev mode requests must name the server as localhost or a loopback address (DNS-rebinding protection).", r.Host))
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// rebinding reports whether r arrived on a loopback address under a Host
+// that is not a loopback name (the MCP SDK's DNS-rebinding rule).
+func rebinding(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok || local == nil || !loopbackHost(local.String()) {
+		return false
+	}
+	return !loopbackHost(r.Host)
+}
+
+// loopbackHost reports whether a host or host:port names the loopback
+// interface: localhost or a loopback IP.
+func loopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.Trim(hostport, "[]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // statusWriter records the status of an API response and bounds how long
@@ -320,6 +398,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // together idle plus one second per minRate bytes sent.
 type statusWriter struct {
 	http.ResponseWriter
+	ctx     context.Context // a stream's: once done, writes fail
 	status  int
 	rc      *http.ResponseController
 	idle    time.Duration
@@ -330,6 +409,11 @@ type statusWriter struct {
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	w.extend()
+	// Checked after extend: a stream cut off (stream.cut: cancel, then a
+	// past deadline) either is seen here or fails the write below.
+	if w.ctx != nil && w.ctx.Err() != nil {
+		return 0, context.Cause(w.ctx)
+	}
 	start := time.Now()
 	n, err := w.ResponseWriter.Write(b)
 	w.blocked += time.Since(start)
@@ -372,10 +456,5 @@ func crossSite(r *http.Request) bool {
 	if err != nil {
 		return true
 	}
-	host := u.Hostname()
-	if strings.EqualFold(host, "localhost") {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip == nil || !ip.IsLoopback()
+	return !loopbackHost(u.Hostname())
 }

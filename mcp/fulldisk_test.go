@@ -2,6 +2,7 @@ package mcp_test
 
 import (
 	"testing"
+	"time"
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/wardentest"
@@ -26,8 +27,8 @@ func TestToolOnAFullDisk(t *testing.T) {
 			break
 		}
 	}
-	if m["code"] != warden.EUNAVAILABLE || m["retry_after_seconds"] != float64(warden.RetryAfterSeconds) {
-		t.Fatalf("tool call on a full disk: %v; want code %s with retry_after_seconds %d", m, warden.EUNAVAILABLE, warden.RetryAfterSeconds)
+	if m["code"] != warden.EUNAVAILABLE || m["retry_after_seconds"] != float64(int(warden.UnavailableRetryAfter/time.Second)) {
+		t.Fatalf("tool call on a full disk: %v; want code %s with retry_after_seconds %d", m, warden.EUNAVAILABLE, int(warden.UnavailableRetryAfter/time.Second))
 	}
 	fill.Free()
 	a.call("cognitive_decide", args)

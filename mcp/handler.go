@@ -3,10 +3,9 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -17,13 +16,10 @@ import (
 
 // Keys of auth.TokenInfo.Extra set by Handler for the tool handlers.
 const (
-	principalKey = "warden.principal"
-	remoteKey    = "warden.remote"
+	principalKey   = "warden.principal"
+	remoteKey      = "warden.remote"
+	reservationKey = "warden.session-reservation" // a new session's place under the caps
 )
-
-// SessionIdleTimeout closes MCP sessions that receive no request for this
-// long, so clients that vanish without DELETE do not pile up.
-const SessionIdleTimeout = 30 * time.Minute
 
 // maxRequestBytes bounds an MCP HTTP body: one call's arguments plus the
 // JSON-RPC envelope.
@@ -40,12 +36,21 @@ type tokenInfoKey struct{}
 // bound to the principal that opened it: another principal's request on it
 // is refused 403 and receipted. In --dev mode, a loopback listener also
 // refuses foreign Host headers (DNS rebinding) with 403.
+//
+// Sessions are bounded (WithSessionLimits): a request for a new one past
+// the principal's or the server's cap is refused 429 too_many with
+// Retry-After, before the SDK allocates anything. A session idle for
+// WithSessionIdle is closed, and so, at once, is every session of a
+// principal whose credential is revoked (engine.Core.OnRevoke: through
+// this process, or noticed from another by NoticeRevocations).
 func Handler(core *engine.Core, gov *governor.Governor, version string, opts ...Option) http.Handler {
 	c := newConfig(opts)
 	srv := NewServer(core, gov, version, opts...)
+	limits := newSessionLimits(core, c)
+	srv.AddReceivingMiddleware(limits.middleware)
 	stream := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, &sdk.StreamableHTTPOptions{
 		Logger:              sdkLogger(c.logger),
-		SessionTimeout:      SessionIdleTimeout,
+		SessionTimeout:      c.sessionIdle,
 		MaxRequestBodyBytes: maxRequestBytes,
 		// DNS-rebinding protection (a loopback listener refuses foreign Host
 		// headers) guards --dev, where no token is needed. With bearer auth
@@ -62,7 +67,7 @@ func Handler(core *engine.Core, gov *governor.Governor, version string, opts ...
 		}
 		return nil, auth.ErrInvalidToken
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(stream)
-	h := &authHandler{core: core, next: carry, cfg: c}
+	h := &authHandler{core: core, next: carry, cfg: c, sessions: limits}
 	if c.shutdown != nil {
 		go func() {
 			<-c.shutdown.Done()
@@ -75,9 +80,10 @@ func Handler(core *engine.Core, gov *governor.Governor, version string, opts ...
 }
 
 type authHandler struct {
-	core *engine.Core
-	next http.Handler
-	cfg  *config
+	core     *engine.Core
+	next     http.Handler
+	cfg      *config
+	sessions *sessionLimits
 }
 
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -87,7 +93,7 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "warden is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	token, err := bearer(r)
+	token, err := engine.BearerToken(r.Header.Values("Authorization"))
 	var p *warden.Principal
 	if err == nil {
 		p, err = h.core.Authenticate(r.Context(), token)
@@ -98,12 +104,36 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, err)
 			return
 		}
-		h.refuse(r, nil, http.StatusUnauthorized, err)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
-		writeError(w, http.StatusUnauthorized, err)
+		status := http.StatusUnauthorized
+		if warden.ErrorCode(err) == warden.EINVALID {
+			status = http.StatusBadRequest // several Authorization headers
+		}
+		h.refuse(r, nil, status, err)
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
+		}
+		writeError(w, status, err)
 		return
 	}
 	ti := &auth.TokenInfo{UserID: p.Name, Extra: map[string]any{principalKey: p, remoteKey: remoteHost(r)}}
+	opens, err := initializes(r, maxRequestBytes)
+	if err != nil {
+		status := http.StatusBadRequest
+		if warden.ErrorCode(err) == warden.ETOOLARGE {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, status, err)
+		return
+	}
+	if opens {
+		res, err := h.sessions.reserve(p.Name)
+		if err != nil {
+			writeError(w, http.StatusTooManyRequests, err)
+			return
+		}
+		defer h.sessions.release(res)
+		ti.Extra[reservationKey] = res
+	}
 	r2 := r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti))
 	// The credential is verified; downstream (tool handlers included) sees
 	// a marker instead of the secret.
@@ -127,20 +157,11 @@ func (h *authHandler) refuse(r *http.Request, p *warden.Principal, status int, e
 	h.core.RecordAuthFailure(context.WithoutCancel(r.Context()), f)
 }
 
-// bearer returns the request's bearer token ("" if none).
-func bearer(r *http.Request) (string, error) {
-	v := r.Header.Get("Authorization")
-	if v == "" {
-		return "", nil
-	}
-	scheme, rest, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
-		return "", warden.Errorf(warden.EUNAUTHORIZED, "Authorization header must be \"Bearer <token>\".")
-	}
-	return strings.TrimSpace(rest), nil
-}
-
 func writeError(w http.ResponseWriter, status int, err error) {
+	var we *warden.Error
+	if errors.As(err, &we) && we.RetryAfterSeconds() != "" {
+		w.Header().Set("Retry-After", we.RetryAfterSeconds())
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

@@ -13,8 +13,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
 	"github.com/warden-sh/warden/engine/governor"
@@ -34,6 +37,10 @@ type config struct {
 	logger   *slog.Logger
 	client   *http.Client
 	shutdown context.Context
+	registry *prometheus.Registry
+
+	maxSessions, maxSessionsPer int
+	sessionIdle                 time.Duration
 }
 
 // WithLogger sets the logger for internal errors (default slog.Default()).
@@ -45,6 +52,22 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // cancellation starts their shutdown.
 func WithShutdown(ctx context.Context) Option { return func(c *config) { c.shutdown = ctx } }
 
+// WithSessionLimits caps Handler's open sessions: at most max overall and
+// perPrincipal for one principal (defaults DefaultMaxSessions and
+// DefaultMaxSessionsPerPrincipal; zero keeps a default). A request for a
+// new session past either is refused 429 too_many with Retry-After.
+func WithSessionLimits(max, perPrincipal int) Option {
+	return func(c *config) { c.maxSessions, c.maxSessionsPer = max, perPrincipal }
+}
+
+// WithSessionIdle sets how long a Handler session may go without a request
+// before it is closed (default DefaultSessionIdle).
+func WithSessionIdle(d time.Duration) Option { return func(c *config) { c.sessionIdle = d } }
+
+// WithRegistry registers Handler's session metrics (open sessions,
+// refusals) on reg.
+func WithRegistry(reg *prometheus.Registry) Option { return func(c *config) { c.registry = reg } }
+
 // WithHTTPClient sets the client NewRemoteServer calls the server with.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.client = hc } }
 
@@ -55,6 +78,15 @@ func newConfig(opts []Option) *config {
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
+	}
+	if c.maxSessions <= 0 {
+		c.maxSessions = DefaultMaxSessions
+	}
+	if c.maxSessionsPer <= 0 {
+		c.maxSessionsPer = DefaultMaxSessionsPerPrincipal
+	}
+	if c.sessionIdle <= 0 {
+		c.sessionIdle = DefaultSessionIdle
 	}
 	return c
 }
@@ -126,8 +158,10 @@ func toolResult(res json.RawMessage, err error) *sdk.CallToolResult {
 	body["success"] = false
 	body["error"] = msg
 	body["code"] = warden.ErrorCode(err)
-	if body["code"] == warden.EUNAVAILABLE {
-		body["retry_after_seconds"] = warden.RetryAfterSeconds
+	if we != nil {
+		if ra, err := strconv.Atoi(we.RetryAfterSeconds()); err == nil {
+			body["retry_after_seconds"] = ra
+		}
 	}
 	return &sdk.CallToolResult{
 		Content:           []sdk.Content{&sdk.TextContent{Text: msg}},

@@ -7,7 +7,10 @@
 // single fsync (synchronous=FULL). An Update whose fn fails is rolled back to
 // its savepoint without touching the others. Reads run on a pool of
 // read-only connections, each View in one snapshot, concurrently with the
-// writer.
+// writer. Streams (reads held open while a client downloads what they
+// produce) run on a second pool of their own, so however many are open or
+// waiting, Views (authentication, /health) and the writer never wait for
+// them.
 //
 // Several processes (a server and a CLI) may open the same file: the writer
 // reloads the log head inside every transaction, so appends from another
@@ -36,6 +39,11 @@ var ErrClosed = errors.New("sqlite: store is closed")
 // DefaultMaxBatch is the default number of Updates committed together.
 const DefaultMaxBatch = 256
 
+// DefaultStreamConns is the default size of the Stream pool: the HTTP
+// API's default stream limit (http.DefaultMaxStreams), so an admitted
+// stream never waits for a connection. Connections open on first use.
+const DefaultStreamConns = 8
+
 // Options configure Open. The zero value is usable.
 type Options struct {
 	// Logger receives internal errors and panics; nil discards them.
@@ -43,9 +51,13 @@ type Options struct {
 	// MaxBatch caps how many queued Updates share one commit
 	// (DefaultMaxBatch when ≤ 0).
 	MaxBatch int
-	// ReadConns caps the read-only connection pool (default: 2 per CPU,
-	// at least 4).
+	// ReadConns caps the read-only connection pool of View (default: 2
+	// per CPU, at least 4).
 	ReadConns int
+	// StreamConns caps the separate read-only pool of Stream (default
+	// DefaultStreamConns). A Stream beyond it waits for one to free up (or
+	// for its context to end); servers limit their streams to it.
+	StreamConns int
 	// OnCommit, if set, is called on the writer goroutine after every
 	// successful commit with the number of Updates it made durable and the
 	// time from BEGIN to the end of COMMIT. It MUST return quickly.
@@ -60,8 +72,10 @@ type DB struct {
 
 	wdb *sql.DB // writer pool: exactly one connection, owned by w
 	rdb *sql.DB // read-only pool for View
+	sdb *sql.DB // read-only pool for Stream
 	w   *writer
 	rst *stmtCache // statements prepared on rdb
+	sst *stmtCache // statements prepared on sdb
 
 	mu      sync.Mutex
 	queue   []*request
@@ -90,6 +104,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = max(4, 2*runtime.NumCPU())
+	}
+	if opts.StreamConns <= 0 {
+		opts.StreamConns = DefaultStreamConns
 	}
 	log := opts.Logger
 	if log == nil {
@@ -158,26 +175,43 @@ func (db *DB) open() error {
 	}
 
 	// Readers: query_only so a View can never write, whatever its SQL.
-	db.rdb, err = sql.Open("sqlite", dsn(db.path, "",
-		"busy_timeout(10000)",
-		"foreign_keys(1)",
-		"query_only(1)",
-		"cache_size(-16384)",
-		"temp_store(MEMORY)",
-	))
-	if err != nil {
-		return err
-	}
-	db.rdb.SetMaxOpenConns(db.opts.ReadConns)
-	db.rdb.SetMaxIdleConns(db.opts.ReadConns)
-	db.rdb.SetConnMaxIdleTime(0)
-	db.rdb.SetConnMaxLifetime(0)
-	if err := db.rdb.PingContext(ctx); err != nil {
+	if db.rdb, err = db.openReaders(db.opts.ReadConns, "cache_size(-16384)"); err != nil {
 		return err
 	}
 	db.rst = newStmtCache(db.rdb.PrepareContext)
+	// Streams scan once, front to back: a small page cache is enough.
+	if db.sdb, err = db.openReaders(db.opts.StreamConns, "cache_size(-4096)"); err != nil {
+		return err
+	}
+	db.sst = newStmtCache(db.sdb.PrepareContext)
 	return nil
 }
+
+// openReaders opens a pool of n read-only connections.
+func (db *DB) openReaders(n int, cache string) (*sql.DB, error) {
+	rdb, err := sql.Open("sqlite", dsn(db.path, "",
+		"busy_timeout(10000)",
+		"foreign_keys(1)",
+		"query_only(1)",
+		cache,
+		"temp_store(MEMORY)",
+	))
+	if err != nil {
+		return nil, err
+	}
+	rdb.SetMaxOpenConns(n)
+	rdb.SetMaxIdleConns(n)
+	rdb.SetConnMaxIdleTime(0)
+	rdb.SetConnMaxLifetime(0)
+	if err := rdb.PingContext(context.Background()); err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	return rdb, nil
+}
+
+// ReadConns returns the size of View's connection pool.
+func (db *DB) ReadConns() int { return db.opts.ReadConns }
 
 // Path returns the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
@@ -220,18 +254,30 @@ func (db *DB) Update(ctx context.Context, fn func(tx warden.Tx) error) error {
 // View runs fn in a read-only transaction: every read sees one snapshot of
 // the committed database. It returns fn's error unchanged.
 func (db *DB) View(ctx context.Context, fn func(tx warden.ReadTx) error) error {
+	return db.view(ctx, "sqlite.View", db.rdb, db.rst, fn)
+}
+
+// Stream is View on the Stream pool (Options.StreamConns): fn may take as
+// long as a client takes to read what it writes without holding up any
+// View or Update. Once the pool is busy, Stream waits for a connection
+// until ctx ends.
+func (db *DB) Stream(ctx context.Context, fn func(tx warden.ReadTx) error) error {
+	return db.view(ctx, "sqlite.Stream", db.sdb, db.sst, fn)
+}
+
+func (db *DB) view(ctx context.Context, op string, pool *sql.DB, cache *stmtCache, fn func(tx warden.ReadTx) error) error {
 	db.mu.Lock()
 	closed := db.closed
 	db.mu.Unlock()
 	if closed {
-		return fmt.Errorf("sqlite.View: %w", ErrClosed)
+		return fmt.Errorf("%s: %w", op, ErrClosed)
 	}
-	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := pool.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("sqlite.View: %w", err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only: nothing to lose
-	v := &viewTx{reader: reader{q: &txQuerier{ctx: ctx, tx: tx, cache: db.rst}}}
+	v := &viewTx{reader: reader{q: &txQuerier{ctx: ctx, tx: tx, cache: cache}}}
 	return fn(v)
 }
 
@@ -257,11 +303,17 @@ func (db *DB) closeConns() error {
 	if db.rst != nil {
 		errs = append(errs, db.rst.close())
 	}
+	if db.sst != nil {
+		errs = append(errs, db.sst.close())
+	}
 	if db.w != nil {
 		errs = append(errs, db.w.close())
 	}
 	if db.rdb != nil {
 		errs = append(errs, db.rdb.Close())
+	}
+	if db.sdb != nil {
+		errs = append(errs, db.sdb.Close())
 	}
 	if db.wdb != nil {
 		errs = append(errs, db.wdb.Close())

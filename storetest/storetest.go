@@ -57,6 +57,8 @@ func Run(t *testing.T, h Harness) {
 		{"Credentials", testCredentials},
 		{"Meta", testMeta},
 		{"ViewSnapshot", testViewSnapshot},
+		{"StreamSnapshot", testStreamSnapshot},
+		{"StreamsNeverHoldViews", testStreamsNeverHoldViews},
 		{"CanceledContext", testCanceledContext},
 		{"Close", testClose},
 		{"Reopen", testReopen},

@@ -41,7 +41,10 @@ func (rec *Recorder) ExportForensic(ctx context.Context, p *warden.Principal, w 
 	}
 	digest := rec.policyState().Digest
 	var sum *forensic.Summary
-	err = rec.core.View(ctx, "recorder.ExportForensic", func(tx warden.ReadTx) error {
+	// One snapshot for the whole bundle (forensic.Source's contract), held
+	// while the client downloads it: a Stream, so it never holds what
+	// authentication, /health and writes need.
+	err = rec.core.Stream(ctx, "recorder.ExportForensic", func(tx warden.ReadTx) error {
 		head, err := tx.Head()
 		if err != nil {
 			return err

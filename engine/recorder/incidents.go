@@ -39,7 +39,10 @@ func (rec *Recorder) Incidents(ctx context.Context, f warden.IncidentFilter, fn 
 			return err
 		}
 	}
-	return rec.core.View(ctx, "recorder.Incidents", func(tx warden.ReadTx) error { return tx.Incidents(f, fn) })
+	// One snapshot, so every incident appears once and in order even while
+	// severities and states change; held while the client reads, so a
+	// Stream.
+	return rec.core.Stream(ctx, "recorder.Incidents", func(tx warden.ReadTx) error { return tx.Incidents(f, fn) })
 }
 
 // Stats returns the incident counters.
