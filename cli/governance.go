@@ -34,10 +34,9 @@ func (e *env) governanceCmds() []*cobra.Command {
 		Short: "Escalate one hop up the ladder from your current profile",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := map[string]any{"to_profile": to, "escalation_type": typ}
-			if reason != "" {
-				req["reason"] = reason
-			}
+			// reason is a required argument; an empty one is judged by the
+			// ladder (a threat id can stand in for it).
+			req := map[string]any{"to_profile": to, "escalation_type": typ, "reason": reason}
 			if ttl > 0 {
 				req["ttl_seconds"] = ttl
 			}

@@ -232,12 +232,14 @@ func TestDrill3EscalationAbuse(t *testing.T) {
 	a := newAgent(t, env, base, "drill-agent", warden.RoleRead)
 
 	// A caller cannot claim a profile it does not hold.
-	a.refused("escalate", map[string]any{"from_profile": "guardian", "to_profile": "phoenix", "escalation_type": "crisis_declared"},
+	// The seed's calls omit reason (its escalate() had no such parameter);
+	// warden requires it, as every hop of the seed's ladder does.
+	a.refused("escalate", map[string]any{"from_profile": "guardian", "to_profile": "phoenix", "escalation_type": "crisis_declared", "reason": "DRILL: abuse"},
 		warden.EDENIED, "No escalation path")
 
 	a.escalate("operator")
 	denied := len(receipts(t, env, warden.ReceiptEscalationDenied))
-	m := a.refused("escalate", map[string]any{"from_profile": "operator", "to_profile": "phoenix", "escalation_type": "threat_detected"},
+	m := a.refused("escalate", map[string]any{"from_profile": "operator", "to_profile": "phoenix", "escalation_type": "threat_detected", "reason": "DRILL: abuse"},
 		warden.EDENIED, "No escalation path from operator to phoenix")
 	if m["success"] != false {
 		t.Fatalf("skip-level result %v", m)
@@ -251,7 +253,7 @@ func TestDrill3EscalationAbuse(t *testing.T) {
 	}
 
 	a.escalate("guardian")
-	m = a.refused("escalate", map[string]any{"from_profile": "guardian", "to_profile": "phoenix", "escalation_type": "crisis_declared"},
+	m = a.refused("escalate", map[string]any{"from_profile": "guardian", "to_profile": "phoenix", "escalation_type": "crisis_declared", "reason": "DRILL: abuse"},
 		warden.EDENIED, "requires approval")
 	if m["approval_required"] != true || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(fmt.Sprint(m["request_digest"])) {
 		t.Fatalf("missing-approval result %v, want approval_required and request_digest", m)

@@ -24,7 +24,7 @@ type EscalateRequest struct {
 	Context             *warden.EscalationContext `json:"context,omitempty"`
 	TTLSeconds          int                       `json:"ttl_seconds,omitempty"`
 	DeescalateCondition string                    `json:"deescalate_condition,omitempty"`
-	Reason              string                    `json:"reason,omitempty"`
+	Reason              string                    `json:"reason"`
 	// ApprovedBy names the approvers (one name or several).
 	ApprovedBy StringList `json:"approved_by,omitempty"`
 	// ApprovalSignatures maps approver → base64 ed25519 signature over the

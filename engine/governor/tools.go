@@ -240,7 +240,7 @@ func (g *Governor) CallTool(ctx context.Context, p *warden.Principal, name strin
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")
 	}
-	if err := jsonx.Decode(raw, args); err != nil {
+	if err := jsonx.DecodeRequired(raw, args); err != nil {
 		return nil, err
 	}
 	prof, err := g.CurrentProfile(ctx, p.Name)
