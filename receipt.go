@@ -162,6 +162,10 @@ type ReceiptFilter struct {
 	Tag    string
 	// After returns only receipts with Seq > *After.
 	After *uint64
+	// Before returns only receipts with Seq < *Before: with Descending, the
+	// cursor that pages backwards from the newest (Before = the last Seq of
+	// the previous page).
+	Before *uint64
 	// Limit caps the page; the store applies DefaultPageSize when 0.
 	Limit int
 	// Descending lists newest first.

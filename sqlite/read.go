@@ -159,6 +159,13 @@ func (r *reader) Receipts(f warden.ReceiptFilter) ([]*warden.Receipt, error) {
 		where = append(where, "seq > ?")
 		args = append(args, int64(*f.After))
 	}
+	if f.Before != nil && *f.Before <= math.MaxInt64 { // beyond: every seq is below it
+		if *f.Before == 0 {
+			return []*warden.Receipt{}, nil
+		}
+		where = append(where, "seq < ?")
+		args = append(args, int64(*f.Before))
+	}
 	var q strings.Builder
 	q.WriteString("SELECT " + receiptColumns + " FROM receipts")
 	if len(where) > 0 {

@@ -69,9 +69,6 @@ type phoenixArgs struct {
 type activeArgs struct {
 	Subject string `json:"subject,omitempty"`
 }
-type limitArgs struct {
-	Limit int `json:"limit,omitempty"`
-}
 type noArgs struct{}
 type budgetArgs struct {
 	BudgetID string `json:"budget_id"`
@@ -172,8 +169,8 @@ var tools = []*Tool{
 			return g.InvokeTem(ctx, p, *a)
 		}),
 	tool("cognitive_audit_trail", "Decisions and Tem invocations, newest first.",
-		func(ctx context.Context, g *Governor, p *warden.Principal, a *limitArgs) (any, error) {
-			return g.AuditTrail(ctx, a.Limit)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *AuditTrailRequest) (any, error) {
+			return g.AuditTrail(ctx, *a)
 		}),
 	tool("treasury_create_budget", "Create a budget (drill mode: isolated, at most 1000 units).",
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *CreateBudgetRequest) (any, error) {
