@@ -286,7 +286,7 @@ func (rec *Recorder) attestationChecks(ctx context.Context, check map[string]any
 	case rec.integrity == nil:
 		return "an integrity baseline exists but no integrity checker is configured"
 	}
-	clean, evidence, _, err := rec.integrity.Check(b)
+	clean, evidence, _, err := rec.integrity.Check(ctx, b)
 	if err != nil {
 		return fmt.Sprintf("integrity check failed: %v", err)
 	}
