@@ -21,8 +21,8 @@ import (
 	"github.com/warden-sh/warden/datadir"
 	"github.com/warden-sh/warden/engine"
 	"github.com/warden-sh/warden/engine/stack"
-	"github.com/warden-sh/warden/integrity"
 	wardenhttp "github.com/warden-sh/warden/http"
+	"github.com/warden-sh/warden/integrity"
 )
 
 // AdminName is the name of the credential `warden init` creates.
