@@ -74,7 +74,7 @@ func TestTrustStatesAreBounded(t *testing.T) {
 	for range n {
 		env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassIntegrityViolation, Source: "fim", Description: "changed"})
 	}
-	env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassUnauthorizedAccess, Source: "gw", Description: "not integrity, no re-attestation", Severity: "high"})
+	env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassUnauthorizedAccess, Source: "gw", Description: "not integrity, no re-attestation", Severity: "high", SeverityReason: "test"})
 	for name, state := range map[string]func(context.Context) (*recorder.TrustState, error){
 		"attestation": env.Recorder.AttestationState, "integrity": env.Recorder.IntegrityState,
 	} {
