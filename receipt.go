@@ -48,6 +48,7 @@ const (
 	ReceiptAuthFailure            = "auth_failure"             // a request was refused 401/403, or a tool below its profile
 	ReceiptAuthFailuresSuppressed = "auth_failures_suppressed" // auth failures counted but not receipted one by one
 	ReceiptCredential             = "credential_added"
+	ReceiptCredentialHuman        = "credential_human_set" // an admin changed a credential's human attribute
 	ReceiptRevocation             = "credential_revoked"
 	ReceiptEscalation             = "profile_escalation"
 	ReceiptDeescalation           = "profile_deescalation"
@@ -55,6 +56,7 @@ const (
 	ReceiptApproval               = "approval_recorded"
 	ReceiptApproverKey            = "approver_key_registered"
 	ReceiptPhoenixRevoke          = "phoenix_revoke_credentials"
+	ReceiptPhoenixDenied          = "phoenix_denied" // a phoenix operation refused by a rule other than authority (e.g. the last approver)
 
 	// cognitive
 	ReceiptDecision      = "cognitive_decision"
@@ -92,9 +94,9 @@ var receiptScrolls = map[string]string{
 	ReceiptForensicExport: ScrollSystem, ReceiptGuardianAnchor: ScrollSystem,
 
 	ReceiptAuthFailure: ScrollIdentity, ReceiptAuthFailuresSuppressed: ScrollIdentity, ReceiptCredential: ScrollIdentity,
-	ReceiptRevocation: ScrollIdentity, ReceiptEscalation: ScrollIdentity, ReceiptDeescalation: ScrollIdentity,
+	ReceiptCredentialHuman: ScrollIdentity, ReceiptRevocation: ScrollIdentity, ReceiptEscalation: ScrollIdentity, ReceiptDeescalation: ScrollIdentity,
 	ReceiptEscalationDenied: ScrollIdentity, ReceiptApproval: ScrollIdentity, ReceiptApproverKey: ScrollIdentity,
-	ReceiptPhoenixRevoke: ScrollIdentity,
+	ReceiptPhoenixRevoke: ScrollIdentity, ReceiptPhoenixDenied: ScrollIdentity,
 
 	ReceiptDecision: ScrollCognitive, ReceiptTemInvocation: ScrollCognitive,
 

@@ -69,7 +69,11 @@ func TestToolResultMembers(t *testing.T) {
 		c.Governor.Mirror = datadir.Mirror{Dir: mirror}
 	})
 	ctx := context.Background()
-	a := &warden.Principal{Name: "agent-1", Roles: []warden.Role{warden.RoleOperator}}
+	a := &warden.Principal{Name: "agent-1", Roles: []warden.Role{warden.RoleOperator}, Human: true}
+	// A human (key rotation and mass revocation need one), and a human
+	// approver that mass revocation keeps.
+	env.MustCredential(t, engine.CredentialSpec{Name: "agent-1", Roles: a.Roles, Human: true})
+	env.MustCredential(t, engine.CredentialSpec{Name: "human-approver", Roles: []warden.Role{warden.RoleApprover}, Human: true})
 	env.MustCredential(t, engineSpec("reader", warden.RoleRead))
 	call := func(tool, args string) any {
 		t.Helper()
@@ -149,6 +153,7 @@ func TestDrillRotationMembers(t *testing.T) {
 		open[k] = warden.ProfileObserver
 	}
 	env := wardentest.MustEnv(t, wardentest.Drill, func(c *stack.Config) { c.Governor.Authority = open })
+	env.MustCredential(t, engine.CredentialSpec{Name: "a", Roles: []warden.Role{warden.RoleRead}, Human: true})
 	res, err := env.Governor.CallTool(context.Background(), &warden.Principal{Name: "a", Roles: []warden.Role{warden.RoleRead}}, "phoenix_rotate_key", nil)
 	if err != nil {
 		t.Fatal(err)
