@@ -101,9 +101,14 @@ func TestCheckerReadsOnlyBeneathItsRoots(t *testing.T) {
 		t.Errorf("a link as a root: %+v %v", link, err)
 	}
 
+	// A scan's errors become incident evidence: plain sentences, not
+	// "warden error: code=… message=…".
 	forged := &warden.IntegrityBaseline{Roots: []string{outside}, Files: []warden.BaselineFile{{Path: filepath.Join(outside, "secret"), SHA256: sum("s")}}}
-	if clean, _, _, err := c.Check(ctx, forged); clean || err == nil || !strings.Contains(err.Error(), "outside the integrity roots") {
+	if clean, _, _, err := c.Check(ctx, forged); clean || err == nil || !strings.Contains(err.Error(), "outside the integrity roots") || strings.Contains(err.Error(), "warden error") {
 		t.Errorf("scan of a baseline outside the roots: clean=%v err=%v", clean, err)
+	}
+	if clean, _, _, err := (integrity.Checker{}).Check(ctx, b); clean || err == nil || !strings.HasPrefix(err.Error(), "No integrity roots are configured") {
+		t.Errorf("scan without roots: clean=%v err=%v", clean, err)
 	}
 	// A directory of the baseline swapped for a link out of the root after
 	// the baseline: the scan does not follow it.

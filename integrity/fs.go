@@ -2,14 +2,21 @@ package integrity
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 
-	warden "github.com/warden-sh/warden"
 )
+
+// ruleError is a refusal by one of the checker's rules, its text a
+// sentence naming the rule: Snapshot shows it as EINVALID, Check returns
+// it as it is (it becomes a scan error's evidence), never wrapped twice.
+type ruleError string
+
+func (e ruleError) Error() string { return string(e) }
 
 // fileSystem is where the algorithms read: the host, unconfined (hostFS),
 // or beneath the configured roots only (rootedFS). Paths are absolute.
@@ -64,13 +71,13 @@ func openRoots(dirs []string) (*rootedFS, error) {
 		abs, err := filepath.Abs(d)
 		if err != nil || d == "" {
 			r.Close()
-			return nil, warden.Errorf(warden.EINVALID, "Integrity root %q is not a usable path.", d)
+			return nil, ruleError(fmt.Sprintf("Integrity root %q is not a usable path.", d))
 		}
 		abs = filepath.Clean(abs)
 		root, err := os.OpenRoot(abs)
 		if err != nil {
 			r.Close()
-			return nil, warden.Errorf(warden.EINVALID, "Integrity root %s cannot be opened as a directory: %v.", abs, unwrapPath(err))
+			return nil, ruleError(fmt.Sprintf("Integrity root %s cannot be opened as a directory: %v.", abs, unwrapPath(err)))
 		}
 		r.roots = append(r.roots, rooted{dir: abs, root: root})
 		// A root given through a symbolic link (macOS's /tmp) also
@@ -106,7 +113,7 @@ func (r *rootedFS) find(path string) (*rooted, string, error) {
 	for _, x := range r.roots {
 		names = append(names, x.dir)
 	}
-	return nil, "", warden.Errorf(warden.EINVALID, "Integrity path %s is outside the integrity roots (%s): the monitor reads only beneath a configured --integrity-root.", path, strings.Join(names, ", "))
+	return nil, "", ruleError(fmt.Sprintf("Integrity path %s is outside the integrity roots (%s): the monitor reads only beneath a configured --integrity-root.", path, strings.Join(names, ", ")))
 }
 
 // named makes an os.Root error name the absolute path asked for.

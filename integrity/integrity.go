@@ -122,8 +122,12 @@ func snapshot(ctx context.Context, fsys fileSystem, paths []string, clock warden
 // text carries it).
 func unreadable(err error) error {
 	var we *warden.Error
-	if errors.As(err, &we) {
+	var re ruleError
+	switch {
+	case errors.As(err, &we):
 		return we
+	case errors.As(err, &re):
+		return &warden.Error{Code: warden.EINVALID, Message: string(re)}
 	}
 	return &warden.Error{Code: warden.EINVALID, Message: fmt.Sprintf("Cannot record an integrity baseline: %v.", err)}
 }
@@ -432,7 +436,7 @@ var errTimeBound = errors.New("integrity: time bound reached")
 // it stops at its next read), or ctx's error if ctx ends first.
 func (c Checker) bounded(ctx context.Context, work func(ctx context.Context, fsys fileSystem) error) error {
 	if len(c.Roots) == 0 {
-		return warden.Errorf(warden.EINVALID, "No integrity roots are configured, so nothing may be watched: start the server with --integrity-root DIR for each directory the integrity monitor may read.")
+		return ruleError("No integrity roots are configured, so nothing may be watched: start the server with --integrity-root DIR for each directory the integrity monitor may read.")
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout(), errTimeBound)
 	defer cancel()
