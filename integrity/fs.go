@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-
 )
 
 // ruleError is a refusal by one of the checker's rules, its text a
