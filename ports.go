@@ -50,14 +50,20 @@ type Waker interface {
 
 // IntegrityChecker snapshots and checks the files the integrity monitor
 // watches. Package integrity implements it; the rules only decide.
+// Implementations MUST read only beneath the directories they are
+// configured to watch (never following a path or link out of them), MUST
+// hash only regular files' contents (a symlink by its target text), and
+// MUST return within a time bound even if a read blocks.
 type IntegrityChecker interface {
-	// Snapshot hashes paths into a baseline.
-	Snapshot(paths []string) (*IntegrityBaseline, error)
+	// Snapshot hashes paths into a baseline. Its errors are *Error values
+	// (EINVALID naming the path or rule), shown to the caller as they are.
+	Snapshot(ctx context.Context, paths []string) (*IntegrityBaseline, error)
 	// Check re-hashes a baseline. clean is true when nothing changed;
 	// otherwise evidence names the changed, added and removed files, and
 	// fingerprint identifies this exact set of findings. An unreadable
-	// file MUST be an error, never clean.
-	Check(b *IntegrityBaseline) (clean bool, evidence map[string]string, fingerprint string, err error)
+	// file, a path outside the watched directories and running out of
+	// time MUST be errors, never clean.
+	Check(ctx context.Context, b *IntegrityBaseline) (clean bool, evidence map[string]string, fingerprint string, err error)
 }
 
 // Mirror receives exported checkpoints (guardian anchoring). datadir.Mirror

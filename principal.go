@@ -57,6 +57,10 @@ type Principal struct {
 	// Source, of one of Classes (empty Classes = every class).
 	Source  string   `json:"source,omitempty"`
 	Classes []string `json:"classes,omitempty"`
+	// Human is the credential's human attribute (see Credential.Human).
+	// Rules that need a human check the stored credential inside their
+	// own transaction, not this copy.
+	Human bool `json:"human,omitempty"`
 	// Dev marks the unauthenticated --dev principal.
 	Dev bool `json:"-"`
 }
@@ -80,10 +84,16 @@ func (p *Principal) HasRole(roles ...Role) bool {
 // Credential is a stored bearer credential. The token itself is never
 // stored: only its SHA-256 hash.
 type Credential struct {
-	Name      string     `json:"name"`
-	Roles     []Role     `json:"roles"`
-	Source    string     `json:"source,omitempty"`
-	Classes   []string   `json:"classes,omitempty"`
+	Name    string   `json:"name"`
+	Roles   []Role   `json:"roles"`
+	Source  string   `json:"source,omitempty"`
+	Classes []string `json:"classes,omitempty"`
+	// Human marks a credential an admin vouches is held by a person, not
+	// an agent or a service. Only an admin sets it (when creating the
+	// credential, or later, receipted). The sovereign profile and the
+	// phoenix operations that cannot be undone (key rotation, mass
+	// revocation) need human requesters and human approvers.
+	Human     bool       `json:"human,omitempty"`
 	TokenHash string     `json:"-"`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
@@ -91,7 +101,13 @@ type Credential struct {
 
 // Principal returns the principal this credential authenticates.
 func (c *Credential) Principal() *Principal {
-	return &Principal{Name: c.Name, Roles: c.Roles, Source: c.Source, Classes: c.Classes}
+	return &Principal{Name: c.Name, Roles: c.Roles, Source: c.Source, Classes: c.Classes, Human: c.Human}
+}
+
+// IsActiveHuman reports whether c exists, is not revoked and is marked
+// human: the one test every human-only rule applies.
+func (c *Credential) IsActiveHuman() bool {
+	return c != nil && c.RevokedAt == nil && c.Human
 }
 
 // Validate checks a credential about to be created.

@@ -51,6 +51,7 @@ const (
 	ReceiptAuthFailuresSuppressed = "auth_failures_suppressed" // auth failures counted but not receipted one by one
 	ReceiptDenialsSuppressed      = "denials_suppressed"       // a principal's denials counted but not receipted one by one
 	ReceiptCredential             = "credential_added"
+	ReceiptCredentialHuman        = "credential_human_set" // an admin changed a credential's human attribute
 	ReceiptRevocation             = "credential_revoked"
 	ReceiptEscalation             = "profile_escalation"
 	ReceiptDeescalation           = "profile_deescalation"
@@ -58,6 +59,7 @@ const (
 	ReceiptApproval               = "approval_recorded"
 	ReceiptApproverKey            = "approver_key_registered"
 	ReceiptPhoenixRevoke          = "phoenix_revoke_credentials"
+	ReceiptPhoenixDenied          = "phoenix_denied" // a phoenix operation refused by a rule other than authority (e.g. the last approver)
 
 	// cognitive
 	ReceiptDecision      = "cognitive_decision"
@@ -95,9 +97,9 @@ var receiptScrolls = map[string]string{
 	ReceiptForensicExport: ScrollSystem, ReceiptGuardianAnchor: ScrollSystem, ReceiptTamperAccepted: ScrollSystem, ReceiptStorageRecovered: ScrollSystem,
 
 	ReceiptAuthFailure: ScrollIdentity, ReceiptAuthFailuresSuppressed: ScrollIdentity, ReceiptDenialsSuppressed: ScrollIdentity, ReceiptCredential: ScrollIdentity,
-	ReceiptRevocation: ScrollIdentity, ReceiptEscalation: ScrollIdentity, ReceiptDeescalation: ScrollIdentity,
+	ReceiptCredentialHuman: ScrollIdentity, ReceiptRevocation: ScrollIdentity, ReceiptEscalation: ScrollIdentity, ReceiptDeescalation: ScrollIdentity,
 	ReceiptEscalationDenied: ScrollIdentity, ReceiptApproval: ScrollIdentity, ReceiptApproverKey: ScrollIdentity,
-	ReceiptPhoenixRevoke: ScrollIdentity,
+	ReceiptPhoenixRevoke: ScrollIdentity, ReceiptPhoenixDenied: ScrollIdentity,
 
 	ReceiptDecision: ScrollCognitive, ReceiptTemInvocation: ScrollCognitive,
 
@@ -165,6 +167,10 @@ type ReceiptFilter struct {
 	Tag    string
 	// After returns only receipts with Seq > *After.
 	After *uint64
+	// Before returns only receipts with Seq < *Before: with Descending, the
+	// cursor that pages backwards from the newest (Before = the last Seq of
+	// the previous page).
+	Before *uint64
 	// Limit caps the page; the store applies DefaultPageSize when 0.
 	Limit int
 	// Descending lists newest first.

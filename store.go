@@ -84,6 +84,9 @@ type Tx interface {
 	// RevokeCredential marks the named credential revoked at time at.
 	// ENOTFOUND if unknown, ECONFLICT if already revoked.
 	RevokeCredential(name string, at time.Time) error
+	// SetCredentialHuman sets the named credential's human attribute.
+	// ENOTFOUND if unknown.
+	SetCredentialHuman(name string, human bool) error
 	// SetMeta stores value under key.
 	SetMeta(key, value string) error
 

@@ -24,7 +24,8 @@ func TestCeremonyThroughTheCLI(t *testing.T) {
 	}
 	var init struct{ Token string }
 	json.Unmarshal([]byte(out), &init)
-	s := startServer(t, data, "--policy", policyFile(t, targets.URL))
+	watched := t.TempDir()
+	s := startServer(t, data, "--policy", policyFile(t, targets.URL), "--integrity-root", watched)
 	t.Setenv("WARDEN_URL", s.URL)
 	t.Setenv("WARDEN_TOKEN", init.Token)
 
@@ -61,6 +62,15 @@ func TestCeremonyThroughTheCLI(t *testing.T) {
 		t.Fatalf("status: %+v", status)
 	}
 	mustJSON(nil, "recovery", "ack", inc.ID, "--operator", "admin@secai")
+	// An integrity violation is re-attested against a baseline that scans
+	// clean: none yet, so refused; recorded (the files restored), accepted.
+	if code, _, errs := run(t, "recovery", "reattest", inc.ID); code != cli.ExitFailure || !strings.Contains(errs, "none is recorded") {
+		t.Fatalf("reattest without a baseline: %d %s", code, errs)
+	}
+	if err := os.WriteFile(filepath.Join(watched, "passwd"), []byte("root:x:0:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustJSON(nil, "integrity", "baseline", watched)
 	mustJSON(nil, "recovery", "reattest", inc.ID)
 	mustJSON(&status, "recovery", "status")
 	if status.Count != 0 {

@@ -14,13 +14,13 @@ import (
 func (e *env) credentialCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "credential",
-		Short: "Add, list and revoke bearer credentials (on the data directory, or through --url as admin)",
+		Short: "Add, list, revoke bearer credentials and mark them human (on the data directory, or through --url as admin)",
 	}
 	var spec engine.CredentialSpec
 	var roles []string
 	var classes string
 	add := &cobra.Command{
-		Use:   "add --name NAME --role ROLE [--role ROLE] [--source S --classes a,b]",
+		Use:   "add --name NAME --role ROLE [--role ROLE] [--source S --classes a,b] [--human]",
 		Short: "Create a credential and print its token once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -59,6 +59,7 @@ func (e *env) credentialCmd() *cobra.Command {
 	add.Flags().StringArrayVar(&roles, "role", nil, "role: read, reporter, operator, recovery-admin, approver, forensic, admin (repeatable)")
 	add.Flags().StringVar(&spec.Source, "source", "", "reporter only: the source it reports for")
 	add.Flags().StringVar(&classes, "classes", "", "reporter only: comma-separated incident classes it may report (default all)")
+	add.Flags().BoolVar(&spec.Human, "human", false, "held by a person, not an agent (needed to request or approve sovereign, key rotation and mass revocation)")
 	_ = add.MarkFlagRequired("name")
 	_ = add.MarkFlagRequired("role")
 
@@ -86,13 +87,17 @@ func (e *env) credentialCmd() *cobra.Command {
 			}
 			return e.print(creds, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tROLES\tSOURCE\tCLASSES\tCREATED\tREVOKED")
+				fmt.Fprintln(tw, "NAME\tROLES\tHUMAN\tSOURCE\tCLASSES\tCREATED\tREVOKED")
 				for _, c := range creds {
 					revoked := "-"
 					if c.RevokedAt != nil {
 						revoked = warden.FormatTime(*c.RevokedAt)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, joinRoles(c.Roles), dash(c.Source), dash(strings.Join(c.Classes, ",")), warden.FormatTime(c.CreatedAt), revoked)
+					human := "no"
+					if c.Human {
+						human = "yes"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, joinRoles(c.Roles), human, dash(c.Source), dash(strings.Join(c.Classes, ",")), warden.FormatTime(c.CreatedAt), revoked)
 				}
 				tw.Flush()
 			})
@@ -121,7 +126,37 @@ func (e *env) credentialCmd() *cobra.Command {
 			return e.print(c, func(w io.Writer) { fmt.Fprintf(w, "Credential %q revoked.\n", c.Name) })
 		},
 	}
-	cmd.AddCommand(add, list, revoke)
+	human := &cobra.Command{
+		Use:   "human NAME true|false",
+		Short: "Mark a credential as held by a person, or not (admin; receipted)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := engine.HumanRequest{Name: args[0]}
+			switch args[1] {
+			case "true":
+				req.Human = true
+			case "false":
+			default:
+				return usageError{fmt.Errorf("give true or false, not %q", args[1])}
+			}
+			var c *warden.Credential
+			if e.url != "" {
+				c = new(warden.Credential)
+				if err := e.client().do("POST", "/api/v1/credentials/human", req, c); err != nil {
+					return err
+				}
+			} else {
+				if err := e.withLocal(func(l *local) (err error) {
+					c, err = l.core.SetCredentialHuman(e.ctx, cliPrincipal(), req)
+					return err
+				}); err != nil {
+					return err
+				}
+			}
+			return e.print(c, func(w io.Writer) { fmt.Fprintf(w, "Credential %q: human %v.\n", c.Name, c.Human) })
+		},
+	}
+	cmd.AddCommand(add, list, revoke, human)
 	return cmd
 }
 

@@ -34,10 +34,9 @@ func (e *env) governanceCmds() []*cobra.Command {
 		Short: "Escalate one hop up the ladder from your current profile",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := map[string]any{"to_profile": to, "escalation_type": typ}
-			if reason != "" {
-				req["reason"] = reason
-			}
+			// reason is a required argument; an empty one is judged by the
+			// ladder (a threat id can stand in for it).
+			req := map[string]any{"to_profile": to, "escalation_type": typ, "reason": reason}
 			if ttl > 0 {
 				req["ttl_seconds"] = ttl
 			}
@@ -98,16 +97,22 @@ func (e *env) governanceCmds() []*cobra.Command {
 		},
 	}
 	escalations.Flags().StringVar(&who, "subject", "", "whose escalations (operators: any principal, or * for all)")
+	var before uint64
 	history := &cobra.Command{
-		Use:   "history [--profile P] [--limit N]",
-		Short: "Escalation history, newest first",
+		Use:   "history [--profile P] [--limit N] [--before SEQ]",
+		Short: "Escalation history, newest first (next_before in the answer pages on)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.callTool("get_escalation_history", map[string]any{"profile": profile, "limit": limit})
+			req := map[string]any{"profile": profile, "limit": limit}
+			if cmd.Flags().Changed("before") {
+				req["before"] = before
+			}
+			return e.callTool("get_escalation_history", req)
 		},
 	}
 	history.Flags().StringVar(&profile, "profile", "", "only transitions touching this profile")
-	history.Flags().IntVar(&limit, "limit", 100, "at most this many")
+	history.Flags().IntVar(&limit, "limit", 100, "at most this many (1-1000)")
+	history.Flags().Uint64Var(&before, "before", 0, "only entries older than this receipt seq (a previous answer's next_before)")
 	sweep := &cobra.Command{
 		Use:   "sweep",
 		Short: "De-escalate every escalation whose TTL passed, now",

@@ -31,7 +31,7 @@ func (e *env) incidentCmd() *cobra.Command {
 	var req recorder.ReportRequest
 	var evidence []string
 	report := &cobra.Command{
-		Use:   "report --class C --source S --description D [--severity S] [--evidence k=v]...",
+		Use:   "report --class C --source S --description D [--severity S [--severity-reason R]] [--evidence k=v]...",
 		Short: "Report a security incident; containment runs at once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -60,7 +60,8 @@ func (e *env) incidentCmd() *cobra.Command {
 	fl.StringVar(&req.Class, "class", "", "incident class (required)")
 	fl.StringVar(&req.Source, "source", "", "reporting source (required)")
 	fl.StringVar(&req.Description, "description", "", "what happened (required)")
-	fl.StringVar(&req.Severity, "severity", "", "override the class's default severity")
+	fl.StringVar(&req.Severity, "severity", "", "raise the class's default severity (lowering it: operators only, with --severity-reason)")
+	fl.StringVar(&req.SeverityReason, "severity-reason", "", "why a severity below the class default is right (operators; receipted)")
 	fl.StringArrayVar(&evidence, "evidence", nil, "evidence key=value (repeatable)")
 	fl.StringVar(&req.IdempotencyKey, "idempotency-key", "", "name this report for retries: the same key and report within 24 h return the incident the first one created (Idempotency-Key header)")
 

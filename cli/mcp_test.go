@@ -91,7 +91,7 @@ func TestMCPStdioProxy(t *testing.T) {
 	}
 
 	// Denied by the ladder, with the seed's sentence and the denial's data.
-	got, isErr = stdioCall(t, cs, "escalate", map[string]any{"from_profile": "observer", "to_profile": "guardian", "escalation_type": "threat_detected"})
+	got, isErr = stdioCall(t, cs, "escalate", map[string]any{"from_profile": "observer", "to_profile": "guardian", "escalation_type": "threat_detected", "reason": "skip"})
 	if !isErr || got["success"] != false || got["code"] != warden.EDENIED || !strings.Contains(got["error"].(string), "No escalation path from observer to guardian") {
 		t.Fatalf("skip-level escalate = %v", got)
 	}
@@ -186,7 +186,7 @@ func TestMCPAgainstWardenServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hs.Close()
-	res, err := hs.CallTool(t.Context(), &sdk.CallToolParams{Name: "escalate", Arguments: map[string]any{"to_profile": "phoenix", "escalation_type": "crisis_declared"}})
+	res, err := hs.CallTool(t.Context(), &sdk.CallToolParams{Name: "escalate", Arguments: map[string]any{"to_profile": "phoenix", "escalation_type": "crisis_declared", "reason": "skip"}})
 	if err != nil {
 		t.Fatal(err)
 	}

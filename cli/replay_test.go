@@ -108,6 +108,8 @@ func TestVerifyReplaysState(t *testing.T) {
 	}{
 		{"credential promoted", []string{`UPDATE credentials SET roles = '["admin"]' WHERE name = 'reader'`},
 			`credentials "reader": roles [admin], the receipts say [read]`},
+		{"credential made human", []string{`UPDATE credentials SET human = 1 WHERE name = 'reader'`},
+			`credentials "reader": human true, the receipts say false`},
 		{"credential unrevoked", []string{`UPDATE credentials SET revoked_at = NULL WHERE name = 'gone'`},
 			`credentials "gone": not revoked, the receipts revoked it`},
 		{"credential forged", []string{`INSERT INTO credentials (name, token_hash, roles, created_at) VALUES ('mallory', 'abc', '["admin"]', '2026-01-01T00:00:00Z')`},

@@ -19,7 +19,16 @@ func TestRunbookCurlCommands(t *testing.T) {
 		}
 	}
 	targets := newTargets(t)
-	s := startServer(t, filepath.Join(t.TempDir(), "data"), "--dev", "--policy", policyFile(t, targets.URL))
+	watched := t.TempDir()
+	s := startServer(t, filepath.Join(t.TempDir(), "data"), "--dev", "--policy", policyFile(t, targets.URL), "--integrity-root", watched)
+	// The violation's files, restored and baselined: re-attestation (step
+	// 7) vouches for them against this baseline.
+	if err := os.WriteFile(filepath.Join(watched, "passwd"), []byte("root:x:0:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := httpJSON(t, "POST", s.URL+"/api/v1/integrity/baseline", "", map[string]any{"paths": []string{watched}}, nil); st != 200 {
+		t.Fatalf("baseline: %d", st)
+	}
 	var inc warden.Incident
 	if st := httpJSON(t, "POST", s.URL+"/api/v1/incidents/report", "", map[string]any{
 		"class": "integrity_violation", "source": "fim", "description": "baseline mismatch",

@@ -24,6 +24,7 @@ import (
 	"github.com/warden-sh/warden/engine"
 	"github.com/warden-sh/warden/engine/stack"
 	wardenhttp "github.com/warden-sh/warden/http"
+	"github.com/warden-sh/warden/integrity"
 	wardenmcp "github.com/warden-sh/warden/mcp"
 	"github.com/warden-sh/warden/sqlite"
 )
@@ -76,6 +77,8 @@ func (e *env) printInit(dir *datadir.Dir, cred *engine.NewCredential) error {
 type serveFlags struct {
 	policy            string
 	integrityInterval time.Duration
+	integrityRoots    []string
+	integrityTimeout  time.Duration
 	mirror            string
 	cpuprofile        string
 	governance        string
@@ -127,6 +130,8 @@ that it runs in dev mode.`,
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the bound address to this file once serving (for tests and supervisors)")
 	fl.StringVar(&f.policy, "policy", os.Getenv("WARDEN_POLICY"), "containment policy YAML (default DATA/containment.yaml if present, else the runbook's built-in table; env WARDEN_POLICY)")
 	fl.DurationVar(&f.integrityInterval, "integrity-interval", time.Minute, "how often to scan the integrity baseline (0 disables the periodic scan)")
+	fl.StringArrayVar(&f.integrityRoots, "integrity-root", filepath.SplitList(os.Getenv("WARDEN_INTEGRITY_ROOTS")), "a directory the integrity monitor may read; baselines may watch only paths beneath one (repeatable; none: no baseline can be recorded; env WARDEN_INTEGRITY_ROOTS, "+string(filepath.ListSeparator)+"-separated)")
+	fl.DurationVar(&f.integrityTimeout, "integrity-timeout", integrity.DefaultTimeout, "time bound of one integrity baseline or scan")
 	fl.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file (performance work)")
 	_ = fl.MarkHidden("cpuprofile")
 	fl.StringVar(&f.governance, "governance", os.Getenv("WARDEN_GOVERNANCE"), "governance YAML: ladder hops (TTLs, approvals, quorum) and the tool authority matrix (default: seed 002's ladder; env WARDEN_GOVERNANCE)")
@@ -205,7 +210,7 @@ func (e *env) serve(f serveFlags) error {
 	}}, func(c *stack.Config) {
 		c.Core.Dev, c.Core.Drill, c.Core.Metrics = f.dev, f.drill, metrics
 		c.Recorder.HMACKey = dir.HMACKey
-		optErr = containmentOptions(c, policyPath, logger)
+		optErr = containmentOptions(c, policyPath, logger, f.integrityRoots, f.integrityTimeout)
 		if optErr == nil && f.governance != "" {
 			c.Governor.Ladder, c.Governor.Authority, optErr = loadGovernance(f.governance)
 		}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/contain"
@@ -30,8 +31,9 @@ func policySource(flag string, dir *datadir.Dir) string {
 }
 
 // containmentOptions sets the recorder's policy, actuator and integrity
-// checker for a server.
-func containmentOptions(c *stack.Config, policyPath string, logger *slog.Logger) error {
+// checker for a server; the checker reads only beneath integrityRoots
+// (none: nothing may be watched), each run within integrityTimeout.
+func containmentOptions(c *stack.Config, policyPath string, logger *slog.Logger, integrityRoots []string, integrityTimeout time.Duration) error {
 	if policyPath != "" {
 		pol, _, err := contain.LoadPolicy(policyPath)
 		if err != nil {
@@ -52,7 +54,7 @@ func containmentOptions(c *stack.Config, policyPath string, logger *slog.Logger)
 	// reads the policy's token_file on every call, so a reload that
 	// changes it takes effect.
 	c.Recorder.Actuator = &contain.HTTPActuator{Clock: clock, Logger: logger}
-	c.Recorder.Integrity = integrity.Checker{Clock: clock}
+	c.Recorder.Integrity = integrity.Checker{Clock: clock, Roots: integrityRoots, Timeout: integrityTimeout}
 	return nil
 }
 

@@ -8,12 +8,15 @@ import (
 	warden "github.com/warden-sh/warden"
 )
 
-// CredentialSpec is a request to create a credential.
+// CredentialSpec is a request to create a credential. Human marks a
+// credential held by a person (warden.Credential.Human); only an admin
+// creates credentials, so only an admin sets it.
 type CredentialSpec struct {
 	Name    string        `json:"name"`
 	Roles   []warden.Role `json:"roles"`
 	Source  string        `json:"source,omitempty"`
 	Classes []string      `json:"classes,omitempty"`
+	Human   bool          `json:"human,omitempty"`
 }
 
 // NewCredential is a created credential with its token, which is shown
@@ -24,11 +27,14 @@ type NewCredential struct {
 }
 
 // credentialBody is what a credential receipt records (never the token).
+// Human is omitted when false, so credentials created before the
+// attribute existed replay exactly as they were receipted.
 type credentialBody struct {
 	Name    string        `json:"name"`
 	Roles   []warden.Role `json:"roles"`
 	Source  string        `json:"source,omitempty"`
 	Classes []string      `json:"classes,omitempty"`
+	Human   bool          `json:"human,omitempty"`
 	By      string        `json:"by"`
 	// TokenHashPrefix identifies the token in audits.
 	TokenHashPrefix string `json:"token_hash_prefix,omitempty"`
@@ -62,13 +68,14 @@ func (e *Core) AddCredential(ctx context.Context, actor *warden.Principal, spec 
 		Roles:     roles,
 		Source:    spec.Source,
 		Classes:   classes,
+		Human:     spec.Human,
 		TokenHash: HashToken(token),
 		CreatedAt: e.now(),
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	body := credentialBody{Name: c.Name, Roles: c.Roles, Source: c.Source, Classes: c.Classes, By: actor.Name, TokenHashPrefix: c.TokenHash[:12],
+	body := credentialBody{Name: c.Name, Roles: c.Roles, Source: c.Source, Classes: c.Classes, Human: c.Human, By: actor.Name, TokenHashPrefix: c.TokenHash[:12],
 		TokenHash: c.TokenHash, CreatedAt: warden.FormatTime(c.CreatedAt)}
 	err := e.Update(ctx, "engine.AddCredential", func(tx warden.Tx) error {
 		if err := tx.CreateCredential(&c); err != nil {
@@ -106,6 +113,55 @@ func (e *Core) RevokeCredential(ctx context.Context, actor *warden.Principal, na
 		return nil, err
 	}
 
+	return c, nil
+}
+
+// HumanRequest changes a credential's human attribute.
+type HumanRequest struct {
+	Name  string `json:"name"`
+	Human bool   `json:"human"`
+}
+
+// credentialHumanBody is the credential_human_set receipt: the attribute's
+// new value, and who set it.
+type credentialHumanBody struct {
+	Name  string `json:"name"`
+	Human bool   `json:"human"`
+	By    string `json:"by"`
+}
+
+// SetCredentialHuman marks the named credential human or not (admin
+// only), receipted as credential_human_set. Setting the value it already
+// has changes nothing and writes nothing. EFORBIDDEN for a non-admin,
+// ENOTFOUND if unknown, ECONFLICT if revoked.
+func (e *Core) SetCredentialHuman(ctx context.Context, actor *warden.Principal, req HumanRequest) (*warden.Credential, error) {
+	if err := Authorize(actor, "manage credentials", warden.RoleAdmin); err != nil {
+		return nil, err
+	}
+	if req.Name == "" {
+		return nil, warden.Errorf(warden.EINVALID, "name is required.")
+	}
+	var c *warden.Credential
+	err := e.Update(ctx, "engine.SetCredentialHuman", func(tx warden.Tx) (err error) {
+		if c, err = tx.Credential(req.Name); err != nil {
+			return err
+		}
+		switch {
+		case c.RevokedAt != nil:
+			return warden.Errorf(warden.ECONFLICT, "Credential %q was revoked at %s; a revoked credential keeps the attributes it had.", c.Name, warden.FormatTime(*c.RevokedAt))
+		case c.Human == req.Human:
+			return nil
+		}
+		if err := tx.SetCredentialHuman(c.Name, req.Human); err != nil {
+			return err
+		}
+		c.Human = req.Human
+		_, err = tx.Append(e.Draft(warden.ReceiptCredentialHuman, credentialHumanBody{Name: c.Name, Human: c.Human, By: actor.Name}, "credential"))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

@@ -107,7 +107,8 @@ func SeqPtr(seq uint64) *uint64 { return &seq }
 func (e *Core) Projections() []Projection { return []Projection{newCredentialProjection()} }
 
 // credentialProjection rebuilds the credentials table from
-// credential_added, credential_revoked and phoenix_revoke_credentials.
+// credential_added, credential_human_set, credential_revoked and
+// phoenix_revoke_credentials.
 // Receipts written before they carried token_hash, created_at and
 // revoked_at are compared on the token hash's prefix and on whether the
 // credential is revoked.
@@ -139,7 +140,7 @@ func (p *credentialProjection) Apply(r *warden.Receipt) error {
 			return ReplayError(r, "credential %q was already created", b.Name)
 		}
 		c := &projectedCredential{Credential: warden.Credential{Name: b.Name, Roles: b.Roles, Source: b.Source, Classes: b.Classes,
-			TokenHash: b.TokenHash}, tokenPrefix: b.TokenHashPrefix, seq: r.Seq}
+			TokenHash: b.TokenHash, Human: b.Human}, tokenPrefix: b.TokenHashPrefix, seq: r.Seq}
 		if b.CreatedAt != "" {
 			t, err := time.Parse(warden.TimeFormat, b.CreatedAt)
 			if err != nil {
@@ -148,6 +149,16 @@ func (p *credentialProjection) Apply(r *warden.Receipt) error {
 			c.CreatedAt, c.createdSet = t, true
 		}
 		p.creds[b.Name] = c
+	case warden.ReceiptCredentialHuman:
+		var b credentialHumanBody
+		if err := Decode(r, &b); err != nil {
+			return err
+		}
+		c, ok := p.creds[b.Name]
+		if !ok {
+			return ReplayError(r, "credential %q marked but never created", b.Name)
+		}
+		c.Human, c.seq = b.Human, r.Seq
 	case warden.ReceiptRevocation:
 		var b struct {
 			Name      string `json:"name"`
@@ -227,6 +238,9 @@ func (c *projectedCredential) differs(s *warden.Credential) string {
 	var why []string
 	if !slices.Equal(c.Roles, s.Roles) {
 		why = append(why, fmt.Sprintf("roles %v, the receipts say %v", s.Roles, c.Roles))
+	}
+	if c.Human != s.Human {
+		why = append(why, fmt.Sprintf("human %t, the receipts say %t", s.Human, c.Human))
 	}
 	if c.Source != s.Source {
 		why = append(why, fmt.Sprintf("source %q, the receipts say %q", s.Source, c.Source))

@@ -47,6 +47,9 @@ func TestRevocationsAreAnnounced(t *testing.T) {
 	for _, n := range []string{"a", "b", "c", "d", "e"} {
 		env.MustCredential(t, engine.CredentialSpec{Name: n, Roles: []warden.Role{warden.RoleRead}})
 	}
+	// Mass revocation needs a human requester and leaves a human approver.
+	env.MustCredential(t, engine.CredentialSpec{Name: "agent", Roles: []warden.Role{warden.RoleOperator}, Human: true})
+	env.MustCredential(t, engine.CredentialSpec{Name: "approver", Roles: []warden.Role{warden.RoleApprover}, Human: true})
 	var h heard
 	env.Core.OnRevoke(h.add)
 

@@ -30,10 +30,16 @@ type RotateKeyResult struct {
 // the new public key and stores a checkpoint covering it signed by BOTH
 // keys, so anyone holding only the old public key can follow the log past
 // the rotation. Then the new key becomes current. In drill mode nothing is
-// rotated: the dry run is receipted (phoenix_rotate_key).
+// rotated: after the same authorize, the dry run is receipted
+// (phoenix_rotate_key).
 func (e *Core) RotateKey(ctx context.Context, p *warden.Principal, authorize func(tx warden.Tx) error) (*RotateKeyResult, error) {
 	if e.drill {
 		err := e.Update(ctx, "engine.RotateKey", func(tx warden.Tx) error {
+			if authorize != nil {
+				if err := authorize(tx); err != nil {
+					return err
+				}
+			}
 			_, err := tx.Append(e.Draft(warden.ReceiptPhoenixRotateKey, map[string]any{"principal": p.Name, "dry_run": true,
 				"reason": "drill mode: destructive phoenix operations are dry runs"}, "phoenix"))
 			return err

@@ -7,6 +7,7 @@ import (
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
+	"github.com/warden-sh/warden/engine/governor"
 	"github.com/warden-sh/warden/engine/stack"
 	"github.com/warden-sh/warden/ledger"
 	"github.com/warden-sh/warden/wardentest"
@@ -111,7 +112,14 @@ func TestKeyRotationRogueKey(t *testing.T) {
 }
 
 func TestKeyRotationIsADryRunInDrillMode(t *testing.T) {
-	env := wardentest.MustEnv(t, wardentest.Drill)
+	// Who may rotate is checked in drill mode too: a human at (here, with
+	// the matrix opened) the required profile.
+	open := map[string]warden.Profile{}
+	for k := range governor.DefaultAuthority {
+		open[k] = warden.ProfileObserver
+	}
+	env := wardentest.MustEnv(t, wardentest.Drill, func(c *stack.Config) { c.Governor.Authority = open })
+	env.MustCredential(t, engine.CredentialSpec{Name: "root", Roles: []warden.Role{warden.RoleAdmin}, Human: true})
 	before := env.Dir.PublicKey
 	res, err := env.Governor.RotateKey(context.Background(), &warden.Principal{Name: "root", Roles: []warden.Role{warden.RoleAdmin}})
 	if err != nil || !res.DryRun || env.Core.PublicKey() != before {

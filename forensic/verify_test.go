@@ -28,7 +28,7 @@ func bundle(t testing.TB) (*wardentest.Env, []byte) {
 	ctx := context.Background()
 	var ids []string
 	for i, sev := range []string{"medium", "low", "high", "medium"} {
-		inc, err := env.Recorder.ReportIncident(ctx, admin, recorder.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Severity: sev, Source: "airlock", Description: "blocked egress " + string(rune('a'+i))})
+		inc, err := env.Recorder.ReportIncident(ctx, admin, recorder.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Severity: sev, SeverityReason: "test", Source: "airlock", Description: "blocked egress " + string(rune('a'+i))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -49,3 +49,16 @@ func (s *Server) handleRevokeCredential(w http.ResponseWriter, r *http.Request, 
 	writeJSON(w, http.StatusOK, c)
 	return nil
 }
+
+func (s *Server) handleCredentialHuman(w http.ResponseWriter, r *http.Request, p *warden.Principal) error {
+	var req engine.HumanRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	c, err := s.core.SetCredentialHuman(r.Context(), p, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}

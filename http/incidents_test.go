@@ -463,7 +463,7 @@ func TestIncidentListing(t *testing.T) {
 		{warden.ClassUnauthorizedAccess, ""}, // critical
 	} {
 		env.Clock.Advance(time.Second)
-		inc := env.MustReport(t, nil, recorder.ReportRequest{Class: r.class, Severity: string(r.sev), Source: "s", Description: "d"})
+		inc := env.MustReport(t, nil, recorder.ReportRequest{Class: r.class, Severity: string(r.sev), SeverityReason: "test", Source: "s", Description: "d"})
 		ids = append(ids, inc.ID)
 	}
 	want := []string{ids[4], ids[1], ids[2], ids[3], ids[0]}
@@ -503,7 +503,7 @@ func TestIncidentListing(t *testing.T) {
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
 				inc, err := env.Recorder.ReportIncident(context.Background(), wardentest.AdminPrincipal, recorder.ReportRequest{
-					Class: warden.ClassForbiddenAirlockRequest, Severity: sevs[i%len(sevs)], Source: "airlock", Description: strconv.Itoa(i)})
+					Class: warden.ClassForbiddenAirlockRequest, Severity: sevs[i%len(sevs)], SeverityReason: "test", Source: "airlock", Description: strconv.Itoa(i)})
 				if err != nil {
 					errs <- err
 					return

@@ -124,7 +124,7 @@ func TestReceiptsGolden(t *testing.T) {
 	// Identity: credentials, a refused one, a bad token.
 	rep := cred(`{"name":"rep","roles":["reporter"],"source":"agent-7","classes":["prompt_injection","tool_call_burst"]}`)
 	agent := cred(`{"name":"agent-1","roles":["read"]}`)
-	appr := cred(`{"name":"appr","roles":["approver"]}`)
+	appr := cred(`{"name":"appr","roles":["approver"],"human":true}`)
 	cred(`{"name":"ops","roles":["operator","recovery-admin"]}`)
 	must(409, "POST", "/api/v1/credentials", admin, `{"name":"rep","roles":["read"]}`)
 	must(401, "GET", "/api/v1/receipts", "wdn_not-a-token", "")
@@ -173,7 +173,7 @@ func TestReceiptsGolden(t *testing.T) {
 	tool(200, agent, "cognitive_decide", `{"decision":"isolate host","reasoning":"burst","confidence":0.9,"evidence":["e1"]}`)
 	tool(200, agent, "cognitive_invoke_tem", `{"threat_id":"thr-1","threat_type":"exfiltration","reason":"contain"}`)
 	tool(200, agent, "guardian_anchor", `{}`)
-	tool(200, agent, "phoenix_revoke_credentials", `{}`)
+	tool(403, agent, "phoenix_revoke_credentials", `{}`) // an agent is not human
 	tool(200, agent, "phoenix_lockdown", `{"reason":"crisis"}`)
 	tool(200, admin, "register_approver_key", `{"approver":"appr","public_key":"`+strings.Repeat("A", 43)+`="}`)
 	tool(400, admin, "register_approver_key", `{"approver":"nobody","public_key":"`+strings.Repeat("A", 43)+`="}`)
@@ -191,6 +191,8 @@ func TestReceiptsGolden(t *testing.T) {
 	tool(200, admin, "check_expired_escalations", `{}`)
 
 	must(200, "GET", "/api/v1/forensic/export", admin, "")
+	// An admin marks a credential human after the fact.
+	must(200, "POST", "/api/v1/credentials/human", admin, `{"name":"ops","human":true}`)
 
 	var buf bytes.Buffer
 	for _, r := range env.MustReceipts(t, warden.ReceiptFilter{}) {

@@ -174,6 +174,7 @@ func (s *Server) registerRoutes() {
 	s.handle("GET", "/api/v1/credentials", adminsOnly, "manage credentials", s.handleCredentials)
 	s.handle("POST", "/api/v1/credentials", adminsOnly, "manage credentials", s.handleAddCredential)
 	s.handle("POST", "/api/v1/credentials/revoke", adminsOnly, "manage credentials", s.handleRevokeCredential)
+	s.handle("POST", "/api/v1/credentials/human", adminsOnly, "manage credentials", s.handleCredentialHuman)
 	s.registerIncidentRoutes()
 	s.registerGovernanceRoutes()
 }

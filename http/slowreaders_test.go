@@ -138,7 +138,7 @@ func TestSlowReadersDoNotStarveEveryone(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	addr := serveOpts(t, wardenhttp.Options{Core: env.Core, Recorder: env.Recorder, Governor: env.Governor, Registry: reg, WriteIdle: time.Minute})
 	base := "http://" + addr
-	if resp, err := post(base+"/api/v1/governance/treasury_create_budget", env.Admin, `{"budget_id":"ops","allocated":1000000,"currency":"USD"}`); err != nil || resp.StatusCode != 200 {
+	if resp, err := post(base+"/api/v1/governance/treasury_create_budget", env.Admin, `{"budget_id":"ops","name":"ops","allocated":1000000,"currency":"USD"}`); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("budget: %v %v", resp, err)
 	}
 

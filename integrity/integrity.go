@@ -4,6 +4,13 @@
 // but never writes it; the recorder turns findings into an
 // integrity_violation incident.
 //
+// Servers use Checker, which is confined: it reads only beneath the
+// directories it is configured with (through os.Root, so neither a ".."
+// nor a symbolic link anywhere in a path leads out), opens only regular
+// files (without blocking on a FIFO or device swapped in), and gives up
+// after a time bound even if a read blocks. The package-level Snapshot and
+// Scan are the same algorithms unconfined, for tools and tests.
+//
 // Symbolic links are never followed. A link is recorded as an entry of its
 // own whose hash is SHA-256("symlink:" + target), so retargeting it is a
 // change; what it points to is not watched unless that is a root too.
@@ -12,6 +19,7 @@
 package integrity
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -19,10 +27,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -49,13 +57,17 @@ type Finding struct {
 // MaxEvidenceFiles caps the per-file keys Evidence writes.
 const MaxEvidenceFiles = 200
 
-// Snapshot records a baseline of paths at clock's time. Each path is made
-// absolute and cleaned. A regular file or symlink is recorded itself; a
-// directory is walked recursively. Files are sorted by path, roots sorted
-// and de-duplicated. Any path that cannot be read is an EINVALID error
-// naming it.
+// Snapshot records a baseline of paths at clock's time, unconfined (see
+// Checker for the confined form). Each path is made absolute and cleaned.
+// A regular file or symlink is recorded itself; a directory is walked
+// recursively. Files are sorted by path, roots sorted and de-duplicated.
+// Any path that cannot be read is an EINVALID error naming it.
 // Hashes are lowercase hex SHA-256, computed streaming.
 func Snapshot(paths []string, clock warden.Clock) (*warden.IntegrityBaseline, error) {
+	return snapshot(context.Background(), hostFS{}, paths, clock)
+}
+
+func snapshot(ctx context.Context, fsys fileSystem, paths []string, clock warden.Clock) (*warden.IntegrityBaseline, error) {
 	if len(paths) == 0 {
 		return nil, warden.Errorf(warden.EINVALID, "An integrity baseline needs at least one path.")
 	}
@@ -76,19 +88,19 @@ func Snapshot(paths []string, clock warden.Clock) (*warden.IntegrityBaseline, er
 		if !slices.Contains(b.Roots, root) {
 			b.Roots = append(b.Roots, root)
 		}
-		info, err := os.Lstat(root)
+		info, err := fsys.Lstat(root)
 		if err != nil {
 			return nil, unreadable(err)
 		}
 		if !info.IsDir() && !recordable(info.Mode()) {
 			return nil, warden.Errorf(warden.EINVALID, "Integrity baseline path %s is not a regular file, directory or symlink.", root)
 		}
-		err = walk(root, func(path string, mode fs.FileMode) error {
+		err = walk(ctx, fsys, root, func(path string, mode fs.FileMode) error {
 			if seen[path] {
 				return nil
 			}
 			seen[path] = true
-			sum, size, err := hashEntry(path, mode)
+			sum, size, err := hashEntry(ctx, fsys, path, mode)
 			if err != nil {
 				return err
 			}
@@ -109,24 +121,39 @@ func Snapshot(paths []string, clock warden.Clock) (*warden.IntegrityBaseline, er
 // the paths are the operator's input, naming the path (the *fs.PathError
 // text carries it).
 func unreadable(err error) error {
+	var we *warden.Error
+	var re ruleError
+	switch {
+	case errors.As(err, &we):
+		return we
+	case errors.As(err, &re):
+		return &warden.Error{Code: warden.EINVALID, Message: string(re)}
+	}
 	return &warden.Error{Code: warden.EINVALID, Message: fmt.Sprintf("Cannot record an integrity baseline: %v.", err)}
 }
 
-// Scan compares the file system with b: every baseline file is re-hashed
-// (missing → removed, different → changed) and every root that is a
-// directory is walked for files the baseline does not have (added). A root
-// that vanished makes every file under it removed. Findings are sorted by
-// path. A file or directory that exists but cannot be read is an error
-// naming it: the scan cannot vouch for it.
+// Scan compares the file system with b, unconfined (see Checker): every
+// baseline file is re-hashed (missing → removed, different → changed) and
+// every root that is a directory is walked for files the baseline does not
+// have (added). A root that vanished makes every file under it removed.
+// Findings are sorted by path. A file or directory that exists but cannot
+// be read is an error naming it: the scan cannot vouch for it.
 func Scan(b *warden.IntegrityBaseline) ([]Finding, error) {
+	return scan(context.Background(), hostFS{}, b)
+}
+
+func scan(ctx context.Context, fsys fileSystem, b *warden.IntegrityBaseline) ([]Finding, error) {
 	if b == nil {
 		return nil, errors.New("integrity.Scan: nil baseline")
 	}
 	findings := []Finding{}
 	known := make(map[string]bool, len(b.Files))
 	for _, f := range b.Files {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("integrity.Scan: %w", err)
+		}
 		known[f.Path] = true
-		info, err := os.Lstat(f.Path)
+		info, err := fsys.Lstat(f.Path)
 		if errors.Is(err, fs.ErrNotExist) {
 			findings = append(findings, Finding{Path: f.Path, Change: Removed, Expected: f.SHA256})
 			continue
@@ -137,7 +164,7 @@ func Scan(b *warden.IntegrityBaseline) ([]Finding, error) {
 			findings = append(findings, Finding{Path: f.Path, Change: Changed, Expected: f.SHA256})
 			continue
 		}
-		sum, _, err := hashEntry(f.Path, info.Mode())
+		sum, _, err := hashEntry(ctx, fsys, f.Path, info.Mode())
 		if errors.Is(err, fs.ErrNotExist) { // removed while we looked
 			findings = append(findings, Finding{Path: f.Path, Change: Removed, Expected: f.SHA256})
 			continue
@@ -149,7 +176,7 @@ func Scan(b *warden.IntegrityBaseline) ([]Finding, error) {
 		}
 	}
 	for _, root := range b.Roots {
-		info, err := os.Lstat(root)
+		info, err := fsys.Lstat(root)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // its files were reported removed above
 		} else if err != nil {
@@ -158,12 +185,12 @@ func Scan(b *warden.IntegrityBaseline) ([]Finding, error) {
 		if !info.IsDir() && !recordable(info.Mode()) {
 			continue
 		}
-		err = walk(root, func(path string, mode fs.FileMode) error {
+		err = walk(ctx, fsys, root, func(path string, mode fs.FileMode) error {
 			if known[path] {
 				return nil
 			}
 			known[path] = true // overlapping roots report it once
-			sum, _, err := hashEntry(path, mode)
+			sum, _, err := hashEntry(ctx, fsys, path, mode)
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // came and went during the scan
 			} else if err != nil {
@@ -255,14 +282,17 @@ func recordable(m fs.FileMode) bool {
 
 // walk calls fn for root itself if it is recordable, or for every
 // recordable entry under it if it is a directory, never following links.
-// An unreadable directory is an error naming it.
-func walk(root string, fn func(path string, mode fs.FileMode) error) error {
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+// An unreadable directory is an error naming it; so is running past ctx.
+func walk(ctx context.Context, fsys fileSystem, root string, fn func(path string, mode fs.FileMode) error) error {
+	return fsys.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if path == root && errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
 			return err // *fs.PathError names the path
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		if d.IsDir() || !recordable(d.Type()) {
 			return nil
@@ -273,23 +303,24 @@ func walk(root string, fn func(path string, mode fs.FileMode) error) error {
 
 // hashEntry hashes a regular file's contents, streaming, or a symlink's
 // target text. It returns the hex hash and the size (bytes hashed for a
-// file, target length for a link).
-func hashEntry(path string, mode fs.FileMode) (string, int64, error) {
+// file, target length for a link). The read stops when ctx is done.
+func hashEntry(ctx context.Context, fsys fileSystem, path string, mode fs.FileMode) (string, int64, error) {
 	if mode&fs.ModeSymlink != 0 {
-		target, err := os.Readlink(path)
+		target, err := fsys.Readlink(path)
 		if err != nil {
 			return "", 0, err
 		}
 		sum := sha256.Sum256([]byte("symlink:" + target))
 		return hex.EncodeToString(sum[:]), int64(len(target)), nil
 	}
-	f, err := os.Open(path)
+	f, err := fsys.Open(path)
 	if err != nil {
 		return "", 0, err
 	}
 	defer f.Close()
 	// The entry was a regular file when listed; refuse to hash whatever
 	// replaced it since (a FIFO would block, a directory cannot be read).
+	// The open itself never blocks: it asks for non-blocking mode.
 	info, err := f.Stat()
 	if err != nil {
 		return "", 0, err
@@ -298,35 +329,139 @@ func hashEntry(path string, mode fs.FileMode) (string, int64, error) {
 		return "", 0, fmt.Errorf("%s: changed type while being hashed", path)
 	}
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, err := io.Copy(h, ctxReader{ctx, f})
 	if err != nil {
 		return "", 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// Checker adapts this package to the warden.IntegrityChecker port: Snapshot
-// with the checker's clock, and Check = Scan + Evidence + Fingerprint.
+// ctxReader stops a read between chunks once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// DefaultTimeout bounds one Checker.Snapshot or Checker.Check when
+// Checker.Timeout is zero.
+const DefaultTimeout = 2 * time.Minute
+
+// Checker adapts this package to the warden.IntegrityChecker port,
+// confined to Roots and bounded by Timeout: the integrity monitor never
+// reads a file outside the directories an operator chose to watch (no
+// /etc/shadow hashes in receipts everyone reads), never opens anything but
+// a regular file or reads a symlink's text, and never holds its caller
+// longer than its time bound (no /proc/kmsg blocking a request forever).
 type Checker struct {
 	// Clock stamps baselines; nil is warden.SystemClock.
 	Clock warden.Clock
+	// Roots are the directories whose contents may be watched. Every path
+	// Snapshot records and every path of a baseline Check re-hashes MUST
+	// lie beneath one of them, after "..", and every symbolic link on the
+	// way, are resolved. None configured: nothing may be watched.
+	Roots []string
+	// Timeout bounds one Snapshot or Check (zero: DefaultTimeout).
+	Timeout time.Duration
 }
 
-// Snapshot records a baseline of paths (see the package-level Snapshot).
-func (c Checker) Snapshot(paths []string) (*warden.IntegrityBaseline, error) {
-	return Snapshot(paths, c.Clock)
+// Snapshot records a baseline of paths (see the package-level Snapshot)
+// within the checker's roots and time bound. Every refusal is EINVALID
+// with a sentence naming the path or the rule.
+func (c Checker) Snapshot(ctx context.Context, paths []string) (*warden.IntegrityBaseline, error) {
+	var b *warden.IntegrityBaseline
+	err := c.bounded(ctx, func(ctx context.Context, fsys fileSystem) (err error) {
+		b, err = snapshot(ctx, fsys, paths, c.Clock)
+		return err
+	})
+	if errors.Is(err, errTimeBound) {
+		return nil, warden.Errorf(warden.EINVALID, "%s", c.timeBound())
+	} else if err != nil {
+		return nil, unreadable(err)
+	}
+	return b, nil
 }
 
-// Check scans b. When nothing differs, clean is true and evidence holds
-// only a "summary" ("N files match the baseline"); otherwise evidence is
-// Evidence(findings) and fingerprint Fingerprint(findings).
-func (c Checker) Check(b *warden.IntegrityBaseline) (clean bool, evidence map[string]string, fingerprint string, err error) {
-	findings, err := Scan(b)
-	if err != nil {
+// Check scans b within the checker's roots and time bound. When nothing
+// differs, clean is true and evidence holds only a "summary" ("N files
+// match the baseline"); otherwise evidence is Evidence(findings) and
+// fingerprint Fingerprint(findings). A baseline path outside the roots, an
+// unreadable file and running out of time are errors, never clean.
+func (c Checker) Check(ctx context.Context, b *warden.IntegrityBaseline) (clean bool, evidence map[string]string, fingerprint string, err error) {
+	var findings []Finding
+	err = c.bounded(ctx, func(ctx context.Context, fsys fileSystem) (err error) {
+		findings, err = scan(ctx, fsys, b)
+		return err
+	})
+	if errors.Is(err, errTimeBound) {
+		return false, nil, "", errors.New(c.timeBound())
+	} else if err != nil {
 		return false, nil, "", err
 	}
 	if len(findings) == 0 {
 		return true, map[string]string{"summary": fmt.Sprintf("%d files match the baseline", len(b.Files))}, "", nil
 	}
 	return false, Evidence(findings), Fingerprint(findings), nil
+}
+
+func (c Checker) timeout() time.Duration {
+	if c.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return c.Timeout
+}
+
+// timeBound is the sentence for work abandoned at the time bound.
+func (c Checker) timeBound() string {
+	return fmt.Sprintf("The integrity monitor gave up after its time bound of %s (a watched file blocks its reader, or there are too many files): nothing was vouched for.", c.timeout())
+}
+
+// busy lets one confined snapshot or scan run at a time in the process: a
+// read blocked past its time bound keeps its slot until the kernel lets
+// it go, so blocked reads cannot pile up, and the next caller waits at
+// most its own time bound.
+var busy = make(chan struct{}, 1)
+
+// errTimeBound marks work abandoned at the time bound.
+var errTimeBound = errors.New("integrity: time bound reached")
+
+// bounded runs work over the configured roots and returns its error, or
+// errTimeBound at the time bound (even if the work is stuck in a read;
+// it stops at its next read), or ctx's error if ctx ends first.
+func (c Checker) bounded(ctx context.Context, work func(ctx context.Context, fsys fileSystem) error) error {
+	if len(c.Roots) == 0 {
+		return ruleError("No integrity roots are configured, so nothing may be watched: start the server with --integrity-root DIR for each directory the integrity monitor may read.")
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout(), errTimeBound)
+	defer cancel()
+	select {
+	case busy <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	fsys, err := openRoots(c.Roots)
+	if err != nil {
+		<-busy
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer func() { fsys.Close(); <-busy }()
+		done <- work(ctx, fsys)
+	}()
+	select {
+	case err := <-done:
+		if err != nil && ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }

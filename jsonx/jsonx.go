@@ -27,7 +27,34 @@ import (
 // accepts, encoding/json decodes identically. Errors are EINVALID with a
 // sentence naming the rule and where it broke.
 func Decode(data []byte, v any) error {
-	if err := scan(data, jsonFields(reflect.TypeOf(v))); err != nil {
+	return decode(data, v, false)
+}
+
+// DecodeRequired is Decode, and moreover every member Required names for
+// v's type MUST be present and not null: a request's required arguments
+// are refused when missing, by name, exactly as a JSON schema built from
+// the same type (Required) marks them.
+func DecodeRequired(data []byte, v any) error {
+	return decode(data, v, true)
+}
+
+func decode(data []byte, v any, required bool) error {
+	fs := fieldsOf(reflect.TypeOf(v))
+	var req map[string]int
+	if required && fs != nil {
+		if len(fs.required) > maxRequired {
+			return fmt.Errorf("jsonx.DecodeRequired: %s has %d required fields, more than %d", reflect.TypeOf(v), len(fs.required), maxRequired)
+		}
+		req = fs.requiredIndex
+	}
+	var names map[string]bool
+	if fs != nil {
+		names = fs.names
+	}
+	if err := scan(data, names, req); err != nil {
+		if err.kind == errMissing {
+			err.what = fs.required[err.off]
+		}
 		return err.err()
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -38,11 +65,35 @@ func Decode(data []byte, v any) error {
 	return nil
 }
 
-var fieldCache sync.Map // reflect.Type → map[string]bool
+// maxRequired bounds the required members of one type (the scanner marks
+// them in a 64-bit set).
+const maxRequired = 64
 
-// jsonFields returns the exact JSON names of a struct type's fields
-// (including embedded structs), or nil for non-struct types.
-func jsonFields(t reflect.Type) map[string]bool {
+// Required returns the JSON names of the members a request of struct type
+// t (or a pointer to one) MUST carry, in field order: every exported field,
+// embedded structs' included, whose json tag has neither omitempty nor
+// omitzero. It is the one rule for both the decoder (DecodeRequired) and
+// the JSON schemas transports publish; nil for a non-struct type.
+func Required(t reflect.Type) []string {
+	fs := fieldsOf(t)
+	if fs == nil {
+		return nil
+	}
+	return append([]string(nil), fs.required...)
+}
+
+// fieldSet is what the decoder knows of a struct type's members.
+type fieldSet struct {
+	names         map[string]bool // every JSON member name
+	required      []string        // required names in field order
+	requiredIndex map[string]int  // name → index in required
+}
+
+var fieldCache sync.Map // reflect.Type → *fieldSet
+
+// fieldsOf returns the JSON members of a struct type (including embedded
+// structs), or nil for non-struct types.
+func fieldsOf(t reflect.Type) *fieldSet {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -50,14 +101,14 @@ func jsonFields(t reflect.Type) map[string]bool {
 		return nil
 	}
 	if f, ok := fieldCache.Load(t); ok {
-		return f.(map[string]bool)
+		return f.(*fieldSet)
 	}
-	out := map[string]bool{}
+	out := &fieldSet{names: map[string]bool{}, requiredIndex: map[string]int{}}
 	var walk func(reflect.Type)
 	walk = func(t reflect.Type) {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if name == "-" {
 				continue
 			}
@@ -71,7 +122,15 @@ func jsonFields(t reflect.Type) map[string]bool {
 			if name == "" {
 				name = f.Name
 			}
-			out[name] = true
+			out.names[name] = true
+			optional := false
+			for _, o := range strings.Split(opts, ",") {
+				optional = optional || o == "omitempty" || o == "omitzero"
+			}
+			if _, dup := out.requiredIndex[name]; !optional && !dup {
+				out.requiredIndex[name] = len(out.required)
+				out.required = append(out.required, name)
+			}
 		}
 	}
 	walk(t)

@@ -292,3 +292,60 @@ func countFFFDEscapes(data []byte) int {
 	}
 	return n
 }
+
+type toolArgs struct {
+	BudgetID string   `json:"budget_id"`
+	Amount   int64    `json:"amount"`
+	Note     string   `json:"note,omitempty"`
+	When     string   `json:"when,omitzero"`
+	Tags     []string `json:"tags"`
+	Embedded
+	Hidden string `json:"-"`
+}
+
+// TestRequired: a member is required unless its tag says omitempty or
+// omitzero; embedded structs contribute theirs; "-" fields are not members.
+func TestRequired(t *testing.T) {
+	want := []string{"budget_id", "amount", "tags", "extra"}
+	if d := cmp.Diff(want, jsonx.Required(reflect.TypeOf(&toolArgs{}))); d != "" {
+		t.Fatalf("Required (-want +got):\n%s", d)
+	}
+	if got := jsonx.Required(reflect.TypeOf(0)); got != nil {
+		t.Fatalf("Required(int) = %v", got)
+	}
+}
+
+// TestDecodeRequired: every required member must be present and not null;
+// the first missing one (in field order) is named. Decode itself does not
+// ask for them.
+func TestDecodeRequired(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{`{"budget_id":"b","amount":0,"tags":[],"extra":0}`, ""},
+		{`{"budget_id":"","amount":0,"tags":[],"extra":0,"note":"n"}`, ""},
+		{`{"amount":1,"tags":[],"extra":0}`, `Request body lacks required field "budget_id".`},
+		{`{"budget_id":"b","tags":[],"extra":0}`, `Request body lacks required field "amount".`},
+		{`{"budget_id":"b","amount":1,"tags":null,"extra":0}`, `Request body lacks required field "tags".`},
+		{`{"budget_id":"b","amount":1,"tags":[]}`, `Request body lacks required field "extra".`},
+		{`{"budget_id":"b","amount":1,"tags":[],"extra":0,"x":1}`, `Request body has unknown field "x".`},
+		{`{"budget_id":"b","amount":1,"tags":[],"extra": null }`, `Request body lacks required field "extra".`},
+		{`{"budget_id":"b","amount":1,"tags":[],"extra":nul}`, "not valid JSON"},
+		{`{"b\u0075dget_id":"b","amount":1,"tags":[],"extra":0}`, ""},
+		{`{}`, `Request body lacks required field "budget_id".`},
+	}
+	for _, tc := range cases {
+		var v toolArgs
+		err := jsonx.DecodeRequired([]byte(tc.body), &v)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s refused: %v", tc.body, err)
+			}
+			continue
+		}
+		if warden.ErrorCode(err) != warden.EINVALID || !strings.Contains(warden.ErrorMessage(err), tc.want) {
+			t.Errorf("%s: got %v, want EINVALID %q", tc.body, err, tc.want)
+		}
+		if err := jsonx.Decode([]byte(tc.body), &v); err != nil && strings.Contains(tc.want, "lacks required") {
+			t.Errorf("Decode %s: %v, want no required check", tc.body, err)
+		}
+	}
+}

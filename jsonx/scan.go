@@ -28,11 +28,13 @@ const mapAfter = 16
 // anywhere (encoding/json stores U+FFFD), \u escapes that are unpaired
 // UTF-16 surrogates (likewise), a key repeated in any object at any depth
 // (encoding/json keeps the last), nesting deeper than MaxDepth, and a
-// top-level key that is not exactly one of fields (nil: any key). Keys are
+// top-level key that is not exactly one of fields (nil: any key), and an
+// object that lacks, or holds as null, a top-level key of required (its
+// value is the key's index, below 64; nil: none required). Keys are
 // compared after unescaping, so "a" and "\u0061" are the same key.
-func scan(data []byte, fields map[string]bool) *scanError {
+func scan(data []byte, fields map[string]bool, required map[string]int) *scanError {
 	kp := keyPool.Get().(*[][]byte)
-	s := scanner{data: data, fields: fields, keys: (*kp)[:0]}
+	s := scanner{data: data, fields: fields, required: required, keys: (*kp)[:0]}
 	defer func() {
 		if cap(s.keys) <= 4*mapAfter { // keep no 64 KiB body's worth of keys
 			*kp = s.keys[:0]
@@ -53,6 +55,13 @@ func scan(data []byte, fields map[string]bool) *scanError {
 	if s.pos != len(data) {
 		return &scanError{kind: errTrailing, off: s.pos}
 	}
+	if n := len(required); n > 0 && s.present != 1<<n-1 {
+		for i := range n {
+			if s.present&(1<<i) == 0 {
+				return &scanError{kind: errMissing, off: i} // decode names it
+			}
+		}
+	}
 	return nil
 }
 
@@ -66,7 +75,11 @@ type scanner struct {
 	pos    int
 	depth  int
 	fields map[string]bool
-	keys   [][]byte // unescaped keys of the open objects, innermost last
+	// required indexes the top-level keys that must be present; present
+	// marks those seen with a value other than null.
+	required map[string]int
+	present  uint64
+	keys     [][]byte // unescaped keys of the open objects, innermost last
 }
 
 type errKind int
@@ -81,6 +94,7 @@ const (
 	errDuplicate
 	errUnknown
 	errDepth
+	errMissing
 )
 
 // scanError is a refusal with the byte offset it happened at; path is
@@ -88,8 +102,8 @@ const (
 // costs nothing unless the scan fails.
 type scanError struct {
 	kind errKind
-	off  int
-	what string // errSyntax: what was wrong; errSurrogate: the escape; errDuplicate, errUnknown: the key
+	off  int    // errMissing: the index of the missing key in the required list
+	what string // errSyntax: what was wrong; errSurrogate: the escape; errDuplicate, errUnknown, errMissing: the key
 	path []segment
 }
 
@@ -151,6 +165,8 @@ func (e *scanError) err() *warden.Error {
 		return warden.Errorf(warden.EINVALID, "Request body has unknown field %q.", e.what)
 	case errDepth:
 		return warden.Errorf(warden.EINVALID, "Request body nests objects and arrays deeper than %d levels.", MaxDepth)
+	case errMissing:
+		return warden.Errorf(warden.EINVALID, "Request body lacks required field %q.", e.what)
 	}
 	return warden.Errorf(warden.EINVALID, "Request body is not valid JSON: %s at byte offset %d.", e.what, e.off)
 }
@@ -290,6 +306,14 @@ func (s *scanner) members(base int) *scanError {
 			return s.unexpected(s.pos, "after an object key").inKey(key)
 		}
 		s.pos++
+		if s.depth == 1 && s.required != nil {
+			if i, ok := s.required[string(key)]; ok {
+				s.skipSpace()
+				if s.pos < len(s.data) && s.data[s.pos] != 'n' { // null is no value
+					s.present |= 1 << i
+				}
+			}
+		}
 		if err := s.value(); err != nil {
 			return err.inKey(key)
 		}

@@ -232,12 +232,14 @@ func TestDrill3EscalationAbuse(t *testing.T) {
 	a := newAgent(t, env, base, "drill-agent", warden.RoleRead)
 
 	// A caller cannot claim a profile it does not hold.
-	a.refused("escalate", map[string]any{"from_profile": "guardian", "to_profile": "phoenix", "escalation_type": "crisis_declared"},
+	// The seed's calls omit reason (its escalate() had no such parameter);
+	// warden requires it, as every hop of the seed's ladder does.
+	a.refused("escalate", map[string]any{"from_profile": "guardian", "to_profile": "phoenix", "escalation_type": "crisis_declared", "reason": "DRILL: abuse"},
 		warden.EDENIED, "No escalation path")
 
 	a.escalate("operator")
 	denied := len(receipts(t, env, warden.ReceiptEscalationDenied))
-	m := a.refused("escalate", map[string]any{"from_profile": "operator", "to_profile": "phoenix", "escalation_type": "threat_detected"},
+	m := a.refused("escalate", map[string]any{"from_profile": "operator", "to_profile": "phoenix", "escalation_type": "threat_detected", "reason": "DRILL: abuse"},
 		warden.EDENIED, "No escalation path from operator to phoenix")
 	if m["success"] != false {
 		t.Fatalf("skip-level result %v", m)
@@ -251,7 +253,7 @@ func TestDrill3EscalationAbuse(t *testing.T) {
 	}
 
 	a.escalate("guardian")
-	m = a.refused("escalate", map[string]any{"from_profile": "guardian", "to_profile": "phoenix", "escalation_type": "crisis_declared"},
+	m = a.refused("escalate", map[string]any{"from_profile": "guardian", "to_profile": "phoenix", "escalation_type": "crisis_declared", "reason": "DRILL: abuse"},
 		warden.EDENIED, "requires approval")
 	if m["approval_required"] != true || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(fmt.Sprint(m["request_digest"])) {
 		t.Fatalf("missing-approval result %v, want approval_required and request_digest", m)
@@ -358,15 +360,19 @@ func TestDrill4PhoenixReadiness(t *testing.T) {
 			t.Fatalf("lockdown action %v was not dry-run", r)
 		}
 	}
-	rev := a.call("phoenix_revoke_credentials", nil)
-	if rev["dry_run"] != true || !slices.Contains(rev["revoked"].([]any), any(approverName)) {
-		t.Fatalf("revoke = %v, want a dry run naming the approver", rev)
+	// Mass revocation is not an agent's to run, drill or not: the agent
+	// is refused (a human requester is needed), and the refusal receipted.
+	failures = len(authFailures(t, env))
+	a.refused("phoenix_revoke_credentials", nil, warden.EDENIED, "requires a human requester")
+	if af := authFailures(t, env); len(af) != failures+1 || af[len(af)-1]["tool"] != "phoenix_revoke_credentials" {
+		t.Fatalf("auth_failure receipts after the agent's mass revocation: %v", af[failures:])
 	}
 	approver.call("get_active_escalations", nil) // still authenticates: nothing was revoked
-	for _, typ := range []string{warden.ReceiptPhoenixLock, warden.ReceiptPhoenixRevoke} {
-		if r := receipts(t, env, typ); len(r) != 1 || body(t, r[0])["dry_run"] != true {
-			t.Fatalf("%s receipts %v, want one dry run", typ, r)
-		}
+	if r := receipts(t, env, warden.ReceiptPhoenixLock); len(r) != 1 || body(t, r[0])["dry_run"] != true {
+		t.Fatalf("%s receipts %v, want one dry run", warden.ReceiptPhoenixLock, r)
+	}
+	if r := receipts(t, env, warden.ReceiptPhoenixRevoke); len(r) != 0 {
+		t.Fatalf("%s receipts %v after a refusal", warden.ReceiptPhoenixRevoke, r)
 	}
 
 	// De-escalate: back to baseline, one receipted hop at a time.

@@ -8,6 +8,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine/governor"
+	"github.com/warden-sh/warden/jsonx"
 )
 
 // schemaOptions adjust inference where a Go type decodes more than its
@@ -39,9 +40,11 @@ func values[T ~string](list []T) []any {
 }
 
 // InputSchema derives a tool's input JSON schema from its Go argument type
-// (what NewArgs returns): properties from json tags, fields without
-// omitempty required, no additional properties — the shape the governor's
-// strict decoder accepts.
+// (what NewArgs returns): properties from json tags, no additional
+// properties, and as required exactly what jsonx.Required names (fields
+// without omitempty or omitzero) — the members the governor's decoder,
+// jsonx.DecodeRequired, refuses to go without. One type, one rule, so the
+// schema an agent reads and the decoder that judges it cannot disagree.
 func InputSchema(t *governor.Tool) (*jsonschema.Schema, error) {
 	typ := reflect.TypeOf(t.NewArgs())
 	if typ.Kind() != reflect.Pointer {
@@ -54,6 +57,7 @@ func InputSchema(t *governor.Tool) (*jsonschema.Schema, error) {
 	if s.Type != "object" {
 		return nil, fmt.Errorf("mcp.InputSchema: tool %s: arguments are %q, not an object", t.Name, s.Type)
 	}
+	s.Required = jsonx.Required(typ)
 	for name, prop := range s.Properties {
 		if e, ok := enums[name]; ok && (prop.Type == "string") {
 			prop.Enum = e

@@ -159,6 +159,13 @@ func (r *reader) Receipts(f warden.ReceiptFilter) ([]*warden.Receipt, error) {
 		where = append(where, "seq > ?")
 		args = append(args, int64(*f.After))
 	}
+	if f.Before != nil && *f.Before <= math.MaxInt64 { // beyond: every seq is below it
+		if *f.Before == 0 {
+			return []*warden.Receipt{}, nil
+		}
+		where = append(where, "seq < ?")
+		args = append(args, int64(*f.Before))
+	}
 	var q strings.Builder
 	q.WriteString("SELECT " + receiptColumns + " FROM receipts")
 	if len(where) > 0 {
@@ -372,13 +379,13 @@ func (r *reader) Checkpoints(fn func(*warden.Checkpoint) error) error {
 	}
 }
 
-const credentialColumns = "name, token_hash, roles, source, classes, created_at, revoked_at"
+const credentialColumns = "name, token_hash, roles, source, classes, created_at, revoked_at, human"
 
 func scanCredential(rows *sql.Rows) (*warden.Credential, error) {
 	var c warden.Credential
 	var roles, classes, created string
 	var revoked sql.NullString
-	if err := rows.Scan(&c.Name, &c.TokenHash, &roles, &c.Source, &classes, &created, &revoked); err != nil {
+	if err := rows.Scan(&c.Name, &c.TokenHash, &roles, &c.Source, &classes, &created, &revoked, &c.Human); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(roles), &c.Roles); err != nil {

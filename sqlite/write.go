@@ -216,9 +216,27 @@ func (t *writeTx) CreateCredential(c *warden.Credential) error {
 	if c.RevokedAt != nil {
 		revoked = warden.FormatTime(*c.RevokedAt)
 	}
-	if _, err := t.q.exec("INSERT INTO credentials ("+credentialColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)",
-		c.Name, c.TokenHash, string(roles), c.Source, string(classes), warden.FormatTime(c.CreatedAt), revoked); err != nil {
+	if _, err := t.q.exec("INSERT INTO credentials ("+credentialColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		c.Name, c.TokenHash, string(roles), c.Source, string(classes), warden.FormatTime(c.CreatedAt), revoked, c.Human); err != nil {
 		return t.failed("CreateCredential", err)
+	}
+	return nil
+}
+
+// SetCredentialHuman sets the named credential's human attribute.
+// ENOTFOUND if unknown.
+func (t *writeTx) SetCredentialHuman(name string, human bool) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	res, err := t.q.exec("UPDATE credentials SET human = ? WHERE name = ?", human, name)
+	if err != nil {
+		return t.failed("SetCredentialHuman", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return t.failed("SetCredentialHuman", err)
+	} else if n == 0 {
+		return warden.Errorf(warden.ENOTFOUND, "Credential %q does not exist.", name)
 	}
 	return nil
 }

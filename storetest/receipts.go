@@ -41,7 +41,8 @@ func testReceiptsFilter(t *testing.T, h Harness) {
 			if (f.Scroll == "" || r.Scroll == f.Scroll) &&
 				(f.Type == "" || r.Type == f.Type) &&
 				(f.Tag == "" || slices.Contains(r.Tags, f.Tag)) &&
-				(f.After == nil || r.Seq > *f.After) {
+				(f.After == nil || r.Seq > *f.After) &&
+				(f.Before == nil || r.Seq < *f.Before) {
 				out = append(out, r.Seq)
 			}
 		}
@@ -75,6 +76,17 @@ func testReceiptsFilter(t *testing.T, h Harness) {
 		{"descending with limit", warden.ReceiptFilter{Descending: true, Limit: 4}},
 		{"descending after", warden.ReceiptFilter{Descending: true, After: ptr[uint64](25)}},
 		{"descending scroll tag", warden.ReceiptFilter{Descending: true, Scroll: warden.ScrollIdentity, Tag: "DRILL/five"}},
+		{"before", warden.ReceiptFilter{Before: ptr[uint64](10)}},
+		{"before zero", warden.ReceiptFilter{Before: ptr[uint64](0)}},
+		{"before one", warden.ReceiptFilter{Before: ptr[uint64](1)}},
+		{"before the end", warden.ReceiptFilter{Before: ptr[uint64](30)}},
+		{"before far beyond", warden.ReceiptFilter{Before: ptr[uint64](1 << 63)}},
+		{"before the maximum", warden.ReceiptFilter{Before: ptr[uint64](1<<64 - 1)}},
+		{"descending before", warden.ReceiptFilter{Descending: true, Before: ptr[uint64](17)}},
+		{"descending before with limit", warden.ReceiptFilter{Descending: true, Before: ptr[uint64](17), Limit: 5}},
+		{"descending before scroll tag", warden.ReceiptFilter{Descending: true, Before: ptr[uint64](29), Scroll: warden.ScrollIdentity, Tag: "four", Limit: 2}},
+		{"between after and before", warden.ReceiptFilter{After: ptr[uint64](5), Before: ptr[uint64](12)}},
+		{"after meets before", warden.ReceiptFilter{After: ptr[uint64](5), Before: ptr[uint64](6)}},
 		{"unknown scroll", warden.ReceiptFilter{Scroll: warden.ScrollTreasury}},
 		{"unknown type", warden.ReceiptFilter{Type: "delta"}},
 		{"unknown tag", warden.ReceiptFilter{Tag: "nope"}},
@@ -144,6 +156,28 @@ func testReceiptsPageSize(t *testing.T, h Harness) {
 		}
 		if next != uint64(n) {
 			t.Errorf("scan from 3 ended before seq %d, want %d", next, n)
+		}
+		// Paging backwards with Before visits every receipt once, newest
+		// first, across the page limit.
+		want := uint64(n)
+		var before *uint64
+		for {
+			page, err := tx.Receipts(warden.ReceiptFilter{Descending: true, Before: before, Limit: warden.MaxPageSize})
+			if err != nil {
+				return err
+			}
+			for _, r := range page {
+				if want--; r.Seq != want {
+					t.Fatalf("paging backwards returned seq %d, want %d", r.Seq, want)
+				}
+			}
+			if len(page) < warden.MaxPageSize {
+				break
+			}
+			before = &page[len(page)-1].Seq
+		}
+		if want != 0 {
+			t.Errorf("paging backwards stopped at seq %d, want 0", want)
 		}
 		return nil
 	})

@@ -107,7 +107,7 @@ func testCredentials(t *testing.T, h Harness) {
 		Source: "airlock", Classes: []string{"prompt_injection", "tool_call_burst"},
 		TokenHash: "hash-bob", CreatedAt: at(2),
 	}
-	carl := &warden.Credential{Name: "carl.ops@example", Roles: []warden.Role{warden.RoleOperator}, TokenHash: "hash-carl", CreatedAt: at(3)}
+	carl := &warden.Credential{Name: "carl.ops@example", Roles: []warden.Role{warden.RoleOperator}, Human: true, TokenHash: "hash-carl", CreatedAt: at(3)}
 	for _, c := range []*warden.Credential{bob, carl, alice} {
 		MustUpdate(t, s, func(tx warden.Tx) error { return tx.CreateCredential(c) })
 	}
@@ -171,6 +171,39 @@ func testCredentials(t *testing.T, h Harness) {
 		}
 		if diff := cmp.Diff([]*warden.Credential{alice, &revokedBob, carl}, list, opts); diff != "" {
 			t.Errorf("Credentials (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+
+	// The human attribute: stored on create (carl), set and cleared later,
+	// on a revoked credential too (the store records; rules decide).
+	MustUpdate(t, s, func(tx warden.Tx) error {
+		if err := tx.SetCredentialHuman("alice", true); err != nil {
+			return err
+		}
+		if err := tx.SetCredentialHuman("carl.ops@example", false); err != nil {
+			return err
+		}
+		return tx.SetCredentialHuman("bob", true)
+	})
+	err := s.Update(t.Context(), func(tx warden.Tx) error { return tx.SetCredentialHuman("zed", true) })
+	wantCode(t, err, warden.ENOTFOUND)
+	MustView(t, s, func(tx warden.ReadTx) error {
+		for name, want := range map[string]bool{"alice": true, "bob": true, "carl.ops@example": false} {
+			c, err := tx.Credential(name)
+			if err != nil {
+				return err
+			}
+			if c.Human != want {
+				t.Errorf("Credential(%s).Human = %v, want %v", name, c.Human, want)
+			}
+		}
+		c, err := tx.CredentialByTokenHash("hash-alice")
+		if err != nil {
+			return err
+		}
+		if !c.Human || !c.Principal().Human {
+			t.Errorf("CredentialByTokenHash(alice) = %+v, want human", c)
 		}
 		return nil
 	})

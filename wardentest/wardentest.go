@@ -6,6 +6,7 @@ package wardentest
 import (
 	"context"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -68,8 +69,9 @@ func Drill(c *stack.Config) { c.Core.Drill = true }
 func newStack(tb testing.TB, dir *datadir.Dir, st *sqlite.DB, clock *Clock, opts []Option) *stack.Stack {
 	tb.Helper()
 	c := stack.Config{
-		Core:     engine.Options{Store: st, Clock: clock.Now, Signer: dir.Signer, PublicKey: dir.PublicKey, Keys: dir},
-		Recorder: recorder.Options{HMACKey: dir.HMACKey, Integrity: integrity.Checker{Clock: clock.Now}},
+		Core: engine.Options{Store: st, Clock: clock.Now, Signer: dir.Signer, PublicKey: dir.PublicKey, Keys: dir},
+		// Tests watch files under the temporary directory their data lives in.
+		Recorder: recorder.Options{HMACKey: dir.HMACKey, Integrity: integrity.Checker{Clock: clock.Now, Roots: []string{os.TempDir()}}},
 	}
 	for _, f := range opts {
 		f(&c)

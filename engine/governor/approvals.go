@@ -16,7 +16,9 @@ import (
 const ApprovalLifetime = time.Hour
 
 // checkApprovals verifies the approvals of a hop that requires them and
-// returns the approvers counted towards the quorum.
+// returns the approvers counted towards the quorum. Neither the requester
+// nor the subject may approve; a human-only hop counts only approvers
+// whose credentials are marked human.
 func (g *Governor) checkApprovals(tx warden.Tx, p *warden.Principal, subject string, req *EscalateRequest, hop *warden.HopPolicy, digest string, now time.Time) ([]string, error) {
 	quorum := max(hop.Quorum, 1)
 	need := map[string]any{"approval_required": true, "request_digest": digest, "quorum": quorum}
@@ -40,6 +42,10 @@ func (g *Governor) checkApprovals(tx warden.Tx, p *warden.Principal, subject str
 			return nil, g.denyEscalation(p, subject, req, need, warden.EDENIED, "Escalation to %s requires approval: %q is not a registered approver", hop.To, name)
 		} else if err != nil {
 			return nil, err
+		}
+		if hop.RequiresHuman && !cred.IsActiveHuman() {
+			return nil, g.denyEscalation(p, subject, req, need, warden.EDENIED,
+				"Escalation to %s requires human (sovereign) approval: approver %q is not a credential an admin marked human", hop.To, name)
 		}
 		if sig, has := req.ApprovalSignatures[name]; has {
 			key, err := tx.ApproverKey(name)

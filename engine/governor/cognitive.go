@@ -116,22 +116,52 @@ func (g *Governor) InvokeTem(ctx context.Context, p *warden.Principal, req TemRe
 	return out, err
 }
 
-// AuditTrail is cognitive_audit_trail's answer.
-type AuditTrail struct {
-	Decisions []*warden.Receipt `json:"decisions"`
-	Count     int               `json:"count"`
+// AuditTrailRequest is cognitive_audit_trail's arguments: at most Limit
+// receipts (default 100, at most warden.MaxPageSize), older than Before
+// when given (the NextBefore of a previous answer).
+type AuditTrailRequest struct {
+	Limit  int     `json:"limit,omitempty"`
+	Before *uint64 `json:"before,omitempty"`
 }
 
-// AuditTrail lists cognitive-scroll receipts, newest first.
-func (g *Governor) AuditTrail(ctx context.Context, limit int) (*AuditTrail, error) {
-	if limit <= 0 || limit > warden.MaxPageSize {
+// AuditTrail is cognitive_audit_trail's answer. NextBefore is non-null
+// exactly when older receipts exist: pass it as before to read them.
+type AuditTrail struct {
+	Decisions  []*warden.Receipt `json:"decisions"`
+	Count      int               `json:"count"`
+	NextBefore *uint64           `json:"next_before"`
+}
+
+// AuditTrail lists cognitive-scroll receipts, newest first, a page at a
+// time. EINVALID for a limit outside 1..warden.MaxPageSize (0 means 100):
+// a larger one is refused, never silently cut.
+func (g *Governor) AuditTrail(ctx context.Context, req AuditTrailRequest) (*AuditTrail, error) {
+	limit := req.Limit
+	switch {
+	case limit == 0:
 		limit = 100
+	case limit < 0 || limit > warden.MaxPageSize:
+		return nil, warden.Errorf(warden.EINVALID, "limit must be between 1 and %d; page on with before (the answer's next_before).", warden.MaxPageSize)
 	}
-	list, err := g.core.Receipts(ctx, warden.ReceiptFilter{Scroll: warden.ScrollCognitive, Limit: limit, Descending: true})
+	out := &AuditTrail{}
+	err := g.core.View(ctx, "governor.AuditTrail", func(tx warden.ReadTx) (err error) {
+		f := warden.ReceiptFilter{Scroll: warden.ScrollCognitive, Before: req.Before, Limit: limit, Descending: true}
+		if out.Decisions, err = tx.Receipts(f); err != nil || len(out.Decisions) < limit {
+			return err
+		}
+		// A full page: is there an older receipt?
+		f.Before, f.Limit = &out.Decisions[limit-1].Seq, 1
+		more, err := tx.Receipts(f)
+		if len(more) > 0 {
+			out.NextBefore = f.Before
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &AuditTrail{Decisions: list, Count: len(list)}, nil
+	out.Count = len(out.Decisions)
+	return out, nil
 }
 
 // Context is cognitive_context's answer: the parts asked for, each absent

@@ -41,7 +41,8 @@ type DeescalateRequest struct {
 // Deescalate undoes an active escalation and every hop above it, one hop
 // at a time, each with its own profile_deescalation receipt; a concluded
 // crisis or a sovereign revocation returns the subject to observer. An
-// irreversible hop falls only to sovereign_revoke by an admin. The subject
+// irreversible hop falls only to sovereign_revoke by an admin whose
+// credential is marked human. The subject
 // itself, operators and admins may de-escalate. Refusals (unknown or
 // inactive escalation, not reversible) are receipted.
 func (g *Governor) Deescalate(ctx context.Context, p *warden.Principal, req DeescalateRequest) (*DeescalateResult, error) {
@@ -91,9 +92,15 @@ func (g *Governor) popHops(tx warden.Tx, p *warden.Principal, target *warden.Esc
 			return nil, g.core.Deny(warden.ReceiptEscalationDenied, denyBody, warden.EDENIED,
 				"Escalation %s is not reversible without sovereign override", h.EscalationID)
 		}
-		if !h.Reversible && !p.HasRole(warden.RoleAdmin) {
-			return nil, g.core.Deny(warden.ReceiptEscalationDenied, denyBody, warden.EDENIED,
-				"Escalation %s is not reversible without sovereign override, and only a human admin may revoke it", h.EscalationID)
+		if !h.Reversible {
+			human, err := activeHuman(tx, p.Name)
+			if err != nil {
+				return nil, err
+			}
+			if !human || !p.HasRole(warden.RoleAdmin) {
+				return nil, g.core.Deny(warden.ReceiptEscalationDenied, denyBody, warden.EDENIED,
+					"Escalation %s is not reversible without sovereign override, and only a human admin may revoke it", h.EscalationID)
+			}
 		}
 	}
 	now := g.core.Now()

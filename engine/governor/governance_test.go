@@ -472,14 +472,16 @@ func TestEscalateOnThreatThresholds(t *testing.T) {
 }
 
 // TestSovereignIsIrreversibleWithoutOverride: phoenix → sovereign needs a
-// sovereign_override with approval; it then falls only to sovereign_revoke
-// by an admin, with the seed's sentence otherwise.
+// sovereign_override with approval (by humans, for a human); it then falls
+// only to sovereign_revoke by a human admin, with the seed's sentence
+// otherwise.
 func TestSovereignIsIrreversibleWithoutOverride(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	ctx := context.Background()
 	a := agent("crisis")
+	env.MustCredential(t, engine.CredentialSpec{Name: "crisis", Roles: a.Roles, Human: true})
 	approver := &warden.Principal{Name: "appr", Roles: []warden.Role{warden.RoleApprover}}
-	env.MustCredential(t, engine.CredentialSpec{Name: "appr", Roles: []warden.Role{warden.RoleApprover}})
+	env.MustCredential(t, engine.CredentialSpec{Name: "appr", Roles: []warden.Role{warden.RoleApprover}, Human: true})
 	mustEscalate(t, env, a, warden.ProfileOperator)
 	mustEscalate(t, env, a, warden.ProfileGuardian)
 	approve := func(to warden.Profile, typ string) *governor.EscalateResult {
@@ -511,6 +513,13 @@ func TestSovereignIsIrreversibleWithoutOverride(t *testing.T) {
 	if _, err := env.Governor.Deescalate(ctx, &warden.Principal{Name: "op", Roles: []warden.Role{warden.RoleOperator}}, governor.DeescalateRequest{EscalationID: sov.EscalationID, DeescalationType: string(warden.DeescalationSovereignRevoke)}); warden.ErrorCode(err) != warden.EDENIED {
 		t.Fatalf("sovereign_revoke by a non-admin: %v", err)
 	}
+	// An admin that is not marked human may not either.
+	env.MustCredential(t, engine.CredentialSpec{Name: "admin-bot", Roles: []warden.Role{warden.RoleAdmin}})
+	if _, err := env.Governor.Deescalate(ctx, &warden.Principal{Name: "admin-bot", Roles: []warden.Role{warden.RoleAdmin}}, governor.DeescalateRequest{EscalationID: sov.EscalationID, DeescalationType: string(warden.DeescalationSovereignRevoke)}); warden.ErrorCode(err) != warden.EDENIED ||
+		!strings.Contains(warden.ErrorMessage(err), "only a human admin may revoke it") {
+		t.Fatalf("sovereign_revoke by a non-human admin: %v", err)
+	}
+	env.MustCredential(t, engine.CredentialSpec{Name: "human", Roles: []warden.Role{warden.RoleAdmin}, Human: true})
 	res, err := env.Governor.Deescalate(ctx, &warden.Principal{Name: "human", Roles: []warden.Role{warden.RoleAdmin}}, governor.DeescalateRequest{EscalationID: sov.EscalationID, DeescalationType: string(warden.DeescalationSovereignRevoke)})
 	if err != nil || res.ToProfile != warden.ProfileObserver || len(res.Hops) != 4 {
 		t.Fatalf("sovereign_revoke by an admin: %+v %v", res, err)

@@ -3,6 +3,7 @@ package governor
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -24,21 +25,33 @@ type HistoryEntry struct {
 }
 
 // HistoryRequest is get_escalation_history's arguments: only escalations
-// touching Profile (any when empty), at most Limit (default 100).
+// touching Profile (any when empty), at most Limit (default 100, at most
+// warden.MaxPageSize), older than Before when given (the NextBefore of a
+// previous answer).
 type HistoryRequest struct {
-	Profile string `json:"profile,omitempty"`
-	Limit   int    `json:"limit,omitempty"`
+	Profile string  `json:"profile,omitempty"`
+	Limit   int     `json:"limit,omitempty"`
+	Before  *uint64 `json:"before,omitempty"`
 }
 
-// History is get_escalation_history's answer.
+// History is get_escalation_history's answer. Count is the number of
+// entries returned; NextBefore is non-null exactly when older entries
+// match too: pass it as before to read them. Nothing is left out silently.
 type History struct {
-	History []HistoryEntry `json:"history"`
-	Count   int            `json:"count"`
+	History    []HistoryEntry `json:"history"`
+	Count      int            `json:"count"`
+	NextBefore *uint64        `json:"next_before"`
 }
+
+// historyPage is how many receipts EscalationHistory reads per snapshot;
+// each page is a short read, so a long history never holds one open.
+const historyPage = warden.MaxPageSize
 
 // EscalationHistory lists escalation and de-escalation receipts, newest
-// first, optionally only those touching profile. It looks at the newest
-// MaxPageSize receipts tagged "escalation" (the store pages forward only).
+// first, optionally only those touching a profile, paging backwards
+// through the identity scroll until it has Limit entries or reaches the
+// first receipt, however many receipts that takes. EINVALID for an unknown
+// profile or a limit outside 1..warden.MaxPageSize (0 means 100).
 func (g *Governor) EscalationHistory(ctx context.Context, req HistoryRequest) (*History, error) {
 	profile, limit := req.Profile, req.Limit
 	if profile != "" {
@@ -46,15 +59,23 @@ func (g *Governor) EscalationHistory(ctx context.Context, req HistoryRequest) (*
 			return nil, err
 		}
 	}
-	if limit <= 0 || limit > warden.MaxPageSize {
+	switch {
+	case limit == 0:
 		limit = 100
+	case limit < 0 || limit > warden.MaxPageSize:
+		return nil, warden.Errorf(warden.EINVALID, "limit must be between 1 and %d; page on with before (the answer's next_before).", warden.MaxPageSize)
 	}
-	history := []HistoryEntry{}
-	err := g.core.View(ctx, "governor.EscalationHistory", func(tx warden.ReadTx) error {
-		f := warden.ReceiptFilter{Scroll: warden.ScrollIdentity, Tag: "escalation", Limit: warden.MaxPageSize, Descending: true}
-		page, err := tx.Receipts(f)
-		if err != nil {
+	out := &History{History: []HistoryEntry{}}
+	before := req.Before
+	for {
+		var page []*warden.Receipt
+		err := g.core.View(ctx, "governor.EscalationHistory", func(tx warden.ReadTx) (err error) {
+			page, err = tx.Receipts(warden.ReceiptFilter{Scroll: warden.ScrollIdentity, Tag: "escalation", Before: before,
+				Limit: historyPage, Descending: true})
 			return err
+		})
+		if err != nil {
+			return nil, err
 		}
 		for _, r := range page {
 			if r.Type != warden.ReceiptEscalation && r.Type != warden.ReceiptDeescalation {
@@ -62,24 +83,28 @@ func (g *Governor) EscalationHistory(ctx context.Context, req HistoryRequest) (*
 			}
 			var b escalationBody
 			if err := json.Unmarshal(r.Body, &b); err != nil {
-				return err
+				return nil, fmt.Errorf("governor.EscalationHistory: receipt %d: %w", r.Seq, err)
 			}
 			if profile != "" && string(b.FromProfile) != profile && string(b.ToProfile) != profile {
 				continue
 			}
-			history = append(history, HistoryEntry{EscalationID: b.EscalationID, EventType: b.EventType, FromProfile: b.FromProfile,
+			if len(out.History) == limit {
+				// One more matches: say where to read on.
+				next := out.History[limit-1].Seq
+				out.NextBefore = &next
+				out.Count = len(out.History)
+				return out, nil
+			}
+			out.History = append(out.History, HistoryEntry{EscalationID: b.EscalationID, EventType: b.EventType, FromProfile: b.FromProfile,
 				ToProfile: b.ToProfile, Subject: b.Subject, Timestamp: r.Timestamp, ReceiptHash: r.RootHash, Seq: r.Seq,
 				Context: b.Context, DeescalationType: b.DeescalationType, Tags: r.Tags})
-			if len(history) == limit {
-				break
-			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		if len(page) < historyPage {
+			out.Count = len(out.History)
+			return out, nil
+		}
+		before = &page[len(page)-1].Seq
 	}
-	return &History{History: history, Count: len(history)}, nil
 }
 
 // ActiveEscalation is one active hop as get_active_escalations shows it.

@@ -24,7 +24,7 @@ type EscalateRequest struct {
 	Context             *warden.EscalationContext `json:"context,omitempty"`
 	TTLSeconds          int                       `json:"ttl_seconds,omitempty"`
 	DeescalateCondition string                    `json:"deescalate_condition,omitempty"`
-	Reason              string                    `json:"reason,omitempty"`
+	Reason              string                    `json:"reason"`
 	// ApprovedBy names the approvers (one name or several).
 	ApprovedBy StringList `json:"approved_by,omitempty"`
 	// ApprovalSignatures maps approver → base64 ed25519 signature over the
@@ -194,8 +194,21 @@ func (g *Governor) Escalate(ctx context.Context, p *warden.Principal, req Escala
 		if hop == nil {
 			return g.denyEscalation(p, subject, &req, nil, warden.EDENIED, "No escalation path from %s to %s", from, to)
 		}
-		if hop.RequiresHuman && typ != warden.EscalationSovereignOverride {
-			return g.denyEscalation(p, subject, &req, nil, warden.EDENIED, "Escalation to %s requires human (sovereign) approval", to)
+		if hop.RequiresHuman {
+			if typ != warden.EscalationSovereignOverride {
+				return g.denyEscalation(p, subject, &req, nil, warden.EDENIED, "Escalation to %s requires human (sovereign) approval", to)
+			}
+			// Human-only: a person asks, for a person.
+			for _, who := range []struct{ role, name string }{{"requester", p.Name}, {"subject", subject}} {
+				ok, err := activeHuman(tx, who.name)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return g.denyEscalation(p, subject, &req, nil, warden.EDENIED,
+						"Escalation to %s requires human (sovereign) approval: the %s %s is not a credential an admin marked human", to, who.role, who.name)
+				}
+			}
 		}
 		gen, err := tx.Counter(generationKey(subject))
 		if err != nil {

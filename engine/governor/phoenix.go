@@ -15,12 +15,20 @@ type RevokeAllResult struct {
 	DryRun  bool     `json:"dry_run"`
 }
 
-// RevokeAll revokes every credential that is not an admin's (phoenix).
-// In drill mode it is refused as a dry run and receipted as such.
+// RevokeAll revokes every credential except the admins', the caller's
+// and the human approvers' (phoenix, human requester only): the agents go,
+// the people who administer and approve the way back stay. It is refused,
+// and the refusal receipted, if afterwards no active admin or no active
+// approver would remain. In drill mode nothing is revoked and the dry run
+// is receipted as such.
 func (g *Governor) RevokeAll(ctx context.Context, p *warden.Principal) (*RevokeAllResult, error) {
+	const tool = "phoenix_revoke_credentials"
 	var revoked []string
 	err := g.core.Update(ctx, "governor.RevokeAll", func(tx warden.Tx) error {
-		if _, err := g.requireProfile(tx, p, "phoenix_revoke_credentials", g.authority["phoenix_revoke_credentials"]); err != nil {
+		if _, err := g.requireProfile(tx, p, tool, g.authority[tool]); err != nil {
+			return err
+		}
+		if err := g.requireHuman(tx, p, tool); err != nil {
 			return err
 		}
 		creds, err := tx.Credentials()
@@ -28,16 +36,35 @@ func (g *Governor) RevokeAll(ctx context.Context, p *warden.Principal) (*RevokeA
 			return err
 		}
 		at := g.core.Now()
+		var revoke []string
+		admins, approvers := 0, 0
 		for _, c := range creds {
-			if c.RevokedAt != nil || slices.Contains(c.Roles, warden.RoleAdmin) || c.Name == p.Name {
+			if c.RevokedAt != nil {
 				continue
 			}
+			if slices.Contains(c.Roles, warden.RoleAdmin) || c.Name == p.Name || (c.Human && slices.Contains(c.Roles, warden.RoleApprover)) {
+				if slices.Contains(c.Roles, warden.RoleAdmin) {
+					admins++
+				}
+				if slices.Contains(c.Roles, warden.RoleApprover) {
+					approvers++
+				}
+				continue
+			}
+			revoke = append(revoke, c.Name)
+		}
+		if admins == 0 || approvers == 0 {
+			return g.core.Deny(warden.ReceiptPhoenixDenied, map[string]any{"tool": tool, "principal": p.Name,
+				"admins_left": admins, "approvers_left": approvers, "would_revoke": nonNilStrings(revoke)}, warden.EDENIED,
+				"Mass revocation refused: it would leave %d active admin(s) and %d active approver(s), and it must leave at least one of each (it keeps admins, the caller and human approvers; mark an approver human with `warden credential human NAME true`).", admins, approvers)
+		}
+		for _, name := range revoke {
 			if !g.core.Drill() {
-				if err := tx.RevokeCredential(c.Name, at); err != nil {
+				if err := tx.RevokeCredential(name, at); err != nil {
 					return err
 				}
 			}
-			revoked = append(revoked, c.Name)
+			revoked = append(revoked, name)
 		}
 		_, err = tx.Append(g.core.Draft(warden.ReceiptPhoenixRevoke, map[string]any{"principal": p.Name,
 			"credentials": nonNilStrings(revoked), "dry_run": g.core.Drill(), "reversible": false, "revoked_at": warden.FormatTime(at)}, "phoenix"))
@@ -94,12 +121,16 @@ func (g *Governor) Lockdown(ctx context.Context, p *warden.Principal, reason str
 	return &LockdownResult{Success: ok, LockdownID: pseudo.ID, Results: results, DryRun: g.core.Drill()}, nil
 }
 
-// RotateKey hands the ledger over to a new signing key (phoenix): the
-// caller's profile is checked inside the hand-over's transaction. In drill
-// mode nothing is rotated and the dry run is receipted.
+// RotateKey hands the ledger over to a new signing key (phoenix, human
+// requester only): the caller's profile and credential are checked inside
+// the hand-over's transaction. In drill mode nothing is rotated and the
+// dry run is receipted, after the same checks.
 func (g *Governor) RotateKey(ctx context.Context, p *warden.Principal) (*engine.RotateKeyResult, error) {
+	const tool = "phoenix_rotate_key"
 	return g.core.RotateKey(ctx, p, func(tx warden.Tx) error {
-		_, err := g.requireProfile(tx, p, "phoenix_rotate_key", g.authority["phoenix_rotate_key"])
-		return err
+		if _, err := g.requireProfile(tx, p, tool, g.authority[tool]); err != nil {
+			return err
+		}
+		return g.requireHuman(tx, p, tool)
 	})
 }

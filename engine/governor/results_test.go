@@ -69,7 +69,11 @@ func TestToolResultMembers(t *testing.T) {
 		c.Governor.Mirror = datadir.Mirror{Dir: mirror}
 	})
 	ctx := context.Background()
-	a := &warden.Principal{Name: "agent-1", Roles: []warden.Role{warden.RoleOperator}}
+	a := &warden.Principal{Name: "agent-1", Roles: []warden.Role{warden.RoleOperator}, Human: true}
+	// A human (key rotation and mass revocation need one), and a human
+	// approver that mass revocation keeps.
+	env.MustCredential(t, engine.CredentialSpec{Name: "agent-1", Roles: a.Roles, Human: true})
+	env.MustCredential(t, engine.CredentialSpec{Name: "human-approver", Roles: []warden.Role{warden.RoleApprover}, Human: true})
 	env.MustCredential(t, engineSpec("reader", warden.RoleRead))
 	call := func(tool, args string) any {
 		t.Helper()
@@ -96,16 +100,16 @@ func TestToolResultMembers(t *testing.T) {
 				"receipt_hash", "tem_context_hash", "deescalate_condition", "approved_by", "escalation"}},
 		{"get_active_escalations", `{}`, "", []string{"active_count", "escalations"}},
 		{"get_active_escalations", `{}`, "escalations.0", escalation},
-		{"get_escalation_history", `{}`, "", []string{"history", "count"}},
+		{"get_escalation_history", `{}`, "", []string{"history", "count", "next_before"}},
 		{"get_escalation_history", `{}`, "history.0", []string{"escalation_id", "event_type", "from_profile", "to_profile", "subject",
 			"timestamp", "receipt_hash", "seq", "context", "tags"}},
 		{"cognitive_decide", `{"decision":"d"}`, "", []string{"success", "decision_id", "profile", "receipt_hash", "seq"}},
 		{"cognitive_invoke_tem", `{"threat_id":"t"}`, "", []string{"success", "invocation_id", "profile", "tem_context_hash", "receipt_hash"}},
-		{"cognitive_audit_trail", `{}`, "", []string{"decisions", "count"}},
-		{"treasury_create_budget", `{"budget_id":"b","allocated":10,"currency":"U"}`, "",
+		{"cognitive_audit_trail", `{}`, "", []string{"decisions", "count", "next_before"}},
+		{"treasury_create_budget", `{"budget_id":"b","name":"b","allocated":10,"currency":"U"}`, "",
 			[]string{"success", "budget_id", "name", "allocated", "spent", "credited", "currency", "drill", "created_at", "created_by", "balance"}},
-		{"treasury_debit", `{"budget_id":"b","amount":1}`, "", []string{"success", "budget_id", "kind", "amount", "balance", "receipt_hash", "idempotent_replay"}},
-		{"treasury_credit", `{"budget_id":"b","amount":2}`, "", []string{"success", "budget_id", "kind", "amount", "balance", "receipt_hash", "idempotent_replay"}},
+		{"treasury_debit", `{"budget_id":"b","amount":1,"description":"d"}`, "", []string{"success", "budget_id", "kind", "amount", "balance", "receipt_hash", "idempotent_replay"}},
+		{"treasury_credit", `{"budget_id":"b","amount":2,"description":"c"}`, "", []string{"success", "budget_id", "kind", "amount", "balance", "receipt_hash", "idempotent_replay"}},
 		{"treasury_balance", `{"budget_id":"b"}`, "", []string{"success", "budget_id", "name", "allocated", "spent", "credited", "currency", "drill", "created_at", "created_by", "balance"}},
 		{"guardian_status", `{}`, "", []string{"status", "drill_mode", "log_size", "root_hash", "scroll_roots", "checkpoint"}},
 		{"guardian_status", `{}`, "checkpoint", []string{"size", "root_hash", "note", "created_at"}},
@@ -149,6 +153,7 @@ func TestDrillRotationMembers(t *testing.T) {
 		open[k] = warden.ProfileObserver
 	}
 	env := wardentest.MustEnv(t, wardentest.Drill, func(c *stack.Config) { c.Governor.Authority = open })
+	env.MustCredential(t, engine.CredentialSpec{Name: "a", Roles: []warden.Role{warden.RoleRead}, Human: true})
 	res, err := env.Governor.CallTool(context.Background(), &warden.Principal{Name: "a", Roles: []warden.Role{warden.RoleRead}}, "phoenix_rotate_key", nil)
 	if err != nil {
 		t.Fatal(err)

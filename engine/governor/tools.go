@@ -69,9 +69,6 @@ type phoenixArgs struct {
 type activeArgs struct {
 	Subject string `json:"subject,omitempty"`
 }
-type limitArgs struct {
-	Limit int `json:"limit,omitempty"`
-}
 type noArgs struct{}
 type budgetArgs struct {
 	BudgetID string `json:"budget_id"`
@@ -110,7 +107,7 @@ var tools = []*Tool{
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *contextArgs) (any, error) {
 			return g.CognitiveContext(ctx, p, a.Include)
 		}),
-	tool("escalate", "Escalate one hop up the ladder observer → operator → guardian → phoenix → sovereign, from the current profile.",
+	tool("escalate", "Escalate one hop up the ladder observer → operator → guardian → phoenix → sovereign (human-only), from the current profile.",
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *EscalateRequest) (any, error) {
 			return g.Escalate(ctx, p, *a)
 		}),
@@ -140,8 +137,10 @@ var tools = []*Tool{
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *activeArgs) (any, error) {
 			subject := p.Name
 			if a.Subject != "" && a.Subject != p.Name {
-				if !p.HasRole(warden.RoleOperator, warden.RoleRead) {
-					return nil, warden.Errorf(warden.EFORBIDDEN, "Principal %q may only list its own escalations.", p.Name)
+				// Another principal's escalations, or everyone's ("*"), are
+				// an operator's to read (the transports receipt the 403).
+				if !p.HasRole(warden.RoleOperator) {
+					return nil, warden.Errorf(warden.EFORBIDDEN, "Principal %q may only list its own escalations: another principal's, or \"*\" for all, needs the operator role.", p.Name)
 				}
 				subject = a.Subject
 			}
@@ -172,8 +171,8 @@ var tools = []*Tool{
 			return g.InvokeTem(ctx, p, *a)
 		}),
 	tool("cognitive_audit_trail", "Decisions and Tem invocations, newest first.",
-		func(ctx context.Context, g *Governor, p *warden.Principal, a *limitArgs) (any, error) {
-			return g.AuditTrail(ctx, a.Limit)
+		func(ctx context.Context, g *Governor, p *warden.Principal, a *AuditTrailRequest) (any, error) {
+			return g.AuditTrail(ctx, *a)
 		}),
 	tool("treasury_create_budget", "Create a budget (drill mode: isolated, at most 1000 units).",
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *CreateBudgetRequest) (any, error) {
@@ -199,11 +198,11 @@ var tools = []*Tool{
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *noArgs) (any, error) {
 			return g.Anchor(ctx, p)
 		}),
-	tool("phoenix_revoke_credentials", "Revoke every non-admin credential (phoenix; dry-run in drill mode).",
+	tool("phoenix_revoke_credentials", "Revoke every credential but the admins', the caller's and human approvers' (phoenix, human requester; dry-run in drill mode).",
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *noArgs) (any, error) {
 			return g.RevokeAll(ctx, p)
 		}),
-	tool("phoenix_rotate_key", "Hand the ledger over to a new signing key, co-signed by the old one (phoenix; dry-run in drill mode).",
+	tool("phoenix_rotate_key", "Hand the ledger over to a new signing key, co-signed by the old one (phoenix, human requester; dry-run in drill mode).",
 		func(ctx context.Context, g *Governor, p *warden.Principal, a *noArgs) (any, error) {
 			return g.RotateKey(ctx, p)
 		}),
@@ -240,7 +239,7 @@ func (g *Governor) CallTool(ctx context.Context, p *warden.Principal, name strin
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")
 	}
-	if err := jsonx.Decode(raw, args); err != nil {
+	if err := jsonx.DecodeRequired(raw, args); err != nil {
 		return nil, err
 	}
 	prof, err := g.CurrentProfile(ctx, p.Name)

@@ -98,7 +98,7 @@ func TestIncidentIDsSurviveRestart(t *testing.T) {
 		{Class: warden.ClassToolCallBurst, Source: "agent", Description: "burst"},
 		{Class: warden.ClassManifestMismatch, Source: "registry", Description: "hash", Evidence: map[string]string{"model_path": "/m/x.gguf"}},
 		{Class: warden.ClassForbiddenAirlockRequest, Source: "airlock", Description: "evil.example"},
-		{Class: warden.ClassPromptInjection, Source: "agent", Description: "ignore previous", Severity: "low"},
+		{Class: warden.ClassPromptInjection, Source: "agent", Description: "ignore previous", Severity: "low", SeverityReason: "test"},
 	}
 	seen := map[string]bool{}
 	var last uint64
@@ -174,7 +174,7 @@ func TestSeverityWindows(t *testing.T) {
 			env := wardentest.MustEnv(t, wardentest.Containment(pol))
 			report := func(sev warden.Severity) *warden.Incident {
 				t.Helper()
-				return env.MustReport(t, nil, recorder.ReportRequest{Class: tc.class, Source: "agent-1", Severity: string(sev),
+				return env.MustReport(t, nil, recorder.ReportRequest{Class: tc.class, Source: "agent-1", Severity: string(sev), SeverityReason: "test",
 					Description: "event", Evidence: map[string]string{"model_path": "/models/m.gguf"}})
 			}
 			notRaised := func(inc *warden.Incident, want warden.Severity) {
@@ -743,7 +743,7 @@ func TestRecoveryRequirementMatrix(t *testing.T) {
 	for _, class := range warden.IncidentClasses {
 		for _, sev := range []warden.Severity{warden.SeverityLow, warden.SeverityMedium, warden.SeverityHigh, warden.SeverityCritical} {
 			env.Clock.Advance(time.Hour) // outside every severity window
-			inc := env.MustReport(t, nil, recorder.ReportRequest{Class: class, Severity: string(sev), Source: "agent-1",
+			inc := env.MustReport(t, nil, recorder.ReportRequest{Class: class, Severity: string(sev), SeverityReason: "matrix", Source: "agent-1",
 				Description: "matrix", Evidence: map[string]string{"model_path": "/models/m.gguf"}})
 			if inc.Severity != sev {
 				t.Fatalf("%s/%s: reported at %s", class, sev, inc.Severity)

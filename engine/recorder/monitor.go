@@ -24,9 +24,11 @@ func (rec *Recorder) RecordBaseline(ctx context.Context, p *warden.Principal, pa
 	if rec.integrity == nil {
 		return nil, warden.Errorf(warden.EINTERNAL, "no integrity checker configured")
 	}
-	b, err := rec.integrity.Snapshot(paths)
-	if err != nil {
-		return nil, warden.Errorf(warden.EINVALID, "Cannot baseline: %v", err)
+	b, err := rec.integrity.Snapshot(ctx, paths)
+	if warden.ErrorCode(err) == warden.EINTERNAL {
+		return nil, fmt.Errorf("recorder.RecordBaseline: %w", err)
+	} else if err != nil {
+		return nil, err // the checker's sentence, as it is
 	}
 	b.CreatedAt, b.CreatedBy = warden.FormatTime(rec.core.Now()), p.Name
 	err = rec.core.Update(ctx, "recorder.RecordBaseline", func(tx warden.Tx) error {
@@ -74,7 +76,7 @@ func (rec *Recorder) IntegrityScan(ctx context.Context, p *warden.Principal) (*S
 	if rec.integrity == nil {
 		return nil, fmt.Errorf("recorder.IntegrityScan: no integrity checker configured")
 	}
-	clean, evidence, fp, err := rec.integrity.Check(b)
+	clean, evidence, fp, err := rec.integrity.Check(ctx, b)
 	if err != nil {
 		// A scan that cannot read a watched file fails closed: it is a
 		// violation in itself (the file may have been made unreadable to

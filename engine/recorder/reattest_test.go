@@ -3,6 +3,8 @@ package recorder_test
 import (
 	"context"
 	"database/sql"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,7 +74,7 @@ func TestTrustStatesAreBounded(t *testing.T) {
 	for range n {
 		env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassIntegrityViolation, Source: "fim", Description: "changed"})
 	}
-	env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassUnauthorizedAccess, Source: "gw", Description: "not integrity, no re-attestation", Severity: "high"})
+	env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassUnauthorizedAccess, Source: "gw", Description: "not integrity, no re-attestation", Severity: "high", SeverityReason: "test"})
 	for name, state := range map[string]func(context.Context) (*recorder.TrustState, error){
 		"attestation": env.Recorder.AttestationState, "integrity": env.Recorder.IntegrityState,
 	} {
@@ -91,5 +93,80 @@ func TestUnknownIncidentErrorIsBounded(t *testing.T) {
 	_, err := env.Recorder.Incident(t.Context(), id)
 	if warden.ErrorCode(err) != warden.ENOTFOUND || len(warden.ErrorMessage(err)) > 200 || !strings.Contains(warden.ErrorMessage(err), "INC-999") {
 		t.Fatalf("unknown huge id: %d bytes: %.200v", len(warden.ErrorMessage(err)), err)
+	}
+}
+
+// TestReattestOfAnIntegrityViolationNeedsACleanBaseline: an
+// integrity_violation (here reported by an external file integrity
+// monitor) is not re-attested without an integrity baseline — "no
+// baseline recorded" used to pass — nor against one that no longer scans
+// clean; each refusal is receipted and leaves the latch in place. Once a
+// baseline scans clean it is re-attested. Other classes still re-attest on
+// the ledger alone when no baseline exists.
+func TestReattestOfAnIntegrityViolationNeedsACleanBaseline(t *testing.T) {
+	env := wardentest.MustEnv(t, wardentest.Drill)
+	ctx := t.Context()
+	if _, err := env.Core.Start(ctx, engine.StartInfo{Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	inc := env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassIntegrityViolation, Source: "fim", Description: "external FIM: /etc/passwd changed"})
+	if _, err := env.Recorder.RecoveryAck(ctx, wardentest.AdminPrincipal, recorder.AckRequest{IncidentID: inc.ID, Operator: "admin@secai"}); err != nil {
+		t.Fatal(err)
+	}
+	denials := func() int { return len(env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptRecoveryDenied})) }
+	refused := func(want string) {
+		t.Helper()
+		before := denials()
+		_, err := env.Recorder.Reattest(ctx, wardentest.AdminPrincipal, inc.ID)
+		if warden.ErrorCode(err) != warden.ECONFLICT || !strings.Contains(warden.ErrorMessage(err), want) {
+			t.Fatalf("reattest: %v, want a conflict containing %q", err, want)
+		}
+		if denials() != before+1 {
+			t.Fatal("refusal not receipted")
+		}
+		if req := env.MustRequirement(t, inc.ID); req.ReAttestedAt != "" || req.RecoveryComplete {
+			t.Fatalf("requirement after the refusal: %+v", req)
+		}
+		if _, err := env.Recorder.ResolveIncident(ctx, wardentest.AdminPrincipal, inc.ID); warden.ErrorCode(err) != warden.ECONFLICT {
+			t.Fatalf("resolve while latched: %v", err)
+		}
+	}
+	refused("Re-attestation refused: an integrity_violation is re-attested only against an integrity baseline that scans clean, and none is recorded")
+
+	file := filepath.Join(t.TempDir(), "passwd")
+	if err := os.WriteFile(file, []byte("root:x:0:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Recorder.RecordBaseline(ctx, wardentest.AdminPrincipal, []string{file}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("root:x:0:0\nevil:x:0:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused("integrity baseline mismatch: 1 changed, 0 added, 0 removed")
+
+	if err := os.WriteFile(file, []byte("root:x:0:0\n"), 0o600); err != nil { // restored
+		t.Fatal(err)
+	}
+	req, err := env.Recorder.Reattest(ctx, wardentest.AdminPrincipal, inc.ID)
+	if err != nil || !req.RecoveryComplete {
+		t.Fatalf("reattest against a clean baseline: %+v %v", req, err)
+	}
+	rs := env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptRecoveryReattested})
+	if len(rs) != 1 || !strings.Contains(string(rs[0].Body), `"integrity":{"clean":true,"files":1}`) {
+		t.Fatalf("re-attestation receipt does not vouch for the baseline: %v", rs)
+	}
+
+	// Not an integrity incident, no baseline needed: the ledger suffices.
+	other := wardentest.MustEnv(t, wardentest.Drill)
+	if _, err := other.Core.Start(ctx, engine.StartInfo{Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	att := other.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassAttestationFailure, Source: "tpm", Description: "PCR mismatch"})
+	if _, err := other.Recorder.RecoveryAck(ctx, wardentest.AdminPrincipal, recorder.AckRequest{IncidentID: att.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Recorder.Reattest(ctx, wardentest.AdminPrincipal, att.ID); err != nil {
+		t.Fatalf("attestation_failure without a baseline: %v", err)
 	}
 }

@@ -171,8 +171,9 @@ func (rec *Recorder) RecoveryAck(ctx context.Context, p *warden.Principal, ack A
 // Reattest re-establishes the trust root after an incident that requires
 // it (ceremony step 7). It is real: it re-verifies the whole ledger against
 // its signed checkpoints and re-checks the integrity baseline, and refuses
-// (ECONFLICT, receipted, with the reason) if either fails, if the incident
-// was not acknowledged first, or does not require re-attestation.
+// (ECONFLICT, receipted, with the reason) if either fails, if an
+// integrity_violation has no baseline to re-check, if the incident was not
+// acknowledged first, or does not require re-attestation.
 func (rec *Recorder) Reattest(ctx context.Context, p *warden.Principal, id string) (*warden.RecoveryRequirement, error) {
 	if err := engine.Authorize(p, "re-attest", warden.RoleRecoveryAdmin); err != nil {
 		return nil, err
@@ -183,12 +184,18 @@ func (rec *Recorder) Reattest(ctx context.Context, p *warden.Principal, id strin
 	denyBody := map[string]any{"incident_id": id, "step": "reattest", "principal": p.Name}
 	// Cheap refusals first, before the expensive checks.
 	var pre error
+	var class string
 	if err := rec.core.View(ctx, "recorder.Reattest", func(tx warden.ReadTx) error {
 		r, err := tx.Requirement(id)
 		if err != nil {
 			pre = errNoRequirement // recoveryStep below reports it precisely
 			return nil
 		}
+		inc, err := tx.Incident(id)
+		if err != nil {
+			return err
+		}
+		class = inc.Class
 		if !r.RequireReattest {
 			pre = fmt.Errorf("Incident %s does not require re-attestation (only critical, attestation_failure and integrity_violation incidents do).", id)
 		} else if r.AckedAt == "" {
@@ -205,7 +212,7 @@ func (rec *Recorder) Reattest(ctx context.Context, p *warden.Principal, id strin
 	if pre == errNoRequirement {
 		pre = nil
 	} else if pre == nil {
-		failure = rec.attestationChecks(ctx, check)
+		failure = rec.attestationChecks(ctx, check, class == warden.ClassIntegrityViolation)
 	}
 	var r *warden.RecoveryRequirement
 	now := rec.core.Now()
@@ -254,8 +261,11 @@ func (rec *Recorder) Reattest(ctx context.Context, p *warden.Principal, id strin
 var errNoRequirement = errors.New("no requirement")
 
 // attestationChecks verifies the ledger and the integrity baseline, filling
-// check with what was verified; it returns "" when both hold.
-func (rec *Recorder) attestationChecks(ctx context.Context, check map[string]any) string {
+// check with what was verified; it returns "" when both hold. Without a
+// baseline only the ledger is vouched for, which is refused when
+// needBaseline (an integrity_violation: nothing else shows the files are
+// as they should be again).
+func (rec *Recorder) attestationChecks(ctx context.Context, check map[string]any, needBaseline bool) string {
 	_, known := rec.core.KeyState()
 	if known == nil {
 		return "no ledger public key is configured to verify against"
@@ -277,6 +287,9 @@ func (rec *Recorder) attestationChecks(ctx context.Context, check map[string]any
 		return err
 	})
 	switch {
+	case warden.ErrorCode(err) == warden.ENOTFOUND && needBaseline:
+		check["integrity"] = "no baseline recorded"
+		return "an integrity_violation is re-attested only against an integrity baseline that scans clean, and none is recorded (restore the files, record one with `warden integrity baseline PATH…`, then re-attest)"
 	case warden.ErrorCode(err) == warden.ENOTFOUND:
 		check["integrity"] = "no baseline recorded"
 		return ""
@@ -286,7 +299,7 @@ func (rec *Recorder) attestationChecks(ctx context.Context, check map[string]any
 	case rec.integrity == nil:
 		return "an integrity baseline exists but no integrity checker is configured"
 	}
-	clean, evidence, _, err := rec.integrity.Check(b)
+	clean, evidence, _, err := rec.integrity.Check(ctx, b)
 	if err != nil {
 		return fmt.Sprintf("integrity check failed: %v", err)
 	}

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -25,19 +27,26 @@ const (
 	MaxEvidenceValue = 8192
 )
 
-// ReportRequest is a reported security event.
+// ReportRequest is a reported security event. Severity, when given, may
+// raise the class's default severity; only an operator may lower it, and
+// then SeverityReason must say why (it is receipted; it is not used when
+// the severity is not lowered).
 type ReportRequest struct {
-	Class       string            `json:"class"`
-	Severity    string            `json:"severity,omitempty"`
-	Source      string            `json:"source"`
-	Description string            `json:"description"`
-	Evidence    map[string]string `json:"evidence,omitempty"`
+	Class          string            `json:"class"`
+	Severity       string            `json:"severity,omitempty"`
+	SeverityReason string            `json:"severity_reason,omitempty"`
+	Source         string            `json:"source"`
+	Description    string            `json:"description"`
+	Evidence       map[string]string `json:"evidence,omitempty"`
 	// IdempotencyKey (HTTP: the Idempotency-Key header) names this report
 	// for retries: within warden.ReportKeyTTL, the same principal sending
 	// the same key and the same report gets the incident the first one
 	// created, not a second one. It is not part of the report's JSON.
 	IdempotencyKey string `json:"-"`
 }
+
+// MaxSeverityReason bounds ReportRequest.SeverityReason.
+const MaxSeverityReason = 1024
 
 // Validate checks a report's fields: EINVALID naming the first bad one.
 func (r *ReportRequest) Validate() error {
@@ -54,6 +63,8 @@ func (r *ReportRequest) Validate() error {
 		return warden.Errorf(warden.EINVALID, "description exceeds %d bytes.", MaxDescription)
 	case len(r.Evidence) > MaxEvidenceKeys:
 		return warden.Errorf(warden.EINVALID, "evidence has more than %d keys.", MaxEvidenceKeys)
+	case len(r.SeverityReason) > MaxSeverityReason:
+		return warden.Errorf(warden.EINVALID, "severity_reason exceeds %d bytes.", MaxSeverityReason)
 	}
 	if err := warden.ValidateClass(r.Class); err != nil {
 		return err
@@ -63,7 +74,7 @@ func (r *ReportRequest) Validate() error {
 			return err
 		}
 	}
-	for _, s := range []string{r.Class, r.Source, r.Description} {
+	for _, s := range []string{r.Class, r.Source, r.Description, r.SeverityReason} {
 		if !utf8.ValidString(s) {
 			return warden.Errorf(warden.EINVALID, "Fields must be valid UTF-8.")
 		}
@@ -208,6 +219,32 @@ func authorizeReport(p *warden.Principal, req *ReportRequest) error {
 	return nil
 }
 
+// errLowerWithoutReason: an operator lowered a severity without saying why.
+var errLowerWithoutReason = errors.New("lowered without a reason")
+
+// reportedSeverity applies the class default as a floor: a report may
+// raise it; a reporter's lower severity is raised to the default (the
+// incident is still recorded, and its receipt says so); only an operator
+// may lower it, with a reason. It returns the severity and the detail the
+// incident_reported receipt carries (nil when the report's severity, or
+// the default, stands without comment).
+func reportedSeverity(p *warden.Principal, req *ReportRequest, def warden.Severity) (warden.Severity, map[string]any, error) {
+	reason := strings.TrimSpace(req.SeverityReason)
+	asked := warden.Severity(req.Severity)
+	switch {
+	case req.Severity == "":
+		return def, nil, nil
+	case asked.Rank() >= def.Rank():
+		return asked, nil, nil // severity_reason matters only when lowering
+	case !p.HasRole(warden.RoleOperator):
+		return def, map[string]any{"severity_floor": map[string]any{"requested": asked, "applied": def,
+			"rule": fmt.Sprintf("a reporter may raise class %s's default severity (%s), never lower it; only an operator may", req.Class, def)}}, nil
+	case reason == "":
+		return "", nil, errLowerWithoutReason
+	}
+	return asked, map[string]any{"severity_lowered": map[string]any{"from": def, "to": asked, "by": p.Name, "reason": reason}}, nil
+}
+
 // executedActions returns the actions a report runs: the rule's actions when
 // it auto-contains, otherwise only its log_alert (an alert, not containment).
 func executedActions(rule warden.ClassRule) []string {
@@ -275,6 +312,17 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 	}
 	ps := rec.policyState()
 	rule := ps.Policy.Rules[req.Class]
+	sev, severityDetail, err := reportedSeverity(p, &req, rule.DefaultSeverity)
+	if errors.Is(err, errLowerWithoutReason) {
+		body := map[string]any{"operation": "report", "principal": p.Name, "class": req.Class, "source": req.Source,
+			"severity": req.Severity, "class_default": rule.DefaultSeverity}
+		return nil, false, rec.core.Update(ctx, op, func(tx warden.Tx) error {
+			return rec.core.Deny(warden.ReceiptIncidentDenied, body, warden.EINVALID,
+				"Severity %s is below class %s's default (%s): an operator may lower it only with a severity_reason saying why.", req.Severity, req.Class, rule.DefaultSeverity)
+		})
+	} else if err != nil {
+		return nil, false, err
+	}
 	now := rec.core.Now()
 	actions := executedActions(rule)
 	external := needsTargets(actions)
@@ -290,7 +338,7 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 
 	var inc *warden.Incident
 	var deliveries, dup bool
-	err := rec.core.Update(ctx, op, func(tx warden.Tx) error {
+	err = rec.core.Update(ctx, op, func(tx warden.Tx) error {
 		if duplicate != nil {
 			existing, err := duplicate(tx)
 			if err != nil {
@@ -304,10 +352,6 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 		n, err := tx.NextCounter("incident")
 		if err != nil {
 			return err
-		}
-		sev := rule.DefaultSeverity
-		if req.Severity != "" {
-			sev = warden.Severity(req.Severity)
 		}
 		inc = &warden.Incident{
 			ID:                 fmt.Sprintf("INC-%s-%04d", now.UTC().Format("20060102-150405"), n),
@@ -352,9 +396,14 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 		if err := tx.CreateIncident(inc); err != nil {
 			return err
 		}
-		var detail any // none without a key: the receipt is as before keys existed
-		if keyDetail != nil {
-			detail = keyDetail
+		// The detail says what the severity rule did and names the
+		// idempotency key; a plain report has none (as before either).
+		var detail any
+		if severityDetail != nil || keyDetail != nil {
+			d := map[string]any{}
+			maps.Copy(d, severityDetail)
+			maps.Copy(d, keyDetail)
+			detail = d
 		}
 		if _, err := tx.Append(rec.incidentDraft(warden.ReceiptIncidentReported, inc, p.Name, detail)); err != nil {
 			return err
