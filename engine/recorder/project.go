@@ -28,6 +28,7 @@ func (rec *Recorder) Projections() []engine.Projection {
 // receipt that holds the snapshot.
 type incidentProjection struct {
 	incidents map[string]*projectedIncident
+	interned  map[string]string // class, severity and state names, shared
 	reqs      map[string]*projectedRequirement
 	stats     map[string]int64
 	maxNumber uint64
@@ -44,6 +45,7 @@ type projectedKey struct {
 }
 
 type projectedIncident struct {
+	stored bool // the store holds it (Compare)
 	digest [32]byte
 	seq    uint64
 	// what StatsDelta reads
@@ -63,7 +65,7 @@ type projectedRequirement struct {
 }
 
 func newIncidentProjection() *incidentProjection {
-	return &incidentProjection{incidents: map[string]*projectedIncident{}, reqs: map[string]*projectedRequirement{}, stats: map[string]int64{},
+	return &incidentProjection{incidents: map[string]*projectedIncident{}, interned: map[string]string{}, reqs: map[string]*projectedRequirement{}, stats: map[string]int64{},
 		keys: map[string]*projectedKey{}}
 }
 
@@ -119,7 +121,12 @@ func (p *incidentProjection) Apply(r *warden.Receipt) error {
 		if known {
 			oldStub = old.stub()
 		}
-		now := &projectedIncident{digest: sha256.Sum256(b.Incident), seq: r.Seq, class: inc.Class, severity: inc.Severity, state: inc.State, autoContained: inc.AutoContained}
+		now := old
+		if !known {
+			now = new(projectedIncident)
+		}
+		*now = projectedIncident{digest: sha256.Sum256(b.Incident), seq: r.Seq, class: p.intern(inc.Class),
+			severity: warden.Severity(p.intern(string(inc.Severity))), state: warden.IncidentState(p.intern(string(inc.State))), autoContained: inc.AutoContained}
 		for k, v := range warden.StatsDelta(oldStub, now.stub()) {
 			p.stats[k] += v
 		}
@@ -166,11 +173,22 @@ func (p *incidentProjection) Apply(r *warden.Receipt) error {
 	return nil
 }
 
+// intern shares the few distinct class, severity and state names among
+// the many incidents the projection holds.
+func (p *incidentProjection) intern(s string) string {
+	if v, ok := p.interned[s]; ok {
+		return v
+	}
+	p.interned[s] = s
+	return s
+}
+
 func (p *incidentProjection) Compare(tx warden.ReadTx, report func(engine.Mismatch)) error {
-	seen := make(map[string]bool, len(p.incidents))
 	err := tx.Incidents(warden.IncidentFilter{}, func(s *warden.Incident) error {
-		seen[s.ID] = true
 		want, ok := p.incidents[s.ID]
+		if ok {
+			want.stored = true
+		}
 		if !ok {
 			report(engine.Mismatch{Table: "incidents", Key: s.ID, Reason: "no receipt reported this incident"})
 			return nil
@@ -189,11 +207,11 @@ func (p *incidentProjection) Compare(tx warden.ReadTx, report func(engine.Mismat
 		return err
 	}
 	for _, id := range engine.SortedKeys(p.incidents) {
-		if !seen[id] {
+		if !p.incidents[id].stored {
 			report(engine.Mismatch{Table: "incidents", Key: id, Seq: engine.SeqPtr(p.incidents[id].seq), Reason: "the receipts hold this incident; the store has no such row"})
 		}
 	}
-	seen = map[string]bool{}
+	seen := map[string]bool{}
 	err = tx.Requirements(false, func(s *warden.RecoveryRequirement) error {
 		seen[s.IncidentID] = true
 		want, ok := p.reqs[s.IncidentID]
