@@ -18,7 +18,7 @@ import (
 var errStopScan = errors.New("stop scan")
 
 // verifyChunk is how many receipts one reader scans at a time.
-const verifyChunk = 16384
+const verifyChunk = 4096
 
 // VerifyStore verifies the whole log in the store against its signed
 // checkpoints, and the store's ledger caches against the receipts: it is
