@@ -65,6 +65,14 @@ type ReadTx interface {
 	Credentials() ([]*Credential, error)
 	// Meta returns the value stored under key, or ENOTFOUND.
 	Meta(key string) (string, error)
+	// CheckColumns reports every row whose columns kept beside its record
+	// (for indexes and lookups: an escalation's subject and activity, an
+	// incident's state, a requirement's completeness, the keys approvals
+	// and operations are found by) disagree with the record. The rules act
+	// on those columns and the state replay compares the records, so a
+	// store that keeps such columns MUST report every disagreement; one
+	// that keeps none reports nothing.
+	CheckColumns(report func(table, key, reason string)) error
 
 	IncidentReader
 	GovernanceReader

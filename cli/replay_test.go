@@ -138,6 +138,17 @@ func TestVerifyReplaysState(t *testing.T) {
 			`incident_stats "counters"`},
 		{"idempotency key redirected", []string{`UPDATE report_keys SET incident_id = (SELECT id FROM incidents WHERE record LIKE '%unauthorized_access%')`},
 			`report_keys "test-admin/retry-1": incident INC-`},
+		// The columns the rules act on, edited behind the records' backs.
+		{"escalation column reactivated", []string{`UPDATE escalations SET active = 1 WHERE record LIKE '%"active":false%'`},
+			`escalations "esc_`},
+		{"escalation column made permanent", []string{`UPDATE escalations SET auto_deescalate = 0`},
+			`column auto_deescalate is 0; its record gives 1`},
+		{"incident column resolved", []string{`UPDATE incidents SET state = 'resolved'`},
+			`column state is resolved`},
+		{"requirement column completed", []string{`UPDATE recovery_requirements SET complete = 1`},
+			`recovery_requirements "INC-`},
+		{"approval moved to another request", []string{`UPDATE approvals SET request_digest = 'abc'`},
+			`approvals "abc/appr": column request_digest is abc`},
 		{"baseline rewritten", []string{`UPDATE integrity_baseline SET record = json_set(record, '$.files[0].sha256', 'ff')`},
 			`integrity_baseline "baseline"`},
 	} {

@@ -302,6 +302,15 @@ func (rp *replay) compare(tx warden.ReadTx) error {
 			se.More++
 		}
 	}
+	if len(rp.projections) > 0 {
+		// The records are what the projections compare; the columns the
+		// rules act on must say the same.
+		if err := tx.CheckColumns(func(table, key, reason string) {
+			report(Mismatch{Table: table, Key: key, Reason: reason})
+		}); err != nil {
+			return err
+		}
+	}
 	for _, p := range rp.projections {
 		if err := p.Compare(tx, report); err != nil {
 			return err

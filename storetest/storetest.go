@@ -69,6 +69,7 @@ func Run(t *testing.T, h Harness) {
 		{"Approvals", testApprovals},
 		{"ApproverKeys", testApproverKeys},
 		{"EachRow", testEachRow},
+		{"ColumnsAgree", testColumnsAgree},
 		{"GovernanceReopen", testGovernanceReopen},
 		{"GovernanceRollback", testGovernanceRollback},
 		{"Counters", testCounters},
