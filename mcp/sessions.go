@@ -173,13 +173,18 @@ func (l *sessionLimits) revoke(principal string) {
 func (l *sessionLimits) middleware(next sdk.MethodHandler) sdk.MethodHandler {
 	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
 		if method == "initialize" {
-			if ss, ok := req.GetSession().(*sdk.ServerSession); ok && ss != nil {
-				if extra := req.GetExtra(); extra != nil && extra.TokenInfo != nil {
-					if r, ok := extra.TokenInfo.Extra[reservationKey].(*reservation); ok {
-						l.register(r, ss)
-					}
-				}
+			// Every session is counted: one that would start without the
+			// reservation Handler takes (a request shape initializes did
+			// not foresee) is refused, never left uncounted.
+			var r *reservation
+			if extra := req.GetExtra(); extra != nil && extra.TokenInfo != nil {
+				r, _ = extra.TokenInfo.Extra[reservationKey].(*reservation)
 			}
+			ss, ok := req.GetSession().(*sdk.ServerSession)
+			if r == nil || !ok || ss == nil {
+				return nil, warden.Errorf(warden.ETOOMANY, "MCP session refused: it was not admitted under the session limits.")
+			}
+			l.register(r, ss)
 		}
 		return next(ctx, method, req)
 	}
@@ -203,10 +208,22 @@ func initializes(r *http.Request, limit int64) (bool, error) {
 		return false, warden.Errorf(warden.ETOOLARGE, "MCP request body exceeds %d bytes.", limit)
 	}
 	r.Body = io.NopCloser(bytes.NewReader(data))
-	var msg struct {
+	type message struct {
 		Method string `json:"method"`
 	}
-	// Anything that is not one JSON-RPC object (a batch, garbage) is left
-	// to the SDK to refuse; it opens no lasting session.
-	return json.Unmarshal(data, &msg) == nil && msg.Method == "initialize", nil
+	var msg message
+	if json.Unmarshal(data, &msg) == nil {
+		return msg.Method == "initialize", nil
+	}
+	// A batch initializes if any of its messages does (the SDK accepts
+	// batches from clients of older protocol versions).
+	var batch []message
+	if json.Unmarshal(data, &batch) == nil {
+		for _, m := range batch {
+			if m.Method == "initialize" {
+				return true, nil
+			}
+		}
+	}
+	return false, nil // garbage is the SDK's to refuse
 }

@@ -90,6 +90,12 @@ type floodResult struct {
 // flood sends n initialize requests with token from 16 goroutines.
 func flood(t *testing.T, base, token string, n int) *floodResult {
 	t.Helper()
+	return floodWith(t, base, token, n, initialize)
+}
+
+// floodWith is flood with another request body.
+func floodWith(t *testing.T, base, token string, n int, initialize string) *floodResult {
+	t.Helper()
 	var res floodResult
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
@@ -281,5 +287,22 @@ func TestMCPIdleSessionsExpire(t *testing.T) {
 	waitGauge(t, reg, 0) // bounded: the SDK's idle timer runs on the wall clock
 	if r := flood(t, base, token, 2); r.opened.Load() != 2 {
 		t.Fatalf("after the idle sessions expired: %d opened, want 2", r.opened.Load())
+	}
+}
+
+// TestMCPBatchInitializeIsCounted: an initialize inside a JSON-RPC batch
+// (which the SDK accepts from clients of older protocol versions, and
+// keeps the session of) counts against the caps like a plain one.
+func TestMCPBatchInitializeIsCounted(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	base, reg := limitedServer(t, env, wardenmcp.WithSessionLimits(0, 2))
+	token := env.MustCredential(t, engine.CredentialSpec{Name: "batcher", Roles: []warden.Role{warden.RoleRead}})
+	batch := `[{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}]`
+	r := floodWith(t, base, token, 10, batch)
+	if r.opened.Load() > 2 || r.refused.Load() < 8 {
+		t.Fatalf("%d batch sessions opened, %d refused; want at most 2 and the rest refused", r.opened.Load(), r.refused.Load())
+	}
+	if got := gauge(t, reg, "warden_mcp_sessions_open"); got != float64(r.opened.Load()) {
+		t.Fatalf("%v sessions counted, %d opened", got, r.opened.Load())
 	}
 }
