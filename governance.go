@@ -143,6 +143,9 @@ func (l *Ladder) Validate() error {
 		if h.DefaultTTL < 0 || h.MaxTTL < 0 || (h.MaxTTL > 0 && h.DefaultTTL > h.MaxTTL) {
 			return Errorf(EINVALID, "Ladder hop %s → %s has invalid TTLs.", h.From, h.To)
 		}
+		if h.To == ProfileSovereign && (!h.RequiresHuman || !h.RequiresApproval) {
+			return Errorf(EINVALID, "Ladder hop %s → sovereign must require a human and an approval (requires_human, requires_approval): sovereign is human-only, whatever the configuration.", h.From)
+		}
 	}
 	return nil
 }

@@ -124,7 +124,9 @@ func TestLadderHop(t *testing.T) {
 
 func TestLadderValidate(t *testing.T) {
 	hop := func(from, to warden.Profile) warden.HopPolicy {
-		return warden.HopPolicy{From: from, To: to, Reversible: true, AutoDeescalate: true, DefaultTTL: 60, MaxTTL: 120}
+		h := warden.HopPolicy{From: from, To: to, Reversible: true, AutoDeescalate: true, DefaultTTL: 60, MaxTTL: 120}
+		h.RequiresHuman, h.RequiresApproval = to == warden.ProfileSovereign, to == warden.ProfileSovereign
+		return h
 	}
 	with := func(h warden.HopPolicy, f func(*warden.HopPolicy)) warden.HopPolicy { f(&h); return h }
 	tests := []struct {
@@ -152,6 +154,10 @@ func TestLadderValidate(t *testing.T) {
 			"Ladder hop observer → operator has invalid TTLs."},
 		{"default equals max", []warden.HopPolicy{with(hop("observer", "operator"), func(h *warden.HopPolicy) { h.DefaultTTL = 120 })}, ""},
 		{"no max: any default", []warden.HopPolicy{with(hop("observer", "operator"), func(h *warden.HopPolicy) { h.DefaultTTL, h.MaxTTL = 1<<30, 0 })}, ""},
+		{"sovereign without a human", []warden.HopPolicy{with(hop("phoenix", "sovereign"), func(h *warden.HopPolicy) { h.RequiresHuman = false })},
+			"Ladder hop phoenix → sovereign must require a human and an approval (requires_human, requires_approval): sovereign is human-only, whatever the configuration."},
+		{"sovereign without an approval", []warden.HopPolicy{with(hop("phoenix", "sovereign"), func(h *warden.HopPolicy) { h.RequiresApproval = false })},
+			"Ladder hop phoenix → sovereign must require a human and an approval (requires_human, requires_approval): sovereign is human-only, whatever the configuration."},
 		{"first bad hop is named", []warden.HopPolicy{hop("observer", "operator"), hop("phoenix", "guardian"), hop("sovereign", "x")},
 			"Ladder hop 1 (phoenix → guardian) is not an adjacent upward hop."},
 	}
@@ -198,7 +204,8 @@ func TestLadderValidateProperty(t *testing.T) {
 		for _, h := range l.Hops {
 			ok = ok && rungs[[2]warden.Profile{h.From, h.To}] &&
 				(h.Reversible || !h.AutoDeescalate) &&
-				h.DefaultTTL >= 0 && h.MaxTTL >= 0 && (h.MaxTTL == 0 || h.DefaultTTL <= h.MaxTTL)
+				h.DefaultTTL >= 0 && h.MaxTTL >= 0 && (h.MaxTTL == 0 || h.DefaultTTL <= h.MaxTTL) &&
+				(h.To != warden.ProfileSovereign || h.RequiresHuman && h.RequiresApproval)
 		}
 		err := l.Validate()
 		if ok != (err == nil) {

@@ -142,6 +142,10 @@ type LedgerCheck struct {
 	FirstBadSeq *uint64 `json:"first_bad_seq,omitempty"`
 	// Reason says what failed (or what was accepted).
 	Reason string `json:"reason,omitempty"`
+	// Failure names the failure for an operator to accept it: the first
+	// bad sequence number, or "state-" and a digest of the state
+	// mismatches found, so accepting one never accepts another.
+	Failure string `json:"failure,omitempty"`
 }
 
 // Refuses reports whether writes are refused in this state.

@@ -122,7 +122,7 @@ that it runs in dev mode.`,
 	fl.StringVar(&f.tlsKey, "tls-key", os.Getenv("WARDEN_TLS_KEY"), "private key (PEM) of --tls-cert (env WARDEN_TLS_KEY)")
 	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require client certificates signed by this CA (PEM): mutual TLS")
 	fl.BoolVar(&f.insecurePlaintext, "insecure-plaintext", false, "serve without TLS on a non-loopback address anyway (bearer tokens cross the network readable; receipted in server_start)")
-	fl.StringVar(&f.acceptTampered, "accept-tampered", "", "take writes although the startup check failed: name the failure it reported (its first bad sequence number, or \"state\"); the decision is receipted (docs/ARCHITECTURE.md: startup verification)")
+	fl.StringVar(&f.acceptTampered, "accept-tampered", "", "take writes although the startup check fails, if it fails exactly as named (the failure /health reported: a sequence number, or state-…); the decision is receipted, and lasts for this process (docs/ARCHITECTURE.md: startup verification)")
 	fl.Uint64Var(&f.verifySyncLimit, "verify-sync-limit", engine.DefaultSyncLimit, "logs up to this many receipts are verified in full before writes are accepted; larger ones in the background")
 	fl.BoolVar(&f.dev, "dev", false, "local trial mode: loopback only, unauthenticated requests act as principal dev")
 	fl.BoolVar(&f.drill, "drill", os.Getenv("DRILL_MODE") == "1", "drill mode: containment dry-run, DRILL/* tags (env DRILL_MODE=1)")
@@ -236,26 +236,32 @@ func (e *env) serve(f serveFlags) error {
 	// the tail now, the whole log now or in the background.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(e.ctx))
 	defer stopBG()
+	readOnly := func(c warden.LedgerCheck) {
+		logger.Error("serving read-only: the ledger failed verification; restore the data directory, or accept this failure with --accept-tampered="+c.Failure,
+			"reason", c.Reason, "first_bad_seq", c.FirstBadSeq)
+	}
 	err = core.CheckAtStart(bg, engine.StartupCheck{Projections: l.projections(), SyncLimit: f.verifySyncLimit,
+		Accept: f.acceptTampered, AcceptedBy: "operator (warden serve --accept-tampered)",
 		Done: func(c warden.LedgerCheck) {
-			if c.State == warden.LedgerVerified {
+			switch c.State {
+			case warden.LedgerVerified:
 				logger.Info("ledger and state verified", "receipts", c.Checked)
+			case warden.LedgerTampered:
+				readOnly(c) // found in the background
+			case warden.LedgerAccepted:
+				logger.Warn("accepted a failed ledger verification; the decision is receipted", "failure", c.Failure, "reason", c.Reason)
 			}
 		}})
 	if err != nil {
 		return fmt.Errorf("startup verification: %w", err)
 	}
-	if c := core.Ledger(); c.Refuses() {
-		if f.acceptTampered == "" {
-			logger.Error("serving read-only: the ledger failed verification; restore the data directory, or accept the failure with --accept-tampered="+engine.FailureName(c),
-				"reason", c.Reason, "first_bad_seq", c.FirstBadSeq)
-		} else if err := core.AcceptTampered(e.ctx, f.acceptTampered, "operator (warden serve --accept-tampered)"); err != nil {
-			return usageError{err}
-		} else {
-			logger.Warn("accepted a failed ledger verification; the decision is receipted", "reason", c.Reason)
-		}
-	} else if f.acceptTampered != "" {
-		logger.Warn("--accept-tampered given, but there is no failure to accept", "state", c.State)
+	switch c := core.Ledger(); {
+	case c.Refuses() && f.acceptTampered != "":
+		return usageError{fmt.Errorf("--accept-tampered=%s names another failure than the one found: %s (%s); accept the failure you were shown", f.acceptTampered, c.Failure, c.Reason)}
+	case c.Refuses():
+		readOnly(c)
+	case c.State == warden.LedgerVerified && f.acceptTampered != "":
+		logger.Warn("--accept-tampered given, but the check found nothing to accept")
 	}
 	writable := !core.Ledger().Refuses()
 

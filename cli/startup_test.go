@@ -32,6 +32,7 @@ type health struct {
 		State       string  `json:"state"`
 		FirstBadSeq *uint64 `json:"first_bad_seq"`
 		Reason      string  `json:"reason"`
+		Failure     string  `json:"failure"`
 		Checked     uint64  `json:"checked"`
 		Total       uint64  `json:"total"`
 	} `json:"ledger"`
@@ -130,11 +131,50 @@ func TestServeAcceptsOnlyTheFailureShown(t *testing.T) {
 	if code != 2 || !strings.Contains(errs, "accept the failure you were shown") {
 		t.Fatalf("accepting another failure: %d %s", code, errs)
 	}
+	// A state failure is named by a digest of what was found: accepting
+	// one forged row never accepts another.
+	data = copyDir(t, buildStateLog(t))
+	attack(t, data, `UPDATE credentials SET roles = '["admin"]' WHERE name = 'reader'`)
+	s := startServer(t, data, "--dev")
+	var h health
+	httpJSON(t, "GET", s.URL+"/health", "", nil, &h)
+	s.stop(t)
+	if h.Ledger == nil || !strings.HasPrefix(h.Ledger.Failure, "state-") {
+		t.Fatalf("state failure name: %+v", h.Ledger)
+	}
+	attack(t, data, `UPDATE budgets SET record = json_set(record, '$.spent', 0)`)
+	code, _, errs = run(t, "serve", "--dev", "--data", data, "--addr", "127.0.0.1:0", "--compat-ports=false", "--accept-tampered="+h.Ledger.Failure)
+	if code != 2 || !strings.Contains(errs, "names another failure") {
+		t.Fatalf("an accepted state failure covered a later forgery: %d %s", code, errs)
+	}
+}
+
+// TestServeAcceptsABackgroundFailure: a failure the background check finds
+// is accepted when the operator named it, as one found at once is.
+func TestServeAcceptsABackgroundFailure(t *testing.T) {
+	data := copyDir(t, buildStateLog(t))
+	attack(t, data, `UPDATE receipts SET body = replace(body, '"test"', '"evil"') WHERE seq = 1`)
+	s := startServer(t, data, "--dev", "--verify-sync-limit=1", "--accept-tampered=1")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var h health
+		httpJSON(t, "GET", s.URL+"/health", "", nil, &h)
+		if h.Ledger != nil && h.Ledger.State == "accepted" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("background failure never accepted: %+v", h.Ledger)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a real server's progress
+	}
+	if st := httpJSON(t, "POST", s.URL+"/api/v1/incidents/report", "", map[string]any{"class": "prompt_injection", "source": "s", "description": "d"}, nil); st/100 != 2 {
+		t.Fatalf("write after the background acceptance: %d", st)
+	}
 }
 
 // TestServeVerifiesLargeLogsInTheBackground: above the sync limit the whole
 // check runs after the server starts, with progress in /health, and
-// checkpoints wait for it.
+// the server answers meanwhile.
 func TestServeVerifiesLargeLogsInTheBackground(t *testing.T) {
 	data := buildStateLog(t)
 	s := startServer(t, data, "--dev", "--verify-sync-limit=1")

@@ -188,3 +188,42 @@ func TestInsecurePlaintextIsReceipted(t *testing.T) {
 		t.Fatalf("server_start: %s %v", r.Body, r.Tags)
 	}
 }
+
+// TestNoCheckpointWhileVerifying: while the startup check has not verified
+// the whole log, nothing is signed on top of it.
+func TestNoCheckpointWhileVerifying(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	ctx := context.Background()
+	first, err := env.Core.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough receipts that the background check cannot finish before it
+	// is stopped, right after CheckAtStart returns.
+	if err := env.Core.Update(ctx, "test", func(tx warden.Tx) error {
+		for i := range 20000 {
+			if _, err := tx.Append(env.Core.Draft(warden.ReceiptDecision, map[string]any{"i": i})); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stopped, cancel := context.WithCancel(ctx)
+	err = env.Core.CheckAtStart(stopped, engine.StartupCheck{SyncLimit: 1})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := env.Core.Ledger().State; st != warden.LedgerVerifying {
+		t.Fatalf("state %s, want verifying", st)
+	}
+	cp, err := env.Core.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size != first.Size {
+		t.Fatalf("signed a checkpoint of size %d over a log verified only up to %d", cp.Size, first.Size)
+	}
+}

@@ -52,6 +52,9 @@ func (e *Core) RotateKey(ctx context.Context, p *warden.Principal, authorize fun
 	if e.keys == nil || e.signer == nil {
 		return nil, fmt.Errorf("engine.RotateKey: no key store configured")
 	}
+	if e.signingPaused() {
+		return nil, warden.Errorf(warden.EUNAVAILABLE, "The ledger key cannot be rotated while the startup check has not verified the log (see /health).")
+	}
 	e.cpMu.Lock()
 	defer e.cpMu.Unlock()
 	oldSigner := e.signer

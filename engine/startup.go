@@ -3,6 +3,9 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -48,7 +51,7 @@ func (e *Core) refuseWrites() error {
 	if c.FirstBadSeq != nil {
 		where = fmt.Sprintf(" at sequence number %d", *c.FirstBadSeq)
 	}
-	return warden.Errorf(warden.EUNAVAILABLE, "Writes are refused: the ledger failed verification%s (%s). An operator must restore the data or accept the failure (warden serve --accept-tampered=%s).", where, c.Reason, FailureName(*c))
+	return warden.Errorf(warden.EUNAVAILABLE, "Writes are refused: the ledger failed verification%s (%s). An operator must restore the data or accept the failure (warden serve --accept-tampered=%s).", where, c.Reason, c.Failure)
 }
 
 // signingPaused reports whether checkpoints must wait: the whole log has
@@ -68,6 +71,10 @@ type StartupCheck struct {
 	SyncLimit uint64
 	// Done, if set, is called when the whole check ends, with its state.
 	Done func(warden.LedgerCheck)
+	// Accept, if set, is an operator's decision to take writes despite
+	// the failure it names (LedgerCheck.Failure), whenever the check
+	// finds exactly that one, in the background included (AcceptTampered).
+	Accept, AcceptedBy string
 }
 
 // DefaultSyncLimit: logs up to this size are verified in full before the
@@ -84,8 +91,20 @@ func (e *Core) CheckAtStart(ctx context.Context, c StartupCheck) error {
 		c.SyncLimit = DefaultSyncLimit
 	}
 	e.setLedger(warden.LedgerCheck{State: warden.LedgerVerifying})
+	// recordFailure, then the operator's decision if it names this failure.
+	record := func(err error) bool {
+		if !e.recordFailure(err) {
+			return false
+		}
+		if c.Accept != "" && c.Accept == e.Ledger().Failure {
+			if aerr := e.AcceptTampered(ctx, c.Accept, c.AcceptedBy); aerr != nil {
+				e.log.Error("accepting the failed ledger check", "err", aerr)
+			}
+		}
+		return true
+	}
 	size, anchored, err := e.CheckTail(ctx)
-	if failed := e.recordFailure(err); failed || err != nil {
+	if failed := record(err); failed || err != nil {
 		if failed {
 			err = nil
 		}
@@ -103,7 +122,7 @@ func (e *Core) CheckAtStart(ctx context.Context, c StartupCheck) error {
 		_, err := CheckStore(ctx, e.store, v, &StoreCheck{Projections: c.Projections, Progress: func(done, total uint64) {
 			e.setLedger(warden.LedgerCheck{State: warden.LedgerVerifying, Checked: done, Total: total})
 		}})
-		if !e.recordFailure(err) && err == nil {
+		if !record(err) && err == nil {
 			n := e.Ledger().Total
 			e.setLedger(warden.LedgerCheck{State: warden.LedgerVerified, Checked: n, Total: n})
 		}
@@ -143,11 +162,14 @@ func (e *Core) recordFailure(err error) bool {
 	c := warden.LedgerCheck{State: warden.LedgerTampered}
 	switch {
 	case errors.As(err, &ve):
-		c.FirstBadSeq, c.Reason = SeqPtr(ve.Seq), ve.Reason
+		c.FirstBadSeq, c.Reason, c.Failure = SeqPtr(ve.Seq), ve.Reason, fmt.Sprint(ve.Seq)
 	case errors.As(err, &re):
-		c.FirstBadSeq, c.Reason = SeqPtr(re.Seq), re.Error()
+		c.FirstBadSeq, c.Reason, c.Failure = SeqPtr(re.Seq), re.Error(), fmt.Sprint(re.Seq)
 	case errors.As(err, &se):
 		c.FirstBadSeq, c.Reason = se.Mismatches[0].Seq, se.Error()
+		all, _ := json.Marshal(se)
+		sum := sha256.Sum256(all)
+		c.Failure = "state-" + hex.EncodeToString(sum[:6])
 		// A credential row the receipts cannot explain authenticates no
 		// one (all of them, when the list of mismatches was cut short).
 		distrust := &distrusted{all: se.More > 0, names: map[string]bool{}}
@@ -243,19 +265,25 @@ func (e *Core) CheckTail(ctx context.Context) (size uint64, anchored bool, err e
 // operator's explicit decision: the decision is receipted
 // (ledger_tamper_accepted, naming the failure) and checkpoints are signed
 // from then on, so the log says forever that the hole was seen and
-// accepted. what MUST name the failure the check reported: its first bad
-// sequence number, or "state" for a state mismatch that has none (an
-// operator accepts the failure they were shown, never another).
-// ECONFLICT when the check did not fail, or failed elsewhere.
+// accepted. what MUST be the failure's name (LedgerCheck.Failure: its
+// first bad sequence number, or a digest of the state mismatches), so an
+// operator accepts the failure they were shown, never another. The
+// decision lasts for this process: at the next start the check runs again,
+// and a failure is accepted again only when named again. Verification
+// cannot see past an accepted hole in the log: receipts after it are
+// checked by the tail check and new writes only, so restoring the data is
+// better than accepting. ECONFLICT when the check did not fail, or failed
+// elsewhere.
 func (e *Core) AcceptTampered(ctx context.Context, what, by string) error {
 	c := e.Ledger()
 	if c.State != warden.LedgerTampered {
 		return warden.Errorf(warden.ECONFLICT, "The ledger check is %s; there is no failure to accept.", c.State)
 	}
-	if want := FailureName(c); what != want {
+	if want := c.Failure; what != want {
 		return warden.Errorf(warden.ECONFLICT, "The ledger check failed at %q, not %q (%s); accept the failure you were shown.", want, what, c.Reason)
 	}
-	accepted := warden.LedgerCheck{State: warden.LedgerAccepted, Checked: c.Checked, Total: c.Total, FirstBadSeq: c.FirstBadSeq, Reason: c.Reason}
+	accepted := c
+	accepted.State = warden.LedgerAccepted
 	e.setLedger(accepted)
 	err := e.Update(ctx, "engine.AcceptTampered", func(tx warden.Tx) error {
 		_, err := tx.Append(e.Draft(warden.ReceiptTamperAccepted, map[string]any{"failure": what, "first_bad_seq": c.FirstBadSeq, "reason": c.Reason, "by": by}, "tamper"))
@@ -272,13 +300,4 @@ func (e *Core) AcceptTampered(ctx context.Context, what, by string) error {
 type distrusted struct {
 	all   bool
 	names map[string]bool
-}
-
-// FailureName is how an operator names a failed check to accept it: its
-// first bad sequence number, or "state" when it has none.
-func FailureName(c warden.LedgerCheck) string {
-	if c.FirstBadSeq == nil {
-		return "state"
-	}
-	return fmt.Sprint(*c.FirstBadSeq)
 }

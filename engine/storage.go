@@ -49,7 +49,7 @@ func (s *storageHealth) clear() {
 func (e *Core) Degraded() []warden.Degradation {
 	var out []warden.Degradation
 	if c := e.Ledger(); c.Refuses() {
-		out = append(out, warden.Degradation{Cause: warden.CauseLedgerTampered, Message: e.refuseWrites().(*warden.Error).Message})
+		out = append(out, warden.Degradation{Cause: warden.CauseLedgerTampered, Message: warden.ErrorMessage(e.refuseWrites())})
 	}
 	if d := e.storage.current(); d != nil {
 		out = append(out, *d)
@@ -77,6 +77,9 @@ func (e *Core) ProbeStorage(ctx context.Context) (recovered bool, err error) {
 	d := e.storage.current()
 	if d == nil {
 		return false, nil
+	}
+	if err := e.refuseWrites(); err != nil {
+		return false, err // nothing is written on a tampered log, this either
 	}
 	body := StorageRecovered{Cause: d.Cause, Message: d.Message, Since: d.Since, FailedWrites: d.FailedWrites}
 	err = e.update(ctx, "engine.ProbeStorage", func(tx warden.Tx) error {
