@@ -32,7 +32,9 @@ type Actuator interface {
 // rules: the sender reads and reports, and never writes state itself.
 type WebhookOutbox interface {
 	// DueDeliveries returns up to limit pending deliveries whose
-	// NextAttemptAt is not after now, oldest first.
+	// NextAttemptAt is not after now, oldest first, and none while an
+	// outcome could not be recorded (storage full, writes refused): a
+	// send whose outcome is lost would be sent again on every poll.
 	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*Delivery, error)
 	// RecordDelivery stores the outcome of one attempt (the delivery as the
 	// attempt left it). A delivery that failed for good MUST be receipted

@@ -126,3 +126,46 @@ func TestContainmentRecordedAfterStorageRecovers(t *testing.T) {
 		t.Fatalf("target calls %v, want %v: each action once, none again on recovery", calls, want)
 	}
 }
+
+// TestNoWebhookSentWhileItsOutcomeCannotBeRecorded: while writes fail for
+// lack of storage, no delivery is due (its outcome would be lost and the
+// same alert sent on every poll); once writes work, it is due again.
+func TestNoWebhookSentWhileItsOutcomeCannotBeRecorded(t *testing.T) {
+	dir := wardentest.MustSmallFS(t, 8<<20)
+	hook := wardentest.MustTarget(t)
+	pol := warden.DefaultPolicy()
+	pol.Alerting.Webhooks = []warden.Webhook{{URL: hook.URL + "/hook", Events: []string{warden.EventContainment}}}
+	env := wardentest.MustEnvAt(t, dir, wardentest.Containment(pol))
+	ctx := t.Context()
+	env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "airlock", Description: "egress"})
+	due := func() int {
+		t.Helper()
+		d, err := env.Recorder.DueDeliveries(ctx, env.Clock.Now(), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(d)
+	}
+	if n := due(); n != 1 {
+		t.Fatalf("%d deliveries due, want 1", n)
+	}
+	filler, err := wardentest.Fill(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(filler.Free)
+	if _, err := env.Recorder.ReportIncident(ctx, wardentest.AdminPrincipal, recorder.ReportRequest{Class: warden.ClassForbiddenAirlockRequest,
+		Source: "airlock", Description: "egress"}); warden.ErrorCode(err) != warden.EUNAVAILABLE {
+		t.Fatalf("report on a full disk: %v", err)
+	}
+	if n := due(); n != 0 {
+		t.Fatalf("%d deliveries due while their outcome cannot be recorded", n)
+	}
+	filler.Free()
+	if ok, err := env.Core.ProbeStorage(ctx); err != nil || !ok {
+		t.Fatalf("probe after freeing space: %v %v", ok, err)
+	}
+	if n := due(); n != 1 {
+		t.Fatalf("%d deliveries due once writes work, want 1", n)
+	}
+}

@@ -64,6 +64,12 @@ func (rec *Recorder) Deliveries(ctx context.Context, incidentID string, limit in
 // DueDeliveries returns up to limit webhook deliveries due at now, oldest
 // first (warden.WebhookOutbox).
 func (rec *Recorder) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*warden.Delivery, error) {
+	if len(rec.core.Degraded()) > 0 {
+		// An outcome that cannot be recorded (storage full, writes
+		// refused) would leave the delivery due and send it again on
+		// every poll: nothing is due until writes work.
+		return []*warden.Delivery{}, nil
+	}
 	var due []*warden.Delivery
 	err := rec.core.View(ctx, "recorder.DueDeliveries", func(tx warden.ReadTx) (err error) {
 		due, err = tx.DueDeliveries(now, limit)
