@@ -123,7 +123,7 @@ func (e *Core) RecordAuthFailure(ctx context.Context, f AuthFailure) {
 	if e.metrics != nil {
 		e.metrics.AuthFailures.WithLabelValues(strconv.Itoa(f.Status)).Inc()
 	}
-	ok, n := e.authFail.take("")
+	ok, n := e.authFail.take(f.Principal) // 401s have none: one shared bucket
 	if !ok {
 		if e.metrics != nil {
 			e.metrics.AuthSuppressed.Inc()
@@ -136,7 +136,7 @@ func (e *Core) RecordAuthFailure(ctx context.Context, f AuthFailure) {
 		return err
 	})
 	if err != nil {
-		e.authFail.restore("", n)
+		e.authFail.restore(f.Principal, n)
 		e.log.Error("auth_failure receipt not written", "err", err)
 	}
 }

@@ -227,3 +227,28 @@ func TestNoCheckpointWhileVerifying(t *testing.T) {
 		t.Fatalf("signed a checkpoint of size %d over a log verified only up to %d", cp.Size, first.Size)
 	}
 }
+
+// TestAuthFailureFloodIsPerPrincipal: one principal's flood of refused
+// requests does not silence another's auth_failure receipts.
+func TestAuthFailureFloodIsPerPrincipal(t *testing.T) {
+	env := wardentest.MustEnv(t, func(c *stack.Config) { c.Core.AuthFailureRate, c.Core.AuthFailureBurst = 1, 5 })
+	ctx := context.Background()
+	for range 100 {
+		env.Core.RecordAuthFailure(ctx, engine.AuthFailure{Status: 403, Code: warden.EFORBIDDEN, Reason: "x", Principal: "flooder", Method: "GET", Path: "/"})
+	}
+	env.Core.RecordAuthFailure(ctx, engine.AuthFailure{Status: 403, Code: warden.EFORBIDDEN, Reason: "x", Principal: "bystander", Method: "GET", Path: "/"})
+	var flooder, bystander int
+	for _, r := range env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptAuthFailure}) {
+		var b struct{ Principal string }
+		json.Unmarshal(r.Body, &b)
+		switch b.Principal {
+		case "flooder":
+			flooder++
+		case "bystander":
+			bystander++
+		}
+	}
+	if flooder != 5 || bystander != 1 {
+		t.Fatalf("receipts: flooder %d (want the burst, 5), bystander %d (want 1)", flooder, bystander)
+	}
+}

@@ -13,8 +13,8 @@ import (
 // second, so a flood of bad requests cannot fill the disk; what it drops it
 // counts, per source, and the count rides on that source's next receipt or
 // on a flush (FlushSuppressed): nothing is dropped without being accounted
-// for. Sources are principals (denials) or "" (auth failures, which have
-// no trusted principal).
+// for. Sources are principals, or "" for refusals without a trusted one
+// (401s), so one principal's flood never silences another's.
 type floodLimiter struct {
 	mu    sync.Mutex
 	rate  rate.Limit
@@ -111,6 +111,9 @@ func (l *floodLimiter) prune(now time.Time) {
 func (e *Core) FlushSuppressed(ctx context.Context) error {
 	for who, n := range e.authFail.drain() {
 		body := map[string]any{"suppressed": n, "reason": "auth_failure receipts rate-limited; this receipt accounts for them"}
+		if who != "" {
+			body["principal"] = who
+		}
 		if err := e.Update(ctx, "engine.FlushSuppressed", func(tx warden.Tx) error {
 			_, err := tx.Append(e.Draft(warden.ReceiptAuthFailuresSuppressed, body, "auth"))
 			return err

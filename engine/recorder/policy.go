@@ -83,7 +83,7 @@ func (rec *Recorder) ReloadPolicy(ctx context.Context, p *warden.Principal) (str
 			msg = err.Error()
 		}
 		return "", rec.core.Update(ctx, "recorder.ReloadPolicy", func(tx warden.Tx) error {
-			return rec.core.Deny(warden.ReceiptPolicyReloadFailed, map[string]any{"by": p.Name, "kept_digest": old.Digest},
+			return rec.core.Deny(warden.ReceiptPolicyReloadFailed, map[string]any{"by": p.Name, "principal": p.Name, "kept_digest": old.Digest},
 				warden.EINVALID, "Policy reload refused, the previous policy stays in force: %s", msg)
 		})
 	}
