@@ -21,7 +21,8 @@ import (
 //     the Merkle tree and every scroll root cover exactly the committed log.
 type Store interface {
 	// Update runs fn in a read-write transaction. It returns fn's error
-	// unchanged, or an EINTERNAL error if the commit failed.
+	// unchanged, EUNAVAILABLE if storage is full (nothing was kept), or an
+	// EINTERNAL error if the commit failed otherwise.
 	Update(ctx context.Context, fn func(tx Tx) error) error
 	// View runs fn in a read-only snapshot. fn SHOULD be short: a read
 	// held open while a client downloads its result belongs in Stream.

@@ -35,8 +35,9 @@ const (
 	ExitUsage   = 2 // bad flags or arguments
 	ExitVerify  = 3 // verification found tampering
 	// ExitUnavailable (EX_TEMPFAIL) is a refusal with code unavailable
-	// (storage full): nothing changed, and the same command may succeed
-	// if retried later.
+	// (storage full, writes refused after a failed startup check) or
+	// too_many (a limit of open streams or sessions): nothing changed, and
+	// the same command may succeed if retried later.
 	ExitUnavailable = 75
 )
 
@@ -44,6 +45,7 @@ const (
 // not list exit with ExitFailure.
 var codeExit = map[string]int{
 	warden.EUNAVAILABLE: ExitUnavailable,
+	warden.ETOOMANY:     ExitUnavailable,
 }
 
 // env carries what every command needs.

@@ -49,6 +49,7 @@ type Mismatch struct {
 	Reason string `json:"reason"`
 }
 
+// String is the mismatch as a sentence naming the table, the row and why.
 func (m Mismatch) String() string {
 	s := fmt.Sprintf("%s %q: %s", m.Table, m.Key, m.Reason)
 	if m.Seq != nil {
@@ -68,6 +69,7 @@ type StateError struct {
 // MaxMismatches bounds StateError.Mismatches.
 const MaxMismatches = 50
 
+// Error names the first mismatch and counts the rest.
 func (e *StateError) Error() string {
 	s := "state does not match the receipts: " + e.Mismatches[0].String()
 	if n := len(e.Mismatches) - 1 + e.More; n > 0 {
@@ -83,6 +85,7 @@ type ReceiptError struct {
 	Reason string
 }
 
+// Error names the receipt and why it cannot be replayed.
 func (e *ReceiptError) Error() string {
 	return fmt.Sprintf("receipt %d (%s) cannot be replayed: %s", e.Seq, e.Type, e.Reason)
 }

@@ -8,8 +8,8 @@
 // directories it is configured with (through os.Root, so neither a ".."
 // nor a symbolic link anywhere in a path leads out), opens only regular
 // files (without blocking on a FIFO or device swapped in), and gives up
-// after a time bound even if a read blocks. The package-level Snapshot and
-// Scan are the same algorithms unconfined, for tools and tests.
+// after a time bound even if a read blocks. It is the package's only way
+// in: nothing here reads the file system unconfined.
 //
 // Symbolic links are never followed. A link is recorded as an entry of its
 // own whose hash is SHA-256("symlink:" + target), so retargeting it is a
@@ -57,16 +57,12 @@ type Finding struct {
 // MaxEvidenceFiles caps the per-file keys Evidence writes.
 const MaxEvidenceFiles = 200
 
-// Snapshot records a baseline of paths at clock's time, unconfined (see
-// Checker for the confined form). Each path is made absolute and cleaned.
-// A regular file or symlink is recorded itself; a directory is walked
-// recursively. Files are sorted by path, roots sorted and de-duplicated.
-// Any path that cannot be read is an EINVALID error naming it.
-// Hashes are lowercase hex SHA-256, computed streaming.
-func Snapshot(paths []string, clock warden.Clock) (*warden.IntegrityBaseline, error) {
-	return snapshot(context.Background(), hostFS{}, paths, clock)
-}
-
+// snapshot records a baseline of paths at clock's time in fsys. Each path
+// is made absolute and cleaned. A regular file or symlink is recorded
+// itself; a directory is walked recursively. Files are sorted by path,
+// roots sorted and de-duplicated. Any path that cannot be read is an
+// EINVALID error naming it. Hashes are lowercase hex SHA-256, computed
+// streaming.
 func snapshot(ctx context.Context, fsys fileSystem, paths []string, clock warden.Clock) (*warden.IntegrityBaseline, error) {
 	if len(paths) == 0 {
 		return nil, warden.Errorf(warden.EINVALID, "An integrity baseline needs at least one path.")
@@ -132,16 +128,12 @@ func unreadable(err error) error {
 	return &warden.Error{Code: warden.EINVALID, Message: fmt.Sprintf("Cannot record an integrity baseline: %v.", err)}
 }
 
-// Scan compares the file system with b, unconfined (see Checker): every
-// baseline file is re-hashed (missing → removed, different → changed) and
-// every root that is a directory is walked for files the baseline does not
-// have (added). A root that vanished makes every file under it removed.
-// Findings are sorted by path. A file or directory that exists but cannot
-// be read is an error naming it: the scan cannot vouch for it.
-func Scan(b *warden.IntegrityBaseline) ([]Finding, error) {
-	return scan(context.Background(), hostFS{}, b)
-}
-
+// scan compares fsys with b: every baseline file is re-hashed (missing →
+// removed, different → changed) and every root that is a directory is
+// walked for files the baseline does not have (added). A root that
+// vanished makes every file under it removed. Findings are sorted by path.
+// A file or directory that exists but cannot be read is an error naming
+// it: the scan cannot vouch for it.
 func scan(ctx context.Context, fsys fileSystem, b *warden.IntegrityBaseline) ([]Finding, error) {
 	if b == nil {
 		return nil, errors.New("integrity.Scan: nil baseline")

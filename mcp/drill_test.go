@@ -22,12 +22,13 @@ import (
 // by agents over MCP (SDK client, streamable HTTP) against a real server on
 // 127.0.0.1:0 over a real store, in drill mode, with the clock injected.
 
-// drillEnv is a drill-mode environment wired like `warden serve --drill`
-// (dry-run containment actuator), serving /mcp.
+// drillEnv is a drill-mode environment wired like `warden serve --drill`:
+// the live HTTP actuator, which the engine in drill mode must only ask
+// what it would do; serving /mcp.
 func drillEnv(t *testing.T) (*wardentest.Env, string) {
 	t.Helper()
 	env := wardentest.MustEnv(t, wardentest.Drill, func(c *stack.Config) {
-		c.Recorder.Actuator = &contain.DryRunActuator{Clock: c.Core.Clock, Logger: slog.New(slog.DiscardHandler)}
+		c.Recorder.Actuator = &contain.HTTPActuator{Clock: c.Core.Clock, Logger: slog.New(slog.DiscardHandler)}
 	})
 	return env, env.MustMCPServer(t)
 }
