@@ -17,17 +17,28 @@ import (
 
 // HTTPOptions configure the HTTP load generator.
 type HTTPOptions struct {
-	URL      string // base URL of a server speaking warden's incident API
+	// URL is the base URL of a server speaking warden's incident API.
+	// Empty: the benchmark starts its own `warden serve` on a temporary
+	// data directory, with every containment target at an always-200
+	// service it also starts, so the default run measures the path a
+	// report takes when its containment calls a live target.
+	URL      string
 	Token    string // bearer token (reporter or admin; forensic for the export)
 	Clients  int    // concurrent clients for the throughput run (default 16)
 	Duration time.Duration
-	Class    string // incident class to report (default forbidden_airlock_request)
+	// Class is the incident class to report (default tool_call_burst,
+	// whose containment calls the agent target; forbidden_airlock_request
+	// calls none).
+	Class string
 	// Preload reports this many incidents first (with 32 clients), then
 	// measures throughput again, to show it does not fall as the store grows.
 	Preload int
 	// Export downloads a forensic bundle at the end, sampling the server's
 	// RSS from /metrics while it streams.
 	Export bool
+	// ServerArgs are added to the embedded server's command line (e.g.
+	// --cpuprofile FILE to profile the path measured).
+	ServerArgs []string
 }
 
 // RunResult is one timed run.
@@ -43,8 +54,23 @@ type RunResult struct {
 
 // HTTPResult holds every run.
 type HTTPResult struct {
-	Single         RunResult  `json:"single_client"` // target p99 ≤ 5 ms
-	Concurrent     RunResult  `json:"concurrent"`    // target ≥ 5,000/s with 16 clients
+	Class string `json:"class"`
+	// Embedded says the benchmark ran its own server and target; Target
+	// is the always-200 containment target it started, TargetCalls how
+	// many containment calls it answered.
+	Embedded    bool   `json:"embedded"`
+	Target      string `json:"target,omitempty"`
+	TargetCalls int64  `json:"target_calls,omitempty"`
+	// ContainmentFailed counts reports answered containment_failed: the
+	// server's targets did not all answer, so the run did not measure
+	// the containing path it meant to.
+	ContainmentFailed int64     `json:"containment_failed"`
+	Health            RunResult `json:"health"`        // GET /health at Clients, same duration
+	Single            RunResult `json:"single_client"` // target p99 ≤ 5 ms
+	Concurrent        RunResult `json:"concurrent"`    // target ≥ 0.25 × Health's rate, 16 clients
+	// HealthRatio is Concurrent's rate over Health's, measured in the same
+	// run (target ≥ 0.25 for a containing class).
+	HealthRatio    float64    `json:"health_ratio"`
 	AfterPreload   *RunResult `json:"after_preload"` // target: same throughput
 	ExportSeconds  float64    `json:"export_seconds,omitempty"`
 	ExportBytes    int64      `json:"export_bytes,omitempty"`
@@ -57,6 +83,7 @@ type loadClient struct {
 	http   *http.Client
 	seq    atomic.Int64
 	report []byte
+	failed atomic.Int64 // reports answered containment_failed
 }
 
 func (c *loadClient) do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
@@ -88,16 +115,39 @@ func (c *loadClient) reportOnce(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	io.Copy(io.Discard, resp.Body)
+	answer, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	lat := time.Since(t0)
 	if resp.StatusCode != http.StatusCreated {
 		return 0, fmt.Errorf("report: HTTP %d", resp.StatusCode)
+	}
+	if bytes.Contains(answer, []byte(`"state":"containment_failed"`)) {
+		c.failed.Add(1)
+	}
+	return lat, nil
+}
+
+func (c *loadClient) healthOnce(ctx context.Context) (time.Duration, error) {
+	t0 := time.Now()
+	resp, err := c.do(ctx, "GET", "/health", nil)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("health: HTTP %d", resp.StatusCode)
 	}
 	return time.Since(t0), nil
 }
 
 // run drives clients for d (or until total reports when total > 0).
 func (c *loadClient) run(ctx context.Context, clients int, d time.Duration, total int64) (RunResult, error) {
+	return c.drive(ctx, clients, d, total, c.reportOnce)
+}
+
+// drive runs once from clients goroutines for d (or total calls).
+func (c *loadClient) drive(ctx context.Context, clients int, d time.Duration, total int64, once func(context.Context) (time.Duration, error)) (RunResult, error) {
 	res := RunResult{Clients: clients}
 	deadline := time.Now().Add(d)
 	var count, errs atomic.Int64
@@ -117,7 +167,7 @@ func (c *loadClient) run(ctx context.Context, clients int, d time.Duration, tota
 				} else if !time.Now().Before(deadline) {
 					return
 				}
-				lat, err := c.reportOnce(ctx)
+				lat, err := once(ctx)
 				if err != nil {
 					errs.Add(1)
 					first.CompareAndSwap(nil, err)
@@ -181,8 +231,22 @@ func (c *loadClient) rssMB(ctx context.Context) float64 {
 
 // HTTP runs the load generator and prints progress to w.
 func HTTP(ctx context.Context, o HTTPOptions, w io.Writer) (*HTTPResult, error) {
+	res := &HTTPResult{}
 	if o.URL == "" {
-		return nil, fmt.Errorf("bench http: --url is required")
+		target, err := startAlwaysOK()
+		if err != nil {
+			return nil, err
+		}
+		defer target.Close()
+		fmt.Fprintf(w, "starting warden serve with every containment target at %s (always 200) ...\n", target.URL)
+		srv, err := startEmbedded(ctx, target.URL, o.ServerArgs...)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.Close()
+		o.URL, o.Token = srv.URL, srv.Token
+		res.Embedded, res.Target = true, target.URL
+		defer func() { res.TargetCalls = target.calls.Load() }()
 	}
 	o.URL = strings.TrimRight(o.URL, "/")
 	if o.Clients <= 0 {
@@ -192,14 +256,20 @@ func HTTP(ctx context.Context, o HTTPOptions, w io.Writer) (*HTTPResult, error) 
 		o.Duration = 10 * time.Second
 	}
 	if o.Class == "" {
-		o.Class = "forbidden_airlock_request"
+		o.Class = "tool_call_burst"
 	}
+	res.Class = o.Class
 	c := &loadClient{o: o, http: &http.Client{
 		Timeout:   60 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256},
 	}}
-	res := &HTTPResult{}
 	var err error
+
+	fmt.Fprintf(w, "GET /health, %d clients for %s ...\n", o.Clients, o.Duration)
+	if res.Health, err = c.drive(ctx, o.Clients, o.Duration, 0, c.healthOnce); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "  %.0f/s, p50 %.3f ms, p99 %.3f ms\n", res.Health.PerSec, res.Health.P50Ms, res.Health.P99Ms)
 
 	fmt.Fprintf(w, "1 client for %s ...\n", o.Duration)
 	res.Single.StoredFrom = c.stored(ctx)
@@ -214,7 +284,14 @@ func HTTP(ctx context.Context, o HTTPOptions, w io.Writer) (*HTTPResult, error) 
 		return nil, err
 	}
 	res.Concurrent.StoredFrom = stored
-	fmt.Fprintf(w, "  %.0f reports/s, p50 %.3f ms, p99 %.3f ms (%d stored before)\n", res.Concurrent.PerSec, res.Concurrent.P50Ms, res.Concurrent.P99Ms, stored)
+	if res.Health.PerSec > 0 {
+		res.HealthRatio = res.Concurrent.PerSec / res.Health.PerSec
+	}
+	fmt.Fprintf(w, "  %.0f reports/s, p50 %.3f ms, p99 %.3f ms (%d stored before); %.2f × /health\n", res.Concurrent.PerSec, res.Concurrent.P50Ms,
+		res.Concurrent.P99Ms, stored, res.HealthRatio)
+	if res.ContainmentFailed = c.failed.Load(); res.ContainmentFailed > 0 {
+		fmt.Fprintf(w, "  WARNING: %d reports were containment_failed: the server's targets do not all answer, so this did not measure the containing path (run without --url, or point the server's targets at an always-200 service)\n", res.ContainmentFailed)
+	}
 
 	if o.Preload > 0 {
 		fmt.Fprintf(w, "preloading %d incidents with 32 clients ...\n", o.Preload)
