@@ -53,7 +53,7 @@ forbidden_airlock_request measures a report that calls no target.
 
 Each run first measures GET /health with the same clients, and prints the
 report rate as a ratio of it (target: at least 0.25 for a containing class).`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h.URL, h.Token = e.url, e.bearer()
 			res, err := bench.HTTP(e.ctx, h, e.stderr)
