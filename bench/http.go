@@ -36,6 +36,10 @@ type HTTPOptions struct {
 	// Export downloads a forensic bundle at the end, sampling the server's
 	// RSS from /metrics while it streams.
 	Export bool
+	// Target, with an embedded server (no URL), is the containment target
+	// to point its policy at instead of the always-200 service the
+	// benchmark starts (e.g. a real agent runtime's endpoint on loopback).
+	Target string
 	// ServerArgs are added to the embedded server's command line (e.g.
 	// --cpuprofile FILE to profile the path measured).
 	ServerArgs []string
@@ -233,20 +237,28 @@ func (c *loadClient) rssMB(ctx context.Context) float64 {
 func HTTP(ctx context.Context, o HTTPOptions, w io.Writer) (*HTTPResult, error) {
 	res := &HTTPResult{}
 	if o.URL == "" {
-		target, err := startAlwaysOK()
-		if err != nil {
-			return nil, err
+		targetURL := o.Target
+		if targetURL == "" {
+			target, err := startAlwaysOK()
+			if err != nil {
+				return nil, err
+			}
+			defer target.Close()
+			targetURL = target.URL
+			defer func() { res.TargetCalls = target.calls.Load() }()
+			fmt.Fprintf(w, "starting warden serve with every containment target at %s (always 200) ...\n", targetURL)
+		} else {
+			fmt.Fprintf(w, "starting warden serve with every containment target at %s ...\n", targetURL)
 		}
-		defer target.Close()
-		fmt.Fprintf(w, "starting warden serve with every containment target at %s (always 200) ...\n", target.URL)
-		srv, err := startEmbedded(ctx, target.URL, o.ServerArgs...)
+		srv, err := startEmbedded(ctx, targetURL, o.ServerArgs...)
 		if err != nil {
 			return nil, err
 		}
 		defer srv.Close()
 		o.URL, o.Token = srv.URL, srv.Token
-		res.Embedded, res.Target = true, target.URL
-		defer func() { res.TargetCalls = target.calls.Load() }()
+		res.Embedded, res.Target = true, targetURL
+	} else if o.Target != "" {
+		return nil, fmt.Errorf("bench http: --target applies to the server the benchmark starts; with --url, the server's own policy names its targets")
 	}
 	o.URL = strings.TrimRight(o.URL, "/")
 	if o.Clients <= 0 {

@@ -61,7 +61,11 @@ report rate as a ratio of it (target: at least 0.25 for a containing class).`,
 				return err
 			}
 			return e.print(res, func(w io.Writer) {
-				fmt.Fprintf(w, "class:           %s (embedded server and always-200 target: %t; %d target calls; %d containment_failed)\n", res.Class, res.Embedded, res.TargetCalls, res.ContainmentFailed)
+				if res.Embedded {
+					fmt.Fprintf(w, "class:           %s (embedded server, targets at %s: %d calls answered by the bench's target; %d containment_failed)\n", res.Class, res.Target, res.TargetCalls, res.ContainmentFailed)
+				} else {
+					fmt.Fprintf(w, "class:           %s (server at --url; %d containment_failed)\n", res.Class, res.ContainmentFailed)
+				}
 				fmt.Fprintf(w, "/health:         %.0f/s with %d clients\n", res.Health.PerSec, res.Health.Clients)
 				fmt.Fprintf(w, "1 client:        p99 %.3f ms (target <= 5 ms), %.0f reports/s\n", res.Single.P99Ms, res.Single.PerSec)
 				fmt.Fprintf(w, "%d clients:      %.0f reports/s = %.2f × /health (target >= 0.25), p99 %.3f ms\n", res.Concurrent.Clients, res.Concurrent.PerSec, res.HealthRatio, res.Concurrent.P99Ms)
@@ -80,6 +84,7 @@ report rate as a ratio of it (target: at least 0.25 for a containing class).`,
 	hf.StringVar(&h.Class, "class", "tool_call_burst", "incident class to report (tool_call_burst calls the agent target; forbidden_airlock_request calls none)")
 	hf.IntVar(&h.Preload, "preload", 0, "report this many incidents, then measure again")
 	hf.BoolVar(&h.Export, "export", false, "finish with a forensic export, sampling the server's RSS")
+	hf.StringVar(&h.Target, "target", "", "point the embedded server's containment targets at this URL instead of an always-200 service the benchmark starts")
 	hf.StringArrayVar(&h.ServerArgs, "server-arg", nil, "add this argument to the embedded server's command line (e.g. --server-arg=--cpuprofile=FILE)")
 	var so bench.StartupOptions
 	startupCmd := &cobra.Command{

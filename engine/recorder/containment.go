@@ -94,8 +94,16 @@ func (rec *Recorder) contain(ctx context.Context, op, id string) (inc *warden.In
 	if !inc.ContainmentPending {
 		return inc, false, nil
 	}
+	return rec.containPending(ctx, op, ps, inc)
+}
+
+// containPending is contain for an incident the caller already holds,
+// pending under policy ps: a report passes the incident it just committed,
+// so the containing path reads nothing before it calls the targets.
+func (rec *Recorder) containPending(ctx context.Context, op string, ps *policyState, inc *warden.Incident) (*warden.Incident, bool, error) {
+	id := inc.ID
 	results := rec.runActions(ctx, ps.Policy, inc.ContainmentActions, inc)
-	inc, recorded, err = rec.recordContainment(ctx, op, ps, id, results, "")
+	inc, recorded, err := rec.recordContainment(ctx, op, ps, id, results, "")
 	if err != nil {
 		rec.hold(id, &heldContainment{ps: ps, results: results, cause: warden.ErrorMessage(err)})
 	}

@@ -471,7 +471,7 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 	}
 	// The client may go away; containment must not.
 	id := inc.ID
-	inc, _, err = rec.contain(context.WithoutCancel(ctx), op, id)
+	inc, _, err = rec.containPending(context.WithoutCancel(ctx), op, ps, inc)
 	if warden.ErrorCode(err) == warden.EUNAVAILABLE {
 		retry := "A retry with the same Idempotency-Key returns the incident."
 		if req.IdempotencyKey == "" {
