@@ -34,10 +34,28 @@ type Store interface {
 	// MAY wait for capacity of its own; it then returns ctx's error if ctx
 	// ends first.
 	Stream(ctx context.Context, fn func(tx ReadTx) error) error
+	// Totals returns the log's size and the incident counters without
+	// reading a table on every call: a store keeps them in memory, moved
+	// on by its own commits. Once an Update has returned, Totals includes
+	// its writes; another process's commits on the same data are included
+	// at this store's next commit, or within TotalsMaxAge when it makes
+	// none (then one read refreshes them, whichever call comes first).
+	Totals(ctx context.Context) (Totals, error)
 	// Close stops accepting work, waits for pending Updates, and releases
 	// the database.
 	Close() error
 }
+
+// Totals are the numbers /health shows, as of one commit.
+type Totals struct {
+	Receipts       uint64 // the log's size
+	TotalIncidents int64
+	OpenIncidents  int64
+}
+
+// TotalsMaxAge bounds how long Store.Totals may leave out commits made by
+// another process on the same data while this one commits nothing.
+const TotalsMaxAge = time.Second
 
 // ReadTx is a consistent read-only view of the store.
 type ReadTx interface {

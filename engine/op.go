@@ -102,6 +102,14 @@ func (e *Core) Stream(ctx context.Context, op string, fn func(tx warden.ReadTx) 
 	return named(op, e.store.Stream(ctx, fn))
 }
 
+// Totals returns the log's size and the incident counters from the
+// store's memory (warden.Store.Totals): what /health shows, without a
+// table read per call.
+func (e *Core) Totals(ctx context.Context, op string) (warden.Totals, error) {
+	t, err := e.store.Totals(ctx)
+	return t, named(op, err)
+}
+
 // named prefixes a non-domain error with the operation that met it, so a
 // log line says where a fault happened; domain errors pass unchanged.
 func named(op string, err error) error {

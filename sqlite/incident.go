@@ -83,8 +83,11 @@ func (t *writeTx) applyStats(d map[string]int64) error {
 	}
 	q := "INSERT INTO incident_stats (key, n) VALUES (?, ?)" + strings.Repeat(", (?, ?)", len(d)-1) +
 		" ON CONFLICT (key) DO UPDATE SET n = n + excluded.n"
-	_, err := t.q.exec(q, args...)
-	return err
+	if _, err := t.q.exec(q, args...); err != nil {
+		return err
+	}
+	t.counts.add(d)
+	return nil
 }
 
 // CreateIncident stores a new incident and updates the counters.

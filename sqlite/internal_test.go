@@ -184,3 +184,40 @@ func TestStmtCacheBound(t *testing.T) {
 	}
 	storetest.MustAppend(t, db, internalDraft(1)) // hot statements still work
 }
+
+// TestTotalsReadNoTable: while this store commits, Totals answers from
+// memory: with the read pool closed it still gives the committed numbers.
+// (An hour's age allowance keeps a slow machine from reaching the refresh.)
+func TestTotalsReadNoTable(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{TotalsMaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for n := 1; n <= 3; n++ {
+		storetest.MustUpdate(t, db, func(tx warden.Tx) error {
+			if err := tx.CreateIncident(&warden.Incident{
+				ID: fmt.Sprintf("INC-%d", n), Number: uint64(n), CreatedAt: warden.FormatTime(time.Unix(int64(n), 0)),
+				Class: warden.ClassToolCallBurst, Severity: warden.SeverityHigh, State: warden.StateOpen,
+				Source: "test", Description: "totals", Evidence: map[string]string{},
+				ContainmentActions: []string{}, ContainmentResults: []warden.ContainmentResult{}, ReportedBy: "test",
+			}); err != nil {
+				return err
+			}
+			_, err := tx.Append(warden.Draft{Type: "test_event", Scroll: warden.ScrollIncident, Time: time.Now(), Body: map[string]any{"n": n}})
+			return err
+		})
+	}
+	if err := db.rdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		got, err := db.Totals(t.Context())
+		if err != nil {
+			t.Fatalf("Totals read a table: %v", err)
+		}
+		if want := (warden.Totals{Receipts: 3, TotalIncidents: 3, OpenIncidents: 3}); got != want {
+			t.Fatalf("Totals = %+v, want %+v", got, want)
+		}
+	}
+}

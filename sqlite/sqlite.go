@@ -62,6 +62,10 @@ type Options struct {
 	// successful commit with the number of Updates it made durable and the
 	// time from BEGIN to the end of COMMIT. It MUST return quickly.
 	OnCommit func(ops int, d time.Duration)
+	// TotalsMaxAge bounds how long Totals answers from memory while this
+	// store commits nothing (warden.TotalsMaxAge when 0; negative: every
+	// call reads).
+	TotalsMaxAge time.Duration
 }
 
 // DB is a warden.Store on one SQLite file. It is safe for concurrent use.
@@ -82,6 +86,8 @@ type DB struct {
 	closed  bool
 	wake    chan struct{} // capacity 1: "the queue may be non-empty"
 	stopped chan struct{} // closed when the writer goroutine exits
+
+	totals totals // Totals' copy, moved on by the writer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -107,6 +113,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if opts.StreamConns <= 0 {
 		opts.StreamConns = DefaultStreamConns
+	}
+	if opts.TotalsMaxAge == 0 {
+		opts.TotalsMaxAge = warden.TotalsMaxAge
 	}
 	log := opts.Logger
 	if log == nil {

@@ -21,6 +21,8 @@ type writeTx struct {
 	done  bool  // fn has returned; the tx must not be used
 	fault error // first storage failure of a write method
 
+	counts counterDelta // what this op adds to the totals
+
 	// Tree states before this op's first append, restored on rollback.
 	treeSnap   *snapshot
 	scrollSnap map[string]snapshot
@@ -61,6 +63,7 @@ func (t *writeTx) save(scroll string, s *scrollState) {
 
 // undo restores the trees this op changed, after ROLLBACK TO.
 func (t *writeTx) undo() {
+	t.counts = counterDelta{}
 	if t.treeSnap != nil {
 		t.st.tree = t.treeSnap.restore()
 	}

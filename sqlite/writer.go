@@ -170,6 +170,7 @@ type batchState struct {
 	tree       *ledger.Tree
 	loadedSize uint64
 	scrolls    map[string]*scrollState
+	counts     counterDelta // what the batch's ops add to the totals
 }
 
 type scrollState struct {
@@ -311,12 +312,26 @@ func (w *writer) commit(batch []*request) {
 		deliver()
 		return
 	}
+	// A log longer than the totals know means another process committed:
+	// the counters are read afresh, inside this transaction.
+	var fresh *warden.Totals
+	if !w.db.totals.current(st.loadedSize) {
+		t, err := readTotals(w.q)
+		if err != nil {
+			w.rollback()
+			fail(len(batch), err)
+			deliver()
+			return
+		}
+		fresh = &t
+	}
 	if _, err := w.q.exec(sqlCommit); err != nil {
 		w.rollback()
 		fail(len(batch), fmt.Errorf("commit: %w", err))
 		deliver()
 		return
 	}
+	w.db.totals.committed(st.loadedSize, st.tree.Size(), st.counts, fresh, time.Now())
 	if f := w.db.opts.OnCommit; f != nil {
 		f(ran, time.Since(start))
 	}
@@ -395,6 +410,8 @@ func (w *writer) runOp(st *batchState, fn func(warden.Tx) error) (opErr, broken 
 	if _, err := w.q.exec(sqlRelease); err != nil {
 		return opErr, fmt.Errorf("release savepoint: %w", err)
 	}
+	st.counts.total += tx.counts.total
+	st.counts.open += tx.counts.open
 	return opErr, nil
 }
 

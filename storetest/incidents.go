@@ -188,6 +188,11 @@ func checkStats(t *testing.T, s warden.Store, when string, want *warden.Incident
 				t.Errorf("IncidentStats %s (-want +got):\n%s", when, diff)
 			}
 		}
+		head, err := tx.Head()
+		if err != nil {
+			return err
+		}
+		checkTotals(t, s, when, warden.Totals{Receipts: head.Size, TotalIncidents: got.TotalIncidents, OpenIncidents: got.OpenIncidents})
 		return nil
 	})
 }
@@ -1764,4 +1769,98 @@ func testIncidentReopen(t *testing.T, h Harness) {
 		},
 		OpenBySeverity: map[string]int64{"critical": 1, "high": 1},
 	})
+}
+
+// checkTotals checks that Store.Totals, asked while no Update runs, gives
+// want (read from the tables).
+func checkTotals(t *testing.T, s warden.Store, when string, want warden.Totals) {
+	t.Helper()
+	got, err := s.Totals(t.Context())
+	if err != nil {
+		t.Fatalf("Totals %s: %v", when, err)
+	}
+	if got != want {
+		t.Errorf("Totals %s = %+v, the tables say %+v", when, got, want)
+	}
+}
+
+// tablesTotals reads what Totals must give from the tables.
+func tablesTotals(t *testing.T, s warden.Store) warden.Totals {
+	t.Helper()
+	var want warden.Totals
+	MustView(t, s, func(tx warden.ReadTx) error {
+		head, err := tx.Head()
+		if err != nil {
+			return err
+		}
+		st, err := tx.IncidentStats()
+		if err != nil {
+			return err
+		}
+		want = warden.Totals{Receipts: head.Size, TotalIncidents: st.TotalIncidents, OpenIncidents: st.OpenIncidents}
+		return nil
+	})
+	return want
+}
+
+// testTotals: Totals follows every commit, including ops that share a
+// commit with failed ones (whose writes are undone) and state changes
+// within one Update, and starts from the stored values after a reopen.
+func testTotals(t *testing.T, h Harness) {
+	s := h.New(t)
+	checkTotals(t, s, "on an empty store", warden.Totals{})
+
+	const goroutines, each = 16, 12
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				n := 1 + g*each + i
+				err := s.Update(t.Context(), func(tx warden.Tx) error {
+					inc := incident(n, warden.ClassToolCallBurst, warden.SeverityHigh, warden.StateOpen)
+					if err := tx.CreateIncident(inc); err != nil {
+						return err
+					}
+					if _, err := tx.Append(draft(n)); err != nil {
+						return err
+					}
+					if n%3 == 0 { // resolved within the same Update
+						done := cloneIncident(inc)
+						done.State = warden.StateResolved
+						if err := tx.UpdateIncident(done); err != nil {
+							return err
+						}
+					}
+					if n%4 == 0 {
+						return errors.New("refused after writing")
+					}
+					return nil
+				})
+				if (n%4 == 0) != (err != nil) {
+					t.Errorf("Update %d: %v", n, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want := tablesTotals(t, s)
+	n := goroutines * each
+	if kept := int64(n - n/4); want.TotalIncidents != kept || want.Receipts != uint64(kept) {
+		t.Fatalf("tables hold %+v, want %d incidents and receipts", want, kept)
+	}
+	checkTotals(t, s, "after concurrent Updates, a quarter refused", want)
+
+	if h.Reopen == nil {
+		return
+	}
+	s = h.Reopen(t, s)
+	checkTotals(t, s, "after reopening", want)
+	MustUpdate(t, s, func(tx warden.Tx) error {
+		_, err := tx.Append(draft(n + 1))
+		return err
+	})
+	want.Receipts++
+	checkTotals(t, s, "after reopening and one commit", want)
 }

@@ -79,6 +79,7 @@ func Run(t *testing.T, h Harness) {
 		{"IncidentsViewSnapshot", testIncidentsViewSnapshot},
 		{"CountIncidentsIn", testCountIncidentsIn},
 		{"IncidentStats", testIncidentStats},
+		{"Totals", testTotals},
 		{"Requirements", testRequirements},
 		{"PendingContainment", testPendingContainment},
 		{"IntegrityBaseline", testIntegrityBaseline},
