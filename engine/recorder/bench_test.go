@@ -28,3 +28,31 @@ func BenchmarkReportIncident(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
 }
+
+// BenchmarkReportContaining measures the path a user's reports take: a
+// tool_call_burst report whose containment calls a live target (a real
+// HTTP server on loopback answering 200), durable before the call and
+// recorded after it, with 16 concurrent reporters.
+func BenchmarkReportContaining(b *testing.B) {
+	tg := wardentest.MustTarget(b)
+	env := wardentest.MustEnv(b, wardentest.Containment(wardentest.TargetPolicy(tg.URL)))
+	ctx := context.Background()
+	req := recorder.ReportRequest{Class: warden.ClassToolCallBurst, Source: "bench", Description: "burst",
+		Evidence: map[string]string{"calls": "500"}}
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			inc, err := env.Recorder.ReportIncident(ctx, wardentest.AdminPrincipal, req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if inc.State != warden.StateContained {
+				b.Errorf("incident %s is %s, want contained", inc.ID, inc.State)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
+}
