@@ -33,8 +33,8 @@ import (
 // Version is the warden version, set at build time with -ldflags.
 var Version = "dev"
 
-// Exit codes. README.md ("Exit codes") lists them for users; keep the two
-// the same.
+// Exit codes. README.md ("Output and exit codes") lists them for users;
+// TestREADMEExitCodes keeps the two the same.
 const (
 	ExitOK      = 0
 	ExitFailure = 1 // the operation failed or was refused
@@ -176,20 +176,24 @@ func (e *env) printError(err error) {
 				out["retry_after_seconds"] = n
 			}
 		}
-		out["error"], out["code"] = warden.ErrorMessage(err), code
+		msg := warden.ErrorMessage(err)
+		if we == nil {
+			// A fault met in this process (a file it could not write, a
+			// server it could not talk to): the user ran it, and the cause
+			// is theirs to see, as in text.
+			msg = err.Error()
+		}
+		out["error"], out["code"] = msg, code
 		enc := json.NewEncoder(e.stdout)
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(out)
 		return
 	}
-	if code == warden.EINTERNAL {
+	if we == nil {
 		fmt.Fprintln(e.stderr, "warden:", err)
 		return
 	}
 	fmt.Fprintf(e.stderr, "warden: %s (%s)\n", warden.ErrorMessage(err), code)
-	if we == nil {
-		return
-	}
 	tw := tabwriter.NewWriter(e.stderr, 2, 4, 1, ' ', 0)
 	for _, k := range slices.Sorted(maps.Keys(we.Data)) {
 		fmt.Fprintf(tw, "  %s:\t%s\n", k, dataText(we.Data[k]))
