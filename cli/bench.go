@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +20,9 @@ func (e *env) benchCmd() *cobra.Command {
 		Short: "Durable receipts/s, single-writer latency, verify speed, inclusion proof latency",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := scratchDir(o.Dir); err != nil {
+				return err
+			}
 			progress := e.stderr
 			res, err := bench.Ledger(e.ctx, o, progress)
 			if err != nil {
@@ -92,6 +98,9 @@ report rate as a ratio of it (target: at least 0.25 for a containing class).`,
 		Short: "What serve's startup check costs: the tail check, whole-log verification, and the state replay",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := scratchDir(so.Dir); err != nil {
+				return err
+			}
 			res, err := bench.Startup(e.ctx, so, e.stderr)
 			if err != nil {
 				return err
@@ -110,4 +119,22 @@ report rate as a ratio of it (target: at least 0.25 for a containing class).`,
 	sf.IntVar(&so.Writers, "writers", 16, "concurrent writers while building")
 	cmd.AddCommand(ledgerCmd, httpCmd, startupCmd)
 	return cmd
+}
+
+// scratchDir refuses a --dir that is not an existing directory, saying
+// so, before a benchmark tries to open a database in it.
+func scratchDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return usageError{fmt.Errorf("--dir %s: no such directory; create it, or leave --dir out for a temporary one", dir)}
+	case err != nil:
+		return usageError{fmt.Errorf("--dir %s: %w", dir, err)}
+	case !fi.IsDir():
+		return usageError{fmt.Errorf("--dir %s: not a directory", dir)}
+	}
+	return nil
 }

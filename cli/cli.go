@@ -10,8 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,16 +33,21 @@ import (
 // Version is the warden version, set at build time with -ldflags.
 var Version = "dev"
 
-// Exit codes.
+// Exit codes. README.md ("Output and exit codes") lists them for users;
+// TestREADMEExitCodes keeps the two the same.
 const (
 	ExitOK      = 0
 	ExitFailure = 1 // the operation failed or was refused
-	ExitUsage   = 2 // bad flags or arguments
-	ExitVerify  = 3 // verification found tampering
+	ExitUsage   = 2 // bad command, flags or arguments: nothing was attempted
+	// ExitVerify is a check that found tampering: verify (the log or its
+	// state), forensic verify (a bundle), integrity scan (a watched file
+	// changed).
+	ExitVerify = 3
 	// ExitUnavailable (EX_TEMPFAIL) is a refusal with code unavailable
-	// (storage full, writes refused after a failed startup check) or
-	// too_many (a limit of open streams or sessions): nothing changed, and
-	// the same command may succeed if retried later.
+	// (storage full, writes refused after a failed startup check, no
+	// server answering at the URL) or too_many (a limit of open streams or
+	// sessions): nothing changed, and the same command may succeed if
+	// retried later.
 	ExitUnavailable = 75
 )
 
@@ -60,31 +70,45 @@ type env struct {
 	token  string
 	// ca, cert and key are the TLS trust and client identity for --url.
 	ca, cert, key string
+	// ran says a command's RunE started: an error before it (an unknown
+	// command, a wrong number of arguments, a required flag missing) is
+	// a usage error.
+	ran bool
 }
 
 // usageError marks errors in how warden was called.
 type usageError struct{ error }
 
-// verifyFailure marks a verification that found a bad log.
+// verifyFailure marks a check that found tampering (exit 3).
 type verifyFailure struct {
 	error
 	printed bool // the command already printed its JSON report
 }
 
-// Main runs warden with args and returns the process exit code.
+// Main runs warden with args and returns the process exit code. With
+// --json, stdout carries exactly one JSON document whatever happens: the
+// answer, or the error ({"error", "code", …}).
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := e.rootCmd()
+	e.markRuns(root)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
 	var vf verifyFailure
 	var ue usageError
+	if !e.ran && !errors.As(err, &ue) && !errors.As(err, &vf) {
+		err = usageError{err}
+	}
+	if !e.json {
+		// A flag that failed to parse may have stopped --json being read.
+		e.json = slices.Contains(args, "--json") || slices.Contains(args, "--json=true")
+	}
 	switch {
 	case errors.As(err, &vf):
 		fmt.Fprintln(stderr, "warden: FAILED: tampered:", vf.Error())
@@ -106,20 +130,109 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return ExitVerify
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "warden:", ue.Error())
+		if cmd != nil && cmd != root {
+			fmt.Fprintf(stderr, "usage: %s (see warden %s --help)\n", cmd.UseLine(), strings.TrimPrefix(cmd.CommandPath(), "warden "))
+		}
+		if e.json {
+			_ = json.NewEncoder(stdout).Encode(map[string]string{"error": ue.Error(), "code": warden.EINVALID})
+		}
 		return ExitUsage
 	}
-	if e.json {
-		enc := json.NewEncoder(stdout)
-		_ = enc.Encode(map[string]string{"error": warden.ErrorMessage(err), "code": warden.ErrorCode(err)})
-	} else if code := warden.ErrorCode(err); code != warden.EINTERNAL {
-		fmt.Fprintf(stderr, "warden: %s (%s)\n", warden.ErrorMessage(err), code)
-	} else {
-		fmt.Fprintln(stderr, "warden:", err)
-	}
+	e.printError(err)
 	if code, ok := codeExit[warden.ErrorCode(err)]; ok {
 		return code
 	}
 	return ExitFailure
+}
+
+// markRuns wraps every command's RunE to note that it started.
+func (e *env) markRuns(c *cobra.Command) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			e.ran = true
+			return run(cmd, args)
+		}
+	}
+	for _, sub := range c.Commands() {
+		e.markRuns(sub)
+	}
+}
+
+// printError reports a failed command: with --json one document on
+// stdout, {"error", "code"} and the refusal's data (what the next step
+// needs: a request digest, an incident id); else a sentence on stderr,
+// the data beneath it and what to do next.
+func (e *env) printError(err error) {
+	code := warden.ErrorCode(err)
+	var we *warden.Error
+	errors.As(err, &we)
+	if e.json {
+		out := map[string]any{}
+		if we != nil {
+			for k, v := range we.Data {
+				out[k] = v
+			}
+			if n, err := strconv.Atoi(we.RetryAfterSeconds()); err == nil && we.RetryAfter > 0 {
+				out["retry_after_seconds"] = n
+			}
+		}
+		msg := warden.ErrorMessage(err)
+		if we == nil {
+			// A fault met in this process (a file it could not write, a
+			// server it could not talk to): the user ran it, and the cause
+			// is theirs to see, as in text.
+			msg = err.Error()
+		}
+		out["error"], out["code"] = msg, code
+		enc := json.NewEncoder(e.stdout)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(out)
+		return
+	}
+	if we == nil {
+		fmt.Fprintln(e.stderr, "warden:", err)
+		return
+	}
+	fmt.Fprintf(e.stderr, "warden: %s (%s)\n", warden.ErrorMessage(err), code)
+	tw := tabwriter.NewWriter(e.stderr, 2, 4, 1, ' ', 0)
+	for _, k := range slices.Sorted(maps.Keys(we.Data)) {
+		fmt.Fprintf(tw, "  %s:\t%s\n", k, dataText(we.Data[k]))
+	}
+	if we.RetryAfter > 0 {
+		fmt.Fprintf(tw, "  retry after:\t%s s\n", we.RetryAfterSeconds())
+	}
+	tw.Flush()
+	for _, n := range nextSteps(we) {
+		fmt.Fprintln(e.stderr, "next:", n)
+	}
+}
+
+// dataText shows one value of a refusal's data.
+func dataText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// nextSteps says, in commands, what a refusal's data is for.
+func nextSteps(we *warden.Error) []string {
+	var out []string
+	if d, ok := we.Data["request_digest"].(string); ok && we.Data["approval_required"] == true {
+		who := "an approver runs"
+		if q := dataText(we.Data["quorum"]); q != "null" && q != "1" {
+			who = q + " approvers run"
+		}
+		out = append(out, fmt.Sprintf("%s warden approve %s with their own token; then repeat the escalation with --approved-by NAME for each", who, d))
+	}
+	if id, ok := we.Data["incident_id"].(string); ok && we.Code == warden.EUNAVAILABLE {
+		out = append(out, fmt.Sprintf("the incident was recorded: warden incident get %s", id))
+	}
+	return out
 }
 
 func (e *env) rootCmd() *cobra.Command {
@@ -181,6 +294,21 @@ func (e *env) print(v any, text func(w io.Writer)) error {
 		return enc.Encode(v)
 	}
 	text(e.stdout)
+	return nil
+}
+
+// printSummary reports a file a command wrote: with --json one document
+// on stdout ({"written", "bytes", "sha256"} and extra); else a line on
+// stderr naming the file and what it holds.
+func (e *env) printSummary(wr *written, extra map[string]any, what string) error {
+	if e.json {
+		out := map[string]any{"written": wr.Path, "bytes": wr.Bytes, "sha256": wr.SHA256}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return e.print(out, nil)
+	}
+	fmt.Fprintf(e.stderr, "written to %s (%s, %d bytes)\n", wr.Path, what, wr.Bytes)
 	return nil
 }
 

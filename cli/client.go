@@ -3,9 +3,12 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,19 +90,63 @@ func (c *apiClient) open(method, path string, in any) (io.ReadCloser, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, c.transportError(method, path, err)
 	}
 	if resp.StatusCode < 400 {
 		return resp.Body, nil
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Error string `json:"error"`
-		Code  string `json:"code"`
-	}
-	if json.Unmarshal(data, &e) == nil && e.Code != "" {
-		return nil, &warden.Error{Code: e.Code, Message: e.Error}
+	if we := c.refusal(resp, data); we != nil {
+		return nil, we
 	}
 	return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(data))
+}
+
+// refusal turns an error answer {"error", "code", ...data} into the
+// *warden.Error the server refused with, keeping its data (a request
+// digest, say: the next step needs it) and Retry-After; nil if the answer
+// is not one.
+func (c *apiClient) refusal(resp *http.Response, data []byte) *warden.Error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if dec.Decode(&m) != nil {
+		return nil
+	}
+	msg, _ := m["error"].(string)
+	code, _ := m["code"].(string)
+	if code == "" {
+		return nil
+	}
+	for _, k := range []string{"error", "code", "success"} {
+		delete(m, k)
+	}
+	we := &warden.Error{Code: code, Message: msg}
+	if len(m) > 0 {
+		we.Data = m
+	}
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+		we.RetryAfter = time.Duration(n) * time.Second
+	}
+	switch {
+	case code == warden.EUNAUTHORIZED && c.token == "":
+		// The server's sentence is for HTTP clients; say it in flags.
+		we.Message = fmt.Sprintf("The server at %s needs a token: pass --token or set WARDEN_TOKEN (warden init printed the admin's; warden credential add makes more).", c.base)
+	case code == warden.EUNAUTHORIZED:
+		we.Message += " Check the token given by --token or WARDEN_TOKEN."
+	}
+	return we
+}
+
+// transportError says what went wrong on the way to the server. A server
+// that cannot be dialed got nothing, so the refusal is unavailable (exit
+// 75: the same command may work once a server runs there).
+func (c *apiClient) transportError(method, path string, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return &warden.Error{Code: warden.EUNAVAILABLE, Message: fmt.Sprintf(
+			"No warden server answers at %s (%v): start one with warden serve, or point --url or WARDEN_URL at a running one.", c.base, oe.Err)}
+	}
+	return fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
 }

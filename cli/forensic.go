@@ -18,17 +18,27 @@ func (e *env) forensicCmd() *cobra.Command {
 	export := &cobra.Command{
 		Use:   "export [-o FILE]",
 		Short: "Download a forensic bundle from the server (forensic role)",
-		Args:  cobra.NoArgs,
+		Long: `Download a signed forensic bundle from the server (forensic role), for
+warden forensic verify. Without -o it goes to stdout. With --json, -o is
+required and stdout carries a summary: {"written", "bytes", "sha256"}.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := e.needFile(out); err != nil {
+				return err
+			}
 			body, err := e.api().open("GET", "/api/v1/forensic/export", nil)
 			if err != nil {
 				return err
 			}
 			defer body.Close()
-			return e.writeOutput(out, 0o600, func(w io.Writer) error {
+			wr, err := e.writeOutput(out, 0o600, func(w io.Writer) error {
 				_, err := io.Copy(w, body)
 				return err
 			})
+			if err != nil || wr == nil {
+				return err
+			}
+			return e.printSummary(wr, nil, "forensic bundle")
 		},
 	}
 	export.Flags().StringVarP(&out, "output", "o", "", "output file (default stdout)")

@@ -3,26 +3,35 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"io"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/warden-sh/warden/engine/governor"
+	"github.com/warden-sh/warden/jsonx"
 )
 
-// callTool calls a governance tool on the server and prints its result.
+// callTool calls a governance tool on the server and prints its result:
+// as text (tables for lists) or, with --json, the tool's JSON answer.
 func (e *env) callTool(name string, args any) error {
 	var out json.RawMessage
 	if err := e.api().do("POST", "/api/v1/governance/"+name, args, &out); err != nil {
 		return err
 	}
-	var v any
-	if err := json.Unmarshal(out, &v); err != nil {
-		return err
+	if e.json {
+		var v any
+		if err := json.Unmarshal(out, &v); err != nil {
+			return err
+		}
+		return e.print(v, nil)
 	}
-	return e.print(v, func(w io.Writer) {
-		b, _ := json.MarshalIndent(v, "", "  ")
-		fmt.Fprintln(w, string(b))
-	})
+	v, err := decodeOrdered(out)
+	if err != nil {
+		return fmt.Errorf("%s: decoding answer: %w", name, err)
+	}
+	renderText(e.stdout, v)
+	return nil
 }
 
 func (e *env) governanceCmds() []*cobra.Command {
@@ -126,7 +135,18 @@ func (e *env) governanceCmds() []*cobra.Command {
 	approve := &cobra.Command{
 		Use:   "approve REQUEST_DIGEST",
 		Short: "Approve an escalation request (approver role)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Approve an escalation request, as the approver whose token this command
+sends (approver role; not the requester or the subject).
+
+REQUEST_DIGEST comes from the refusal of the escalation that needs approval:
+"warden escalate --to phoenix …" without --approved-by is refused with
+"requires approval" and prints request_digest (64 hex digits) and quorum
+(with --json: the "request_digest" member). Each approver runs this command
+with that digest; the requester then repeats the same escalate with
+--approved-by NAME for each approver. The digest names one request (subject,
+from, to, type and the subject's escalation count), so an approval counts
+for that escalation only, within an hour.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.callTool("approve_escalation", map[string]any{"request_digest": args[0]})
 		},
@@ -212,14 +232,70 @@ func (e *env) governanceCmds() []*cobra.Command {
 	tool := &cobra.Command{
 		Use:   "tool NAME [JSON_ARGUMENTS]",
 		Short: "Call any governance tool with a JSON object of arguments",
-		Args:  cobra.RangeArgs(1, 2),
+		Long:  "Call any governance tool, as agents do over MCP, with a JSON object of\narguments (default {}); unknown or mistyped arguments are refused by name,\nand a missing required one too. docs/GOVERNANCE.md describes the rules.\n\nTools (minimum profile in the default authority matrix):\n" + toolList(),
+		Example: `  warden tool guardian_status
+  warden tool treasury_debit '{"budget_id":"ops","amount":5,"description":"tokens"}'`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw := json.RawMessage("{}")
 			if len(args) == 2 {
 				raw = json.RawMessage(strings.TrimSpace(args[1]))
+				if !json.Valid(raw) {
+					return usageError{fmt.Errorf("JSON_ARGUMENTS is not valid JSON: give one object, e.g. '{\"budget_id\":\"ops\"}'")}
+				}
 			}
 			return e.callTool(args[0], raw)
 		},
 	}
 	return []*cobra.Command{escalate, deescalate, escalations, approve, budget, decide, tem, guardian, tool}
+}
+
+// toolList is the governance tools for tool's help: each with the
+// minimum profile of the default authority matrix, what it does and its
+// arguments ([optional] ones in brackets), from the types the server
+// decodes them into.
+func toolList() string {
+	var b strings.Builder
+	for _, t := range governor.Tools() {
+		fmt.Fprintf(&b, "  %s (%s)\n      %s\n", t.Name, governor.DefaultAuthority[t.Name], t.Description)
+		if args := argNames(reflect.TypeOf(t.NewArgs())); len(args) > 0 {
+			fmt.Fprintf(&b, "      arguments: %s\n", strings.Join(args, ", "))
+		}
+	}
+	return b.String()
+}
+
+// argNames lists a tool argument type's JSON members, required first as
+// jsonx.DecodeRequired decides, then the optional ones in brackets.
+func argNames(t reflect.Type) []string {
+	required := jsonx.Required(t)
+	var optional []string
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case name == "-":
+			case f.Anonymous && name == "":
+				walk(f.Type)
+			case !f.IsExported():
+			default:
+				if name == "" {
+					name = f.Name
+				}
+				if !slices.Contains(required, name) {
+					optional = append(optional, "["+name+"]")
+				}
+			}
+		}
+	}
+	walk(t)
+	return append(required, optional...)
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -57,7 +59,7 @@ func (e *env) incidentCmd() *cobra.Command {
 		},
 	}
 	fl := report.Flags()
-	fl.StringVar(&req.Class, "class", "", "incident class (required)")
+	fl.StringVar(&req.Class, "class", "", "incident class (required): "+strings.Join(warden.IncidentClasses, ", "))
 	fl.StringVar(&req.Source, "source", "", "reporting source (required)")
 	fl.StringVar(&req.Description, "description", "", "what happened (required)")
 	fl.StringVar(&req.Severity, "severity", "", "raise the class's default severity (lowering it: operators only, with --severity-reason)")
@@ -175,7 +177,7 @@ func (e *env) recoveryCmd() *cobra.Command {
 				}
 				fmt.Fprintf(w, "%d pending %s\n", st.Count, noun)
 				for _, r := range st.PendingRecoveries {
-					fmt.Fprintf(w, "  %s  missing: %s\n", r.IncidentID, strings.Join(r.Missing(), ", "))
+					fmt.Fprintf(w, "  %s  missing: %s\n", r.IncidentID, strings.Join(missingSteps(r), ", "))
 				}
 			})
 		},
@@ -183,31 +185,81 @@ func (e *env) recoveryCmd() *cobra.Command {
 	var operator string
 	ack := &cobra.Command{
 		Use:   "ack INCIDENT_ID --operator NAME",
-		Short: "Acknowledge a latched or critical incident",
+		Short: "Acknowledge a latched or critical incident (recovery-admin role)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out map[string]any
-			if err := e.api().do("POST", "/api/v1/recovery/ack", map[string]string{"incident_id": args[0], "operator": operator}, &out); err != nil {
+			var raw json.RawMessage
+			if err := e.api().do("POST", "/api/v1/recovery/ack", map[string]string{"incident_id": args[0], "operator": operator}, &raw); err != nil {
 				return err
 			}
-			return e.print(out, func(w io.Writer) { fmt.Fprintln(w, out["status"]) })
+			return e.printStep(raw, args[0])
 		},
 	}
-	ack.Flags().StringVar(&operator, "operator", "", "who acknowledges (default: your principal)")
+	ack.Flags().StringVar(&operator, "operator", "", "the name of the person acknowledging, recorded beside your credential (required)")
+	_ = ack.MarkFlagRequired("operator")
 	reattest := &cobra.Command{
 		Use:   "reattest INCIDENT_ID",
 		Short: "Re-verify the ledger and integrity baseline and record re-attestation",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out map[string]any
-			if err := e.api().do("POST", "/api/v1/recovery/reattest", map[string]string{"incident_id": args[0]}, &out); err != nil {
+			var raw json.RawMessage
+			if err := e.api().do("POST", "/api/v1/recovery/reattest", map[string]string{"incident_id": args[0]}, &raw); err != nil {
 				return err
 			}
-			return e.print(out, func(w io.Writer) { fmt.Fprintln(w, out["status"]) })
+			return e.printStep(raw, args[0])
 		},
 	}
 	cmd.AddCommand(status, ack, reattest)
 	return cmd
+}
+
+// missingSteps names the ceremony steps r still needs as the commands
+// that take them.
+func missingSteps(r *warden.RecoveryRequirement) []string {
+	var m []string
+	if r.RequireAck && r.AckedAt == "" {
+		m = append(m, "acknowledgment (warden recovery ack "+r.IncidentID+" --operator NAME)")
+	}
+	if r.RequireReattest && r.ReAttestedAt == "" {
+		m = append(m, "re-attestation (warden recovery reattest "+r.IncidentID+")")
+	}
+	return m
+}
+
+// recoveryStep is the answer to a ceremony step.
+type recoveryStep struct {
+	Status      string                      `json:"status"`
+	Requirement *warden.RecoveryRequirement `json:"requirement"`
+}
+
+// printStep prints a ceremony step's answer: with --json as the server
+// sent it, else what happened and the next step.
+func (e *env) printStep(raw json.RawMessage, id string) error {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("decoding answer: %w", err)
+	}
+	if e.json {
+		return e.print(v, nil)
+	}
+	var s recoveryStep
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return fmt.Errorf("decoding answer: %w", err)
+	}
+	s.print(e.stdout, id)
+	return nil
+}
+
+func (s *recoveryStep) print(w io.Writer, id string) {
+	fmt.Fprintf(w, "%s: %s\n", id, s.Status)
+	if s.Requirement == nil {
+		return
+	}
+	if m := missingSteps(s.Requirement); len(m) > 0 {
+		fmt.Fprintf(w, "still missing: %s\n", strings.Join(m, ", "))
+		return
+	}
+	fmt.Fprintf(w, "recovery complete: warden incident resolve %s (or acknowledge) may proceed\n", id)
 }
 
 func (e *env) statsCmd() *cobra.Command {
@@ -259,12 +311,15 @@ func (e *env) integrityCmd() *cobra.Command {
 		Use:   "scan",
 		Short: "Re-hash the baseline now; changes are reported as an integrity_violation incident",
 		Args:  cobra.NoArgs,
+		Long: `Re-hash the files of the integrity baseline now. Changes are reported as an
+integrity_violation incident (and contained). Exit 0: every file matches the
+baseline; exit 3: a file changed, was added or removed (the incident is named).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res recorder.ScanResult
 			if err := e.api().do("POST", "/api/v1/integrity/scan", struct{}{}, &res); err != nil {
 				return err
 			}
-			return e.print(&res, func(w io.Writer) {
+			if err := e.print(&res, func(w io.Writer) {
 				if res.Clean {
 					fmt.Fprintf(w, "clean: %d files match the baseline\n", res.Files)
 					return
@@ -273,7 +328,18 @@ func (e *env) integrityCmd() *cobra.Command {
 				if res.Incident != nil {
 					fmt.Fprintf(w, "incident: %s (%s)\n", res.Incident.ID, res.Incident.State)
 				}
-			})
+			}); err != nil {
+				return err
+			}
+			if res.Clean {
+				return nil
+			}
+			// A violation is a finding, like verify's: scripts must see it.
+			msg := fmt.Sprintf("integrity violation: %s", res.Evidence["summary"])
+			if res.Incident != nil {
+				msg += " (incident " + res.Incident.ID + ")"
+			}
+			return verifyFailure{error: errors.New(msg), printed: true}
 		},
 	}
 	cmd.AddCommand(baseline, scan)

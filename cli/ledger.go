@@ -25,11 +25,27 @@ func (e *env) exportCmd() *cobra.Command {
 	receipts := &cobra.Command{
 		Use:   "receipts -o FILE",
 		Short: "Write every receipt as JSON Lines, after every signed checkpoint",
-		Args:  cobra.NoArgs,
+		Long: `Write the whole log as JSON Lines, from one snapshot: a header, every signed
+checkpoint, then every receipt, for warden verify --export. Without -o it goes
+to stdout. With --json, -o is required and stdout carries a summary:
+{"written", "bytes", "sha256", "checkpoints", "receipts"}.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withLocal(func(l *local) error {
-				return e.writeOutput(out, 0o644, func(w io.Writer) error { return l.core.Export(e.ctx, w, l.dir.Origin) })
-			})
+			if err := e.needFile(out); err != nil {
+				return err
+			}
+			var n exportCount
+			var wr *written
+			if err := e.withLocal(func(l *local) (err error) {
+				wr, err = e.writeOutput(out, 0o644, func(w io.Writer) error {
+					return l.core.Export(e.ctx, &exportCounter{w: w, n: &n}, l.dir.Origin)
+				})
+				return err
+			}); err != nil || wr == nil {
+				return err
+			}
+			return e.printSummary(wr, map[string]any{"checkpoints": n.Checkpoints, "receipts": n.Receipts},
+				fmt.Sprintf("%d checkpoints, %d receipts", n.Checkpoints, n.Receipts))
 		},
 	}
 	receipts.Flags().StringVarP(&out, "output", "o", "", "output file (default stdout)")
@@ -290,4 +306,49 @@ func indent(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// exportCount is what an export holds.
+type exportCount struct{ Checkpoints, Receipts int64 }
+
+// exportCounter passes an export through, counting its checkpoint and
+// receipt lines (each line after the header is one or the other).
+type exportCounter struct {
+	w      io.Writer
+	n      *exportCount
+	lines  int64
+	start  []byte // the beginning of the current line, to tell which
+	inLine bool
+}
+
+// checkpointPrefix begins every checkpoint line (engine.ExportLine).
+const checkpointPrefix = `{"checkpoint":`
+
+func (c *exportCounter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	for _, b := range p[:n] {
+		if !c.inLine {
+			c.inLine, c.start = true, c.start[:0]
+		}
+		if b == '\n' {
+			c.endLine()
+			continue
+		}
+		if len(c.start) < len(checkpointPrefix) {
+			c.start = append(c.start, b)
+		}
+	}
+	return n, err
+}
+
+func (c *exportCounter) endLine() {
+	c.inLine = false
+	c.lines++
+	switch {
+	case c.lines == 1: // the header
+	case string(c.start) == checkpointPrefix:
+		c.n.Checkpoints++
+	default:
+		c.n.Receipts++
+	}
 }

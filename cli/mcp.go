@@ -31,6 +31,10 @@ instead (docs/MCP.md).`,
 				url = DefaultURL
 			}
 			logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			if e.bearer() == "" {
+				// Said once here, in flags: the agent only sees each refusal.
+				logger.Warn("no token (--token or WARDEN_TOKEN): a server not in --dev mode refuses every tool call", "url", url)
+			}
 			tools := governor.Tools()
 			hc, err := e.httpClient(60 * time.Second)
 			if err != nil {

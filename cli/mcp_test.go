@@ -179,6 +179,11 @@ func TestMCPAgainstWardenServe(t *testing.T) {
 	if code := <-done; code != cli.ExitOK {
 		t.Fatalf("warden mcp exited %d: %s", code, stderr.String())
 	}
+	// Without a token it says, once and in flags, what a normal server
+	// would do with every call (issue 10: CLI errors speak CLI).
+	if !strings.Contains(stderr.String(), "no token (--token or WARDEN_TOKEN)") {
+		t.Errorf("warden mcp without a token: stderr %q", stderr.String())
+	}
 
 	client := sdk.NewClient(&sdk.Implementation{Name: "http-test", Version: "1"}, nil)
 	hs, err := client.Connect(t.Context(), &sdk.StreamableClientTransport{Endpoint: s.URL + "/mcp"}, nil)

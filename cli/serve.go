@@ -35,10 +35,16 @@ const AdminName = "admin"
 func (e *env) initCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "init",
-		Short: "Create a data directory: database, ledger signing key, HMAC key and an admin credential",
-		Long: `Create the data directory (0700) with the SQLite database, an ed25519 ledger
-signing key and an HMAC key (0600), and an admin credential whose token is
-printed exactly once and stored only as a hash.`,
+		Short: "Create a data directory: database, ledger signing key, HMAC and webhook keys, and an admin credential",
+		Long: `Create the data directory (0700) with the SQLite database (warden.db), the
+default containment policy (containment.yaml), and keys (private ones 0600):
+
+  ledger.key, ledger.pub  ed25519 ledger signing key; give ledger.pub to verifiers
+  hmac.key                the forensic key: HMACs forensic bundles (forensic verify --hmac-key)
+  webhook.key             signs webhooks (X-Warden-Signature); give it to webhook receivers
+
+and an admin credential whose token is printed exactly once and stored only
+as a hash.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := datadir.Init(e.data)

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,19 +35,29 @@ func peekHeader(name string) (*engine.ExportHeader, error) {
 	return &h, nil
 }
 
+// written is what a command wrote to a file, for its summary.
+type written struct {
+	Path   string
+	Bytes  int64
+	SHA256 string // hex
+}
+
 // writeOutput hands write stdout, or, for a path, a temporary file that
 // is fsync'd and renamed into place only when write succeeds, so a failed
-// export never leaves a file that looks complete.
-func (e *env) writeOutput(path string, mode os.FileMode, write func(io.Writer) error) error {
+// export never leaves a file that looks complete. For a path it returns
+// what was written (nil for stdout).
+func (e *env) writeOutput(path string, mode os.FileMode, write func(io.Writer) error) (*written, error) {
 	if path == "" || path == "-" {
-		return write(e.stdout)
+		return nil, write(e.stdout)
 	}
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	err = write(f)
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, h)}
+	err = write(cw)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -57,10 +69,30 @@ func (e *env) writeOutput(path string, mode os.FileMode, write func(io.Writer) e
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(e.stderr, "written to %s\n", path)
+	return &written{Path: path, Bytes: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// needFile refuses --json without -o FILE for a command whose output is a
+// file: with --json, stdout carries the one JSON summary, not the file.
+func (e *env) needFile(out string) error {
+	if e.json && (out == "" || out == "-") {
+		return usageError{errors.New("--json needs -o FILE: the file is written there and stdout carries a JSON summary of it")}
+	}
 	return nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // withLocal opens the data directory's store and engine for fn and closes

@@ -71,12 +71,12 @@ func TestStrictBodies(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	base, _ := env.MustServer(t)
 	refused := []struct{ name, body, want string }{
-		{"invalid UTF-8", strictValid + ",\"evidence\":{\"k\":\"\xff\xfe\"}}", "Request body is not valid UTF-8 (byte offset"},
+		{"invalid UTF-8", strictValid + ",\"evidence\":{\"k\":\"\xff\xfe\"}}", "The request is not valid UTF-8 (byte offset"},
 		{"invalid UTF-8 in description", `{"class":"tool_call_burst","source":"agent-1","description":"` + "\xc0\xaf" + `"}`, "not valid UTF-8"},
 		{"lone high surrogate", strictValid + `,"evidence":{"k":"\ud800"}}`, `String escape \ud800 at byte offset`},
 		{"lone low surrogate", strictValid + `,"evidence":{"k":"\udc00"}}`, "unpaired UTF-16 surrogate"},
-		{"nested duplicate key", strictValid + `,"evidence":{"a":"1","a":"2"}}`, `Request body has duplicate key "a" in evidence.`},
-		{"top-level duplicate key", strictValid + `,"source":"agent-2"}`, `Request body has duplicate key "source".`},
+		{"nested duplicate key", strictValid + `,"evidence":{"a":"1","a":"2"}}`, `The request has duplicate key "a" in evidence.`},
+		{"top-level duplicate key", strictValid + `,"source":"agent-2"}`, `The request has duplicate key "source".`},
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {

@@ -138,7 +138,7 @@ func TestIncidentBadRequests(t *testing.T) {
 		{"unknown field", "POST", "/api/v1/incidents/report", `{"class":"tool_call_burst","source":"a","description":"d","sevrity":"low"}`, `unknown field "sevrity"`},
 		{"trailing data", "POST", "/api/v1/incidents/report", valid + `{}`, "data after the JSON object"},
 		{"trailing junk", "POST", "/api/v1/incidents/report", valid + `x`, "data after the JSON object"},
-		{"wrong type", "POST", "/api/v1/incidents/report", `{"class":"tool_call_burst","source":"a","description":"d","evidence":{"k":1}}`, "not valid JSON"},
+		{"wrong type", "POST", "/api/v1/incidents/report", `{"class":"tool_call_burst","source":"a","description":"d","evidence":{"k":1}}`, `Every value in field "evidence" must be a string, not a number.`},
 		{"empty body", "POST", "/api/v1/incidents/report", ``, "empty"},
 		{"over 64 KiB", "POST", "/api/v1/incidents/report", `{"class":"tool_call_burst","source":"a","description":"` + strings.Repeat("x", 64<<10) + `"}`, "exceeds 65536 bytes"},
 		{"query on report", "POST", "/api/v1/incidents/report?dry=1", valid, `Unknown query parameter "dry"`},

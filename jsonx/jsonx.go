@@ -60,7 +60,7 @@ func decode(data []byte, v any, required bool) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return warden.Errorf(warden.EINVALID, "Request body is not valid JSON for this endpoint: %s.", cleanError(err))
+		return warden.Errorf(warden.EINVALID, "%s", cleanError(reflect.TypeOf(v), err))
 	}
 	return nil
 }
@@ -138,10 +138,120 @@ func fieldsOf(t reflect.Type) *fieldSet {
 	return out
 }
 
-func cleanError(err error) string {
+// cleanError turns what encoding/json still refuses after the scan (a
+// value of the wrong type, in practice) into a sentence that names the
+// field and what it must be, in words a caller of any transport knows.
+func cleanError(root reflect.Type, err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q must be %s", te.Field, te.Type.String())
+		name, at := jsonPath(root, te.Field)
+		for root != nil && root.Kind() == reflect.Pointer {
+			root = root.Elem()
+		}
+		switch {
+		case name == "" && root != nil && root.Kind() == reflect.Map:
+			return fmt.Sprintf("Every value in the request must be %s, not %s.", typeWords(te.Type), valueWords(te.Value))
+		case name == "":
+			return fmt.Sprintf("The request must be %s, not %s.", typeWords(te.Type), valueWords(te.Value))
+		case at != nil && at != te.Type && (at.Kind() == reflect.Map || at.Kind() == reflect.Slice || at.Kind() == reflect.Array):
+			// encoding/json names the member, not the element or map
+			// value that had the wrong type.
+			return fmt.Sprintf("Every value in field %q must be %s, not %s.", name, typeWords(te.Type), valueWords(te.Value))
+		}
+		return fmt.Sprintf("Field %q must be %s, not %s.", name, typeWords(te.Type), valueWords(te.Value))
 	}
-	return strings.TrimPrefix(err.Error(), "json: ")
+	return "The request is not valid: " + strings.TrimPrefix(err.Error(), "json: ") + "."
+}
+
+// jsonPath turns encoding/json's dotted field path, which names embedded
+// structs by their Go type, into the JSON member path a caller wrote, and
+// returns the type found there (nil when the walk cannot follow it).
+func jsonPath(root reflect.Type, field string) (string, reflect.Type) {
+	if field == "" {
+		return "", nil
+	}
+	var out []string
+	t := root
+	for _, seg := range strings.Split(field, ".") {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			out, t = append(out, seg), nil
+			continue
+		}
+		if f, ok := t.FieldByName(seg); ok && f.Anonymous && f.Tag.Get("json") == "" {
+			t = f.Type // an embedded struct: its members are the parent's
+			continue
+		}
+		out, t = append(out, seg), member(t, seg)
+	}
+	return strings.Join(out, "."), t
+}
+
+// member returns the type of struct t's member with JSON name name,
+// looking through embedded structs as encoding/json does; nil if none.
+func member(t reflect.Type, name string) reflect.Type {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
+			if m := member(f.Type, name); m != nil {
+				return m
+			}
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if f.IsExported() && tag == name {
+			return f.Type
+		}
+	}
+	return nil
+}
+
+// typeWords names what a Go type accepts from JSON.
+func typeWords(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "a whole number 0 or more"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return t.String()
+}
+
+// valueWords names the JSON value encoding/json found: "string",
+// "number", "number 1.5", "bool", "array", "object".
+func valueWords(v string) string {
+	switch v {
+	case "string":
+		return "a string"
+	case "number":
+		return "a number"
+	case "bool":
+		return "a boolean"
+	case "array":
+		return "an array"
+	case "object":
+		return "an object"
+	}
+	if n, ok := strings.CutPrefix(v, "number "); ok {
+		return n
+	}
+	return v
 }

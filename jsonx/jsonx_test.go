@@ -84,7 +84,7 @@ func TestDecodeRules(t *testing.T) {
 		name, body, want string
 	}{
 		// Invalid UTF-8 anywhere is refused, not replaced by U+FFFD.
-		{"utf8 bad bytes in value", "{\"name\":\"\xff\xfe\"}", "Request body is not valid UTF-8 (byte offset 9)."},
+		{"utf8 bad bytes in value", "{\"name\":\"\xff\xfe\"}", "The request is not valid UTF-8 (byte offset 9)."},
 		{"utf8 bad byte mid string", "{\"name\":\"ab\xffc\"}", "not valid UTF-8 (byte offset 11)"},
 		{"utf8 in nested value", "{\"evidence\":{\"a\":\"\xfe\"}}", "not valid UTF-8 (byte offset 18)"},
 		{"utf8 in key", "{\"evidence\":{\"\xff\":\"1\"}}", "not valid UTF-8 (byte offset 14)"},
@@ -111,9 +111,9 @@ func TestDecodeRules(t *testing.T) {
 		{"escaped backslash then u", `{"name":"\\ud800"}`, ""},
 
 		// A key may appear once per object, at every depth.
-		{"dup top level", `{"name":"a","name":"b"}`, `Request body has duplicate key "name".`},
+		{"dup top level", `{"name":"a","name":"b"}`, `The request has duplicate key "name".`},
 		{"dup top level escaped", `{"name":"a","n\u0061me":"b"}`, `duplicate key "name".`},
-		{"dup nested", `{"evidence":{"a":"1","a":"2"}}`, `Request body has duplicate key "a" in evidence.`},
+		{"dup nested", `{"evidence":{"a":"1","a":"2"}}`, `The request has duplicate key "a" in evidence.`},
 		{"dup nested escaped", `{"evidence":{"a":"1","\u0061":"2"}}`, `duplicate key "a" in evidence.`},
 		{"dup in array element", `{"any":{"x":[{"k":1},{"k":1,"k":2}]}}`, `duplicate key "k" in any.x[1].`},
 		{"dup under odd key", `{"any":{"a b":{"k":1,"k":2}}}`, `duplicate key "k" in any["a b"].`},
@@ -130,18 +130,24 @@ func TestDecodeRules(t *testing.T) {
 		{"depth over the limit", nest(jsonx.MaxDepth), "nests objects and arrays deeper than 10000 levels"},
 
 		// Unknown fields, trailing data, shape.
-		{"unknown top-level field", `{"nme":"a"}`, `Request body has unknown field "nme".`},
+		{"unknown top-level field", `{"nme":"a"}`, `The request has unknown field "nme".`},
 		{"case-folded field", `{"Name":"a"}`, `unknown field "Name"`},
-		{"trailing data", `{"name":"a"} {}`, "Request body has data after the JSON object (byte offset 13)."},
-		{"empty", " \n", "Request body is empty; send a JSON object."},
-		{"not an object", `["name"]`, "Request body must be a JSON object."},
-		{"trailing comma", `{"name":"a",}`, "Request body is not valid JSON: invalid character '}' looking for an object key at byte offset 12."},
-		{"truncated", `{"name":"a"`, "Request body is not valid JSON: unexpected end of body"},
+		{"trailing data", `{"name":"a"} {}`, "The request has data after the JSON object (byte offset 13)."},
+		{"empty", " \n", "The request is empty; send a JSON object."},
+		{"not an object", `["name"]`, "The request must be a JSON object."},
+		{"trailing comma", `{"name":"a",}`, "The request is not valid JSON: invalid character '}' looking for an object key at byte offset 12."},
+		{"truncated", `{"name":"a"`, "The request is not valid JSON: unexpected end of input"},
 		{"control character", "{\"name\":\"a\tb\"}", "control character"},
 		{"bad escape", `{"name":"\x41"}`, "not valid JSON"},
 		{"leading zero", `{"extra":01}`, "not valid JSON"},
 		{"bare decimal point", `{"extra":1.}`, "not valid JSON"},
-		{"wrong type", `{"name":1}`, "Request body is not valid JSON for this endpoint"},
+		{"wrong type", `{"name":1}`, `Field "name" must be a string, not a number.`},
+		{"string for a whole number", `{"extra":"5"}`, `Field "extra" must be a whole number, not a string.`},
+		{"fraction for a whole number", `{"extra":1.5}`, `Field "extra" must be a whole number, not 1.5.`},
+		{"boolean for a whole number", `{"extra":true}`, `Field "extra" must be a whole number, not a boolean.`},
+		{"object for an array", `{"roles":{}}`, `Field "roles" must be an array, not an object.`},
+		{"number in a map of strings", `{"evidence":{"k":1}}`, `Every value in field "evidence" must be a string, not a number.`},
+		{"number in an array of strings", `{"roles":["a",1]}`, `Every value in field "roles" must be a string, not a number.`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,8 +211,8 @@ func FuzzDecode(f *testing.F) {
 		}
 		// The scanner's grammar is JSON's: what it calls malformed,
 		// encoding/json does too.
-		if msg := warden.ErrorMessage(err); (strings.HasPrefix(msg, "Request body is not valid JSON: ") ||
-			strings.HasPrefix(msg, "Request body has data after")) && json.Valid(data) {
+		if msg := warden.ErrorMessage(err); (strings.HasPrefix(msg, "The request is not valid JSON: ") ||
+			strings.HasPrefix(msg, "The request has data after")) && json.Valid(data) {
 			t.Fatalf("%q: %s, but encoding/json finds it valid", data, msg)
 		}
 		var m map[string]any
@@ -322,15 +328,15 @@ func TestDecodeRequired(t *testing.T) {
 	cases := []struct{ body, want string }{
 		{`{"budget_id":"b","amount":0,"tags":[],"extra":0}`, ""},
 		{`{"budget_id":"","amount":0,"tags":[],"extra":0,"note":"n"}`, ""},
-		{`{"amount":1,"tags":[],"extra":0}`, `Request body lacks required field "budget_id".`},
-		{`{"budget_id":"b","tags":[],"extra":0}`, `Request body lacks required field "amount".`},
-		{`{"budget_id":"b","amount":1,"tags":null,"extra":0}`, `Request body lacks required field "tags".`},
-		{`{"budget_id":"b","amount":1,"tags":[]}`, `Request body lacks required field "extra".`},
-		{`{"budget_id":"b","amount":1,"tags":[],"extra":0,"x":1}`, `Request body has unknown field "x".`},
-		{`{"budget_id":"b","amount":1,"tags":[],"extra": null }`, `Request body lacks required field "extra".`},
+		{`{"amount":1,"tags":[],"extra":0}`, `budget_id is required.`},
+		{`{"budget_id":"b","tags":[],"extra":0}`, `amount is required.`},
+		{`{"budget_id":"b","amount":1,"tags":null,"extra":0}`, `tags is required.`},
+		{`{"budget_id":"b","amount":1,"tags":[]}`, `extra is required.`},
+		{`{"budget_id":"b","amount":1,"tags":[],"extra":0,"x":1}`, `The request has unknown field "x".`},
+		{`{"budget_id":"b","amount":1,"tags":[],"extra": null }`, `extra is required.`},
 		{`{"budget_id":"b","amount":1,"tags":[],"extra":nul}`, "not valid JSON"},
 		{`{"b\u0075dget_id":"b","amount":1,"tags":[],"extra":0}`, ""},
-		{`{}`, `Request body lacks required field "budget_id".`},
+		{`{}`, `budget_id is required.`},
 	}
 	for _, tc := range cases {
 		var v toolArgs
@@ -344,8 +350,43 @@ func TestDecodeRequired(t *testing.T) {
 		if warden.ErrorCode(err) != warden.EINVALID || !strings.Contains(warden.ErrorMessage(err), tc.want) {
 			t.Errorf("%s: got %v, want EINVALID %q", tc.body, err, tc.want)
 		}
-		if err := jsonx.Decode([]byte(tc.body), &v); err != nil && strings.Contains(tc.want, "lacks required") {
+		if err := jsonx.Decode([]byte(tc.body), &v); err != nil && strings.HasSuffix(tc.want, " is required.") {
 			t.Errorf("Decode %s: %v, want no required check", tc.body, err)
+		}
+	}
+}
+
+// TestDecodeTypeErrors: a value of the wrong type is named by its JSON
+// path (never a Go type name), with what it must be in plain words, the
+// same sentence for every transport.
+func TestDecodeTypeErrors(t *testing.T) {
+	type inner struct {
+		N    int64   `json:"n"`
+		Conf float64 `json:"conf"`
+	}
+	type outer struct {
+		Embedded
+		Context *inner `json:"context,omitempty"`
+		Count   uint32 `json:"count,omitempty"`
+		On      bool   `json:"on,omitempty"`
+	}
+	cases := []struct {
+		body string
+		v    any
+		want string
+	}{
+		{`{"context":{"n":"5"}}`, &outer{}, `Field "context.n" must be a whole number, not a string.`},
+		{`{"context":{"conf":"high"}}`, &outer{}, `Field "context.conf" must be a number, not a string.`},
+		{`{"context":[]}`, &outer{}, `Field "context" must be an object, not an array.`},
+		{`{"extra":"5"}`, &outer{}, `Field "extra" must be a whole number, not a string.`},
+		{`{"count":-1}`, &outer{}, `Field "count" must be a whole number 0 or more, not -1.`},
+		{`{"on":"yes"}`, &outer{}, `Field "on" must be true or false, not a string.`},
+		{`{"a":1}`, &map[string]string{}, `Every value in the request must be a string, not a number.`},
+	}
+	for _, tc := range cases {
+		err := jsonx.Decode([]byte(tc.body), tc.v)
+		if warden.ErrorCode(err) != warden.EINVALID || warden.ErrorMessage(err) != tc.want {
+			t.Errorf("%s: got %v, want EINVALID %q", tc.body, err, tc.want)
 		}
 	}
 }

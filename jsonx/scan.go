@@ -147,28 +147,28 @@ func (e *scanError) where() string {
 func (e *scanError) err() *warden.Error {
 	switch e.kind {
 	case errEmpty:
-		return warden.Errorf(warden.EINVALID, "Request body is empty; send a JSON object.")
+		return warden.Errorf(warden.EINVALID, "The request is empty; send a JSON object.")
 	case errNotObject:
-		return warden.Errorf(warden.EINVALID, "Request body must be a JSON object.")
+		return warden.Errorf(warden.EINVALID, "The request must be a JSON object.")
 	case errTrailing:
-		return warden.Errorf(warden.EINVALID, "Request body has data after the JSON object (byte offset %d).", e.off)
+		return warden.Errorf(warden.EINVALID, "The request has data after the JSON object (byte offset %d).", e.off)
 	case errUTF8:
-		return warden.Errorf(warden.EINVALID, "Request body is not valid UTF-8 (byte offset %d).", e.off)
+		return warden.Errorf(warden.EINVALID, "The request is not valid UTF-8 (byte offset %d).", e.off)
 	case errSurrogate:
 		return warden.Errorf(warden.EINVALID, "String escape %s at byte offset %d is an unpaired UTF-16 surrogate; strings must be valid Unicode.", e.what, e.off)
 	case errDuplicate:
 		if len(e.path) == 0 {
-			return warden.Errorf(warden.EINVALID, "Request body has duplicate key %q.", e.what)
+			return warden.Errorf(warden.EINVALID, "The request has duplicate key %q.", e.what)
 		}
-		return warden.Errorf(warden.EINVALID, "Request body has duplicate key %q in %s.", e.what, e.where())
+		return warden.Errorf(warden.EINVALID, "The request has duplicate key %q in %s.", e.what, e.where())
 	case errUnknown:
-		return warden.Errorf(warden.EINVALID, "Request body has unknown field %q.", e.what)
+		return warden.Errorf(warden.EINVALID, "The request has unknown field %q.", e.what)
 	case errDepth:
-		return warden.Errorf(warden.EINVALID, "Request body nests objects and arrays deeper than %d levels.", MaxDepth)
+		return warden.Errorf(warden.EINVALID, "The request nests objects and arrays deeper than %d levels.", MaxDepth)
 	case errMissing:
-		return warden.Errorf(warden.EINVALID, "Request body lacks required field %q.", e.what)
+		return warden.Errorf(warden.EINVALID, "%s is required.", e.what)
 	}
-	return warden.Errorf(warden.EINVALID, "Request body is not valid JSON: %s at byte offset %d.", e.what, e.off)
+	return warden.Errorf(warden.EINVALID, "The request is not valid JSON: %s at byte offset %d.", e.what, e.off)
 }
 
 func isPlain(seg string) bool {
@@ -190,7 +190,7 @@ func (s *scanner) syntax(off int, format string, args ...any) *scanError {
 // unexpected reports the byte at off, or the end of the body.
 func (s *scanner) unexpected(off int, context string) *scanError {
 	if off >= len(s.data) {
-		return s.syntax(off, "unexpected end of body %s", context)
+		return s.syntax(off, "unexpected end of input %s", context)
 	}
 	c := s.data[off]
 	if c >= utf8.RuneSelf {

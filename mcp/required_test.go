@@ -3,7 +3,6 @@ package mcp_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -81,7 +80,7 @@ func TestRequiredArgumentsAreRequired(t *testing.T) {
 			_, err := env.Governor.CallTool(ctx, p, tl.Name, raw)
 			return err
 		}
-		if err := call(full); warden.ErrorCode(err) == warden.EINVALID && strings.Contains(warden.ErrorMessage(err), "lacks required field") {
+		if err := call(full); warden.ErrorCode(err) == warden.EINVALID && strings.HasSuffix(warden.ErrorMessage(err), " is required.") {
 			t.Errorf("%s: every required member given, still refused: %v", tl.Name, err)
 		}
 		for _, name := range schema.Required {
@@ -92,7 +91,7 @@ func TestRequiredArgumentsAreRequired(t *testing.T) {
 				} else {
 					args[name] = nil
 				}
-				want := fmt.Sprintf("Request body lacks required field %q.", name)
+				want := name + " is required."
 				if err := call(args); warden.ErrorCode(err) != warden.EINVALID || warden.ErrorMessage(err) != want {
 					t.Errorf("%s with %s %s: %v, want %q", tl.Name, name, how, err, want)
 				}
@@ -118,9 +117,9 @@ func TestIssueRequiredArguments(t *testing.T) {
 	base := env.MustMCPServer(t)
 	a := newAgent(t, env, base, "required-agent", warden.RoleRead)
 	a.call("treasury_create_budget", map[string]any{"budget_id": "b", "name": "b", "allocated": 10, "currency": "U"})
-	a.refused("treasury_debit", map[string]any{"budget_id": "b", "amount": 1}, warden.EINVALID, `lacks required field "description"`)
-	a.refused("phoenix_lockdown", map[string]any{}, warden.EINVALID, `lacks required field "reason"`)
-	a.refused("escalate", map[string]any{"to_profile": "operator", "escalation_type": "operator_request"}, warden.EINVALID, `lacks required field "reason"`)
+	a.refused("treasury_debit", map[string]any{"budget_id": "b", "amount": 1}, warden.EINVALID, `description is required.`)
+	a.refused("phoenix_lockdown", map[string]any{}, warden.EINVALID, `reason is required.`)
+	a.refused("escalate", map[string]any{"to_profile": "operator", "escalation_type": "operator_request"}, warden.EINVALID, `reason is required.`)
 	if n := len(receipts(t, env, warden.ReceiptDebit)); n != 0 {
 		t.Fatalf("%d debits recorded from refused calls", n)
 	}
@@ -139,5 +138,31 @@ func TestIssueRequiredArguments(t *testing.T) {
 	}
 	if !slices.Contains(s.Required, "reason") {
 		t.Fatalf("escalate schema required %v, want reason among them", s.Required)
+	}
+}
+
+// TestDecoderSentencesOverMCP: arguments the strict decoder refuses are
+// named in words an agent can act on, never in HTTP's ("Request body …
+// for this endpoint"): the decoder serves every transport.
+func TestDecoderSentencesOverMCP(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	base := env.MustMCPServer(t)
+	a := newAgent(t, env, base, "decoder-agent", warden.RoleRead)
+	a.call("treasury_create_budget", map[string]any{"budget_id": "b", "name": "b", "allocated": 10, "currency": "U"})
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+		want string
+	}{
+		{"treasury_debit", map[string]any{"budget_id": "b", "amount": "5", "description": "x"}, `Field "amount" must be a whole number, not a string.`},
+		{"treasury_debit", map[string]any{"budget_id": "b", "amount": 1.5, "description": "x"}, `Field "amount" must be a whole number, not 1.5.`},
+		{"treasury_debit", map[string]any{"budget_id": "b", "amount": 1, "description": "x", "amout": 1}, `The request has unknown field "amout".`},
+		{"escalate", map[string]any{}, "to_profile is required."},
+		{"escalate", map[string]any{"to_profile": "", "escalation_type": "operator_request", "reason": "x"}, "to_profile is required."},
+	} {
+		m := a.refused(tc.tool, tc.args, warden.EINVALID, tc.want)
+		if msg := m["error"].(string); msg != tc.want || strings.Contains(msg, "Request body") || strings.Contains(msg, "endpoint") {
+			t.Errorf("%s %v: %q, want %q", tc.tool, tc.args, msg, tc.want)
+		}
 	}
 }

@@ -128,6 +128,26 @@ func TestLadderRulesAndSeedSentences(t *testing.T) {
 	}
 }
 
+// TestEscalateMissingArguments: a missing or empty target profile or
+// escalation type is named as required, the same sentence whether the
+// member is absent (the decoder) or empty (the ladder), for every
+// transport; never `Unknown profile ""`.
+func TestEscalateMissingArguments(t *testing.T) {
+	env := wardentest.MustEnv(t)
+	a := agent("agent-1")
+	for _, tc := range []struct{ args, want string }{
+		{`{}`, "to_profile is required."},
+		{`{"to_profile":"","escalation_type":"operator_request","reason":"x"}`, "to_profile is required."},
+		{`{"to_profile":"operator","escalation_type":"","reason":"x"}`, "escalation_type is required."},
+		{`{"to_profile":"operator","reason":"x"}`, "escalation_type is required."},
+	} {
+		_, err := env.Governor.CallTool(context.Background(), a, "escalate", json.RawMessage(tc.args))
+		if warden.ErrorCode(err) != warden.EINVALID || warden.ErrorMessage(err) != tc.want {
+			t.Errorf("escalate %s: %v, want invalid %q", tc.args, err, tc.want)
+		}
+	}
+}
+
 func TestTemContextHashIsInsideTheReceipt(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	res := mustEscalate(t, env, agent("a"), warden.ProfileOperator)

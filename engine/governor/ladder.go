@@ -136,6 +136,13 @@ func (g *Governor) denyEscalation(p *warden.Principal, subject string, req *Esca
 // and is inside it. Every refusal changes nothing and is receipted, with
 // the seed's sentences (EDENIED).
 func (g *Governor) Escalate(ctx context.Context, p *warden.Principal, req EscalateRequest) (*EscalateResult, error) {
+	// An empty target is a missing argument, not an unknown profile "".
+	switch {
+	case req.ToProfile == "":
+		return nil, warden.Errorf(warden.EINVALID, "to_profile is required.")
+	case req.EscalationType == "":
+		return nil, warden.Errorf(warden.EINVALID, "escalation_type is required.")
+	}
 	to, err := warden.ParseProfile(req.ToProfile)
 	if err != nil {
 		return nil, err
