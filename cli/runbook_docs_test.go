@@ -295,3 +295,59 @@ func TestGovernanceDrillsRunbook(t *testing.T) {
 		}
 	}
 }
+
+const operationsDoc = "../docs/operations.md"
+
+// TestOperationsBackupRestore runs the online backup and the restore of
+// docs/operations.md against a server with an incident in its log: the
+// backup verifies, the restored directory verifies, and a server started
+// on it passes its startup check with the incident intact. The document's
+// sudo prefixes and owner flags are dropped (the test runs as one user);
+// its paths point into a temporary directory.
+func TestOperationsBackupRestore(t *testing.T) {
+	if _, err := exec.LookPath("sqlite3"); err != nil {
+		t.Skip("sqlite3 is not installed")
+	}
+	known := []string{"backup", "restore"}
+	backup := docBlock(t, operationsDoc, "backup", known...)
+	restore := docBlock(t, operationsDoc, "restore", known...)
+	root := t.TempDir()
+	data, backups := filepath.Join(root, "lib", "warden"), filepath.Join(root, "backups")
+	if err := os.MkdirAll(backups, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, data, "--dev")
+	var inc warden.Incident
+	if st := httpJSON(t, "POST", s.URL+"/api/v1/incidents/report", "", map[string]any{
+		"class": "prompt_injection", "source": "gateway", "description": "before the backup",
+	}, &inc); st != http.StatusCreated {
+		t.Fatalf("report: %d", st)
+	}
+	docShell(t, backup, root, nil, "sudo -u warden ", "", "/var/lib/warden", data, "/var/backups/warden", backups)
+	s.stop(t)
+
+	made, err := filepath.Glob(filepath.Join(backups, "*", "warden.db"))
+	if err != nil || len(made) != 1 {
+		t.Fatalf("the backup block made %v (%v)", made, err)
+	}
+	script := "BACKUP=" + filepath.Dir(made[0]) + "\n" + restore
+	docShell(t, script, root, nil, "sudo -u warden ", "", "sudo ", "", "-o warden -g warden ", "", "/var/lib/warden", data)
+	if damaged, _ := filepath.Glob(data + ".damaged-*"); len(damaged) != 1 {
+		t.Errorf("the damaged directory was not kept aside: %v", damaged)
+	}
+
+	s = startServer(t, data, "--dev")
+	var health struct {
+		TotalIncidents int                `json:"total_incidents"`
+		Ledger         warden.LedgerCheck `json:"ledger"`
+	}
+	getJSON(t, http.DefaultClient, s.URL+"/health", "", &health)
+	if health.Ledger.State != warden.LedgerVerified || health.TotalIncidents != 1 {
+		t.Errorf("the restored server: %+v", health)
+	}
+	var got warden.Incident
+	getJSON(t, http.DefaultClient, s.URL+"/api/v1/incidents/get?id="+inc.ID, "", &got)
+	if got.ID != inc.ID || got.Description != "before the backup" {
+		t.Errorf("the restored incident: %+v", got)
+	}
+}
