@@ -1,5 +1,5 @@
 // Package storetest is the conformance suite of warden.Store: every backend
-// (SQLite, PostgreSQL) runs it unchanged and MUST pass it. It checks the
+// (today only SQLite) runs it unchanged and MUST pass it. It checks the
 // guarantees documented on warden.Store through the interface alone.
 package storetest
 
