@@ -73,6 +73,7 @@ func Run(t *testing.T, h Harness) {
 		{"GovernanceReopen", testGovernanceReopen},
 		{"GovernanceRollback", testGovernanceRollback},
 		{"Counters", testCounters},
+		{"CountersConcurrent", testCountersConcurrent},
 		{"IncidentRecords", testIncidentRecords},
 		{"IncidentListing", testIncidentListing},
 		{"IncidentPaging", testIncidentPaging},
