@@ -189,6 +189,15 @@ func (e *env) serve(f serveFlags) error {
 			return usageError{fmt.Errorf("%s must be positive", l.flag)}
 		}
 	}
+	// Bind before anything else happens: a busy port must fail before a
+	// data directory is created and its one-time admin token printed
+	// (and burnt). Connections wait in the backlog until Serve below.
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", f.addr, err)
+	}
+	defer ln.Close() // Serve owns it once started; closing twice is harmless
+	addr := ln.Addr().String()
 	dir, fresh, err := e.openServeDir(logger)
 	if err != nil {
 		return err
@@ -275,11 +284,6 @@ func (e *env) serve(f serveFlags) error {
 		}
 	}
 
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", f.addr, err)
-	}
-	addr := ln.Addr().String()
 	if f.dev {
 		logger.Warn("DEV MODE: unauthenticated requests act as principal \"dev\" with every role; never use this outside a local trial", "addr", addr)
 	}
@@ -292,13 +296,11 @@ func (e *env) serve(f serveFlags) error {
 	}
 	if writable {
 		if err := rec.RecordPolicy(e.ctx, source); err != nil {
-			ln.Close()
 			return err
 		}
 		// Start receipts the start and checkpoints everything before it.
 		if _, err := core.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr, TLS: tlsCfg != nil, MutualTLS: f.tlsClientCA != "",
 			InsecurePlaintext: f.insecurePlaintext}); err != nil {
-			ln.Close()
 			return err
 		}
 	}
@@ -306,7 +308,6 @@ func (e *env) serve(f serveFlags) error {
 	// arrive, so each incident is contained by exactly one party.
 	interrupted, err := rec.InterruptedContainment(e.ctx)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 
