@@ -88,6 +88,7 @@ type serveFlags struct {
 	dev               bool
 	drill             bool
 	logLevel          string
+	logFormat         string
 	readyFile         string
 	tlsCert, tlsKey   string
 	tlsClientCA       string
@@ -127,6 +128,7 @@ that it runs in dev mode.`,
 	fl.BoolVar(&f.dev, "dev", false, "local trial mode: loopback only, unauthenticated requests act as principal dev")
 	fl.BoolVar(&f.drill, "drill", os.Getenv("DRILL_MODE") == "1", "drill mode: containment dry-run, DRILL/* tags (env DRILL_MODE=1)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", envOr("WARDEN_LOG_FORMAT", logFormatAuto), "auto, json or text: auto writes text when stderr is a terminal, JSON lines otherwise (env WARDEN_LOG_FORMAT)")
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the bound address to this file once serving (for tests and supervisors)")
 	fl.StringVar(&f.policy, "policy", os.Getenv("WARDEN_POLICY"), "containment policy YAML (default DATA/containment.yaml if present, else the runbook's built-in table; env WARDEN_POLICY)")
 	fl.DurationVar(&f.integrityInterval, "integrity-interval", time.Minute, "how often to scan the integrity baseline (0 disables the periodic scan)")
@@ -150,9 +152,13 @@ func (e *env) serve(f serveFlags) error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
-	// Repeated warnings and errors (a full disk fails every write) are
-	// sampled, with counts (loglimit.go).
-	limited := newLimitHandler(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}), time.Now)
+	// Text for a person at a terminal, JSON for a collector; repeated
+	// warnings and errors (a full disk fails every write) are sampled,
+	// with counts (loglimit.go).
+	limited, err := newLogHandler(e.stderr, f.logFormat, level, time.Now)
+	if err != nil {
+		return usageError{err}
+	}
 	defer limited.Flush()
 	logger := slog.New(limited)
 	if f.cpuprofile != "" {
