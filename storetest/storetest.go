@@ -78,6 +78,7 @@ func Run(t *testing.T, h Harness) {
 		{"IncidentPaging", testIncidentPaging},
 		{"IncidentsViewSnapshot", testIncidentsViewSnapshot},
 		{"CountIncidentsIn", testCountIncidentsIn},
+		{"OperatorCounts", testOperatorCounts},
 		{"IncidentStats", testIncidentStats},
 		{"Requirements", testRequirements},
 		{"PendingContainment", testPendingContainment},
