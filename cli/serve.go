@@ -77,6 +77,7 @@ func (e *env) printInit(dir *datadir.Dir, cred *engine.NewCredential) error {
 type serveFlags struct {
 	policy            string
 	integrityInterval time.Duration
+	metricsInterval   time.Duration
 	integrityRoots    []string
 	integrityTimeout  time.Duration
 	mirror            string
@@ -133,6 +134,7 @@ that it runs in dev mode.`,
 	fl.StringVar(&f.policy, "policy", os.Getenv("WARDEN_POLICY"), "containment policy YAML (default DATA/containment.yaml if present, else the runbook's built-in table; env WARDEN_POLICY)")
 	fl.DurationVar(&f.integrityInterval, "integrity-interval", time.Minute, "how often to scan the integrity baseline (0 disables the periodic scan)")
 	fl.StringArrayVar(&f.integrityRoots, "integrity-root", filepath.SplitList(os.Getenv("WARDEN_INTEGRITY_ROOTS")), "a directory the integrity monitor may read; baselines may watch only paths beneath one (repeatable; none: no baseline can be recorded; env WARDEN_INTEGRITY_ROOTS, "+string(filepath.ListSeparator)+"-separated)")
+	fl.DurationVar(&f.metricsInterval, "metrics-interval", 10*time.Second, "how often the metrics that need a store read (open and latched incidents, webhook backlog, active escalations, budgets) are refreshed; a scrape reads the last values (0 disables the refresh)")
 	fl.DurationVar(&f.integrityTimeout, "integrity-timeout", integrity.DefaultTimeout, "time bound of one integrity baseline or scan")
 	fl.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file (performance work)")
 	_ = fl.MarkHidden("cpuprofile")
@@ -224,6 +226,7 @@ func (e *env) serve(f serveFlags) error {
 		metrics.CommitBatchSeconds.Observe(d.Seconds())
 	}}, func(c *stack.Config) {
 		c.Core.Dev, c.Core.Drill, c.Core.Metrics = f.dev, f.drill, metrics
+		c.Recorder.Registry, c.Governor.Registry = reg, reg
 		c.Recorder.HMACKey = dir.HMACKey
 		optErr = containmentOptions(c, policyPath, logger, f.integrityRoots, f.integrityTimeout)
 		if optErr == nil && f.governance != "" {
@@ -317,6 +320,11 @@ func (e *env) serve(f serveFlags) error {
 		return err
 	}
 
+	// The first scrape already sees the store's gauges.
+	if err := l.refreshMetrics(e.ctx); err != nil {
+		logger.Error("refreshing metrics", "err", err)
+	}
+
 	api := wardenhttp.NewServer(wardenhttp.Options{Core: core, Recorder: rec, Governor: gov, Logger: logger, Registry: reg,
 		Version: Version, MaxStreams: f.maxStreams, MaxStreamsPerPrincipal: f.maxStreamsPerPrincipal,
 		Mount: e.mcpMount(core, gov, logger, wardenmcp.WithRegistry(reg),
@@ -353,7 +361,7 @@ func (e *env) serve(f serveFlags) error {
 		}
 	}
 
-	waitBG := runLoops(bg, serverLoops(l, sender, interrupted, f.integrityInterval), logger)
+	waitBG := runLoops(bg, serverLoops(l, sender, interrupted, f.integrityInterval, f.metricsInterval), logger)
 
 	select {
 	case <-e.ctx.Done():
