@@ -141,9 +141,9 @@ func cleanEnv() []string {
 	return env
 }
 
-// TestServeBusyPortBurnsNoToken: serve binds before it creates the data
-// directory and prints the one-time admin token, so a busy port leaves
-// neither behind.
+// TestServeBusyPortBurnsNoToken: serve binds its ports before it creates
+// the data directory and prints the one-time admin token, so a busy port
+// leaves neither behind.
 func TestServeBusyPortBurnsNoToken(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -163,5 +163,20 @@ func TestServeBusyPortBurnsNoToken(t *testing.T) {
 		if _, err := os.Stat(data); !os.IsNotExist(err) {
 			t.Fatalf("%v on a busy port left the data directory (%v)", args, err)
 		}
+	}
+
+	// The step 10 ports, when asked for, are bound first too. (On
+	// 127.0.0.2, so a dev server on this machine keeps its own.)
+	compat, err := net.Listen("tcp", "127.0.0.2:8505")
+	if err != nil {
+		t.Skipf("cannot hold 127.0.0.2:8505 for the test: %v", err)
+	}
+	defer compat.Close()
+	code, out, errs := run(t, "serve", "--data", data, "--addr", "127.0.0.2:0", "--compat-ports")
+	if code == 0 || !strings.Contains(errs, "--compat-ports") || out != "" {
+		t.Errorf("--compat-ports with :8505 busy: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("--compat-ports with :8505 busy left the data directory (%v)", err)
 	}
 }

@@ -206,6 +206,22 @@ func (e *env) serve(f serveFlags) error {
 	}
 	defer ln.Close() // Serve owns it once started; closing twice is harmless
 	addr := ln.Addr().String()
+	// A dev trial follows the runbook verbatim, step 10 included, unless
+	// told otherwise; asked for explicitly, the ports are required.
+	var compatLns []net.Listener
+	if f.compatPorts || (f.dev && !f.compatSet) {
+		if compatLns, err = listenCompat(f.addr); err != nil {
+			if f.compatPorts {
+				return err
+			}
+			logger.Warn("dev mode serves without the runbook's step 10 ports (--compat-ports)", "err", err)
+		}
+	}
+	defer func() {
+		for _, l := range compatLns {
+			l.Close()
+		}
+	}()
 	dir, fresh, err := e.openServeDir(logger)
 	if err != nil {
 		return err
@@ -348,18 +364,7 @@ func (e *env) serve(f serveFlags) error {
 		}
 	}
 
-	// A dev trial follows the runbook verbatim, step 10 included, unless
-	// told otherwise; asked for explicitly, the ports are required.
-	var compat []*http.Server
-	if f.compatPorts || (f.dev && !f.compatSet) {
-		if compat, err = serveCompat(f.addr, api, tlsCfg, logger); err != nil {
-			if f.compatPorts {
-				srv.Close()
-				return err
-			}
-			logger.Warn("dev mode serves without the runbook's step 10 ports (--compat-ports)", "err", err)
-		}
-	}
+	compat := serveCompat(compatLns, api, tlsCfg, logger)
 
 	waitBG := runLoops(bg, serverLoops(l, sender, interrupted, f.integrityInterval, f.metricsInterval), logger)
 
@@ -439,25 +444,38 @@ func requireLoopback(addr string) error {
 	return nil
 }
 
-// serveCompat answers the runbook's step 10 on the reference ports: GET
-// /api/v1/state on :8505 is the attestation state, on :8510 the integrity
-// state (same host as --addr).
-func serveCompat(addr string, api *wardenhttp.Server, tlsCfg *tls.Config, logger *slog.Logger) ([]*http.Server, error) {
+// compatPaths are the runbook's step 10 ports (same host as --addr) and
+// what GET /api/v1/state answers on each: the attestation state on :8505,
+// the integrity state on :8510.
+var compatPaths = []struct{ port, path string }{{"8505", "/api/v1/attestation/state"}, {"8510", "/api/v1/integrity/state"}}
+
+// listenCompat binds the compat ports, in compatPaths order, or none.
+func listenCompat(addr string) ([]net.Listener, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	var out []*http.Server
-	for _, c := range []struct{ port, path string }{{"8505", "/api/v1/attestation/state"}, {"8510", "/api/v1/integrity/state"}} {
+	var out []net.Listener
+	for _, c := range compatPaths {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, c.port))
 		if err != nil {
-			for _, s := range out {
-				s.Close()
+			for _, l := range out {
+				l.Close()
 			}
 			return nil, fmt.Errorf("--compat-ports: %w", err)
 		}
+		out = append(out, ln)
+	}
+	return out, nil
+}
+
+// serveCompat answers the runbook's step 10 on the listeners listenCompat
+// bound.
+func serveCompat(lns []net.Listener, api *wardenhttp.Server, tlsCfg *tls.Config, logger *slog.Logger) []*http.Server {
+	var out []*http.Server
+	for i, ln := range lns {
 		mux := http.NewServeMux()
-		path := c.path
+		path := compatPaths[i].path
 		mux.HandleFunc("/api/v1/state", func(w http.ResponseWriter, r *http.Request) {
 			r2 := r.Clone(r.Context())
 			r2.URL.Path = path
@@ -468,8 +486,8 @@ func serveCompat(addr string, api *wardenhttp.Server, tlsCfg *tls.Config, logger
 			ln = tls.NewListener(ln, tlsCfg)
 		}
 		go s.Serve(ln)
-		logger.Info("compat port serving", "addr", ln.Addr().String(), "answers", c.path)
+		logger.Info("compat port serving", "addr", ln.Addr().String(), "answers", path)
 		out = append(out, s)
 	}
-	return out, nil
+	return out
 }
