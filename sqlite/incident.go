@@ -530,3 +530,50 @@ func (r *reader) EachReportKey(fn func(*warden.ReportKey) error) error {
 		last = []any{page[len(page)-1].Principal, page[len(page)-1].Key}
 	}
 }
+
+// sqlOpenIncidentCounts walks incidents_state_order for the three open
+// states (one row lookup each for the class) and probes each one's
+// requirement by its key: the cost grows with the open incidents only.
+const sqlOpenIncidentCounts = `SELECT i.class, i.severity_rank, COUNT(*), COUNT(r.incident_id)
+	FROM incidents AS i
+	LEFT JOIN recovery_requirements AS r ON r.incident_id = i.id AND r.complete = 0
+	WHERE i.state IN ('open', 'contained', 'containment_failed')
+	GROUP BY i.class, i.severity_rank
+	ORDER BY i.class, i.severity_rank`
+
+// CountOpenIncidents counts the open incidents by class and severity, and
+// the latched ones among them.
+func (r *reader) CountOpenIncidents() ([]warden.OpenIncidentCount, error) {
+	rows, err := r.q.query(sqlOpenIncidentCounts)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.CountOpenIncidents: %w", err)
+	}
+	defer rows.Close()
+	var out []warden.OpenIncidentCount
+	for rows.Next() {
+		var c warden.OpenIncidentCount
+		var rank int
+		if err := rows.Scan(&c.Class, &rank, &c.Open, &c.Latched); err != nil {
+			return nil, fmt.Errorf("sqlite.CountOpenIncidents: %w", err)
+		}
+		if rank < 1 || rank > len(warden.Severities) {
+			return nil, fmt.Errorf("sqlite.CountOpenIncidents: severity rank %d out of range", rank)
+		}
+		c.Severity = warden.Severities[rank-1]
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite.CountOpenIncidents: %w", err)
+	}
+	return out, nil
+}
+
+// CountPendingDeliveries counts the outbox's pending deliveries, through
+// webhook_deliveries_due (status first).
+func (r *reader) CountPendingDeliveries() (int64, error) {
+	var n int64
+	if err := r.q.queryRow("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'").Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite.CountPendingDeliveries: %w", err)
+	}
+	return n, nil
+}

@@ -79,6 +79,7 @@ func Run(t *testing.T, h Harness) {
 		{"IncidentPaging", testIncidentPaging},
 		{"IncidentsViewSnapshot", testIncidentsViewSnapshot},
 		{"CountIncidentsIn", testCountIncidentsIn},
+		{"OperatorCounts", testOperatorCounts},
 		{"IncidentStats", testIncidentStats},
 		{"Totals", testTotals},
 		{"Requirements", testRequirements},
