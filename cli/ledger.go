@@ -45,7 +45,7 @@ to stdout. With --json, -o is required and stdout carries a summary:
 				return err
 			}
 			return e.printSummary(wr, map[string]any{"checkpoints": n.Checkpoints, "receipts": n.Receipts},
-				fmt.Sprintf("%d checkpoints, %d receipts", n.Checkpoints, n.Receipts))
+				fmt.Sprintf("%s, %s", plural(n.Checkpoints, "checkpoint"), plural(n.Receipts, "receipt")))
 		},
 	}
 	receipts.Flags().StringVarP(&out, "output", "o", "", "output file (default stdout)")

@@ -137,21 +137,21 @@ that it runs in dev mode.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", envOr("WARDEN_LOG_FORMAT", logFormatAuto), "auto, json or text: auto writes text when stderr is a terminal, JSON lines otherwise (env WARDEN_LOG_FORMAT)")
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the bound address to this file once serving (for tests and supervisors)")
-	fl.StringVar(&f.policy, "policy", os.Getenv("WARDEN_POLICY"), "containment policy YAML (default DATA/containment.yaml if present, else the runbook's built-in table; env WARDEN_POLICY)")
+	fl.StringVar(&f.policy, "policy", os.Getenv("WARDEN_POLICY"), "containment policy YAML (default DATA/containment.yaml if present, else the built-in policy, the one warden init writes; env WARDEN_POLICY)")
 	fl.DurationVar(&f.integrityInterval, "integrity-interval", time.Minute, "how often to scan the integrity baseline (0 disables the periodic scan)")
 	fl.StringArrayVar(&f.integrityRoots, "integrity-root", filepath.SplitList(os.Getenv("WARDEN_INTEGRITY_ROOTS")), "a directory the integrity monitor may read; baselines may watch only paths beneath one (repeatable; none: no baseline can be recorded; env WARDEN_INTEGRITY_ROOTS, "+string(filepath.ListSeparator)+"-separated)")
 	fl.DurationVar(&f.metricsInterval, "metrics-interval", 10*time.Second, "how often the metrics that need a store read (open and latched incidents, webhook backlog, active escalations, budgets) are refreshed; a scrape reads the last values (0 disables the refresh)")
 	fl.DurationVar(&f.integrityTimeout, "integrity-timeout", integrity.DefaultTimeout, "time bound of one integrity baseline or scan")
 	fl.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file (performance work)")
 	_ = fl.MarkHidden("cpuprofile")
-	fl.StringVar(&f.governance, "governance", os.Getenv("WARDEN_GOVERNANCE"), "governance YAML: ladder hops (TTLs, approvals, quorum) and the tool authority matrix (default: seed 002's ladder; env WARDEN_GOVERNANCE)")
+	fl.StringVar(&f.governance, "governance", os.Getenv("WARDEN_GOVERNANCE"), "governance YAML: ladder hops (TTLs, approvals, quorum) and the tool authority matrix (default: the built-in ladder, docs/GOVERNANCE.md; env WARDEN_GOVERNANCE)")
 	fl.StringVar(&f.mirror, "mirror", "", "directory guardian_anchor exports signed checkpoints to (default DATA/mirror)")
 	fl.IntVar(&f.maxStreams, "max-streams", wardenhttp.DefaultMaxStreams, "streamed responses (forensic exports, incident and receipt listings) sent at once; more are refused 429 (the store keeps as many read connections for them, apart from the ones authentication, /health and writes use)")
 	fl.IntVar(&f.maxStreamsPerPrincipal, "max-streams-per-principal", wardenhttp.DefaultMaxStreamsPerPrincipal, "streamed responses one principal may receive at once")
 	fl.IntVar(&f.mcpSessions, "mcp-max-sessions", wardenmcp.DefaultMaxSessions, "open MCP sessions on /mcp; a new one past it is refused 429")
 	fl.IntVar(&f.mcpSessionsPerPrincipal, "mcp-max-sessions-per-principal", wardenmcp.DefaultMaxSessionsPerPrincipal, "open MCP sessions one principal may hold")
 	fl.DurationVar(&f.mcpSessionIdle, "mcp-session-idle", wardenmcp.DefaultSessionIdle, "close an MCP session after this long without a request")
-	fl.BoolVar(&f.compatPorts, "compat-ports", false, "also answer GET /api/v1/state on :8505 (attestation) and :8510 (integrity) of the same host, as the runbook's step 10 expects (default: on with --dev, where a busy port is only a warning)")
+	fl.BoolVar(&f.compatPorts, "compat-ports", false, "also answer GET /api/v1/state on :8505 (attestation) and :8510 (integrity) of the same host, as the reference recorder's attestation and integrity checks expect (default: on with --dev, where a busy port is only a warning)")
 	return cmd
 }
 
@@ -220,7 +220,7 @@ func (e *env) serve(f serveFlags) error {
 			if f.compatPorts {
 				return err
 			}
-			logger.Warn("dev mode serves without the runbook's step 10 ports (--compat-ports)", "err", err)
+			logger.Warn("dev mode serves without the reference recorder's attestation and integrity ports (--compat-ports)", "err", err)
 		}
 	}
 	defer func() {
@@ -287,7 +287,7 @@ func (e *env) serve(f serveFlags) error {
 			case warden.LedgerVerified:
 				logger.Info("ledger and state verified", "receipts", c.Checked)
 			case warden.LedgerTampered:
-				readOnly(c) // found in the background
+				readOnly(c)
 			case warden.LedgerAccepted:
 				logger.Warn("accepted a failed ledger verification; the decision is receipted", "failure", c.Failure, "reason", c.Reason)
 			}
@@ -298,8 +298,6 @@ func (e *env) serve(f serveFlags) error {
 	switch c := core.Ledger(); {
 	case c.Refuses() && f.acceptTampered != "":
 		return usageError{fmt.Errorf("--accept-tampered=%s names another failure than the one found: %s (%s); accept the failure you were shown", f.acceptTampered, c.Failure, c.Reason)}
-	case c.Refuses():
-		readOnly(c)
 	case c.State == warden.LedgerVerified && f.acceptTampered != "":
 		logger.Warn("--accept-tampered given, but the check found nothing to accept")
 	}

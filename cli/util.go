@@ -105,3 +105,11 @@ func (e *env) withLocal(fn func(l *local) error) (err error) {
 	defer func() { err = errors.Join(err, l.Close()) }()
 	return fn(l)
 }
+
+// plural is "1 receipt", "2 receipts".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

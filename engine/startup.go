@@ -185,8 +185,7 @@ func (e *Core) recordFailure(err error) bool {
 	prev := e.Ledger()
 	c.Checked, c.Total = prev.Checked, prev.Total
 	e.setLedger(c)
-	e.log.Error("ledger failed verification: writes are refused", "reason", c.Reason, "first_bad_seq", c.FirstBadSeq)
-	return true
+	return true // logged by the caller's Done, with what to do about it
 }
 
 // CheckTail checks what a server is about to build on: the cached head is
