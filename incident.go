@@ -341,7 +341,8 @@ type Degradation struct {
 	Cause   string `json:"cause"`
 	Message string `json:"message"`
 	// Since is when it started (RFC 3339); FailedWrites counts the writes
-	// refused since then.
+	// refused since then (storage_unavailable; 0 for ledger_tampered,
+	// which refuses every write until an operator decides).
 	Since        string `json:"since"`
 	FailedWrites uint64 `json:"failed_writes"`
 }

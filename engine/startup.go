@@ -184,6 +184,8 @@ func (e *Core) recordFailure(err error) bool {
 	}
 	prev := e.Ledger()
 	c.Checked, c.Total = prev.Checked, prev.Total
+	since := warden.FormatTime(e.now())
+	e.tamperedSince.Store(&since)
 	e.setLedger(c)
 	e.log.Error("ledger failed verification: writes are refused", "reason", c.Reason, "first_bad_seq", c.FirstBadSeq)
 	return true
