@@ -42,8 +42,8 @@ type IncidentPage = warden.Page[*warden.Incident, warden.IncidentCursor]
 // the number of incidents matching f, all from one snapshot. The total
 // comes from the stats counters when f filters by nothing, by class alone
 // or by state resolved alone; otherwise it is counted over the index the
-// filter uses, a cost that grows with the incidents matching (about a
-// millisecond per 50,000). EINVALID for an unknown class, state or
+// filter uses, a cost that grows with the incidents matching (about 5 ms
+// per 50,000). EINVALID for an unknown class, state or
 // severity, or a limit out of range.
 func (rec *Recorder) ListIncidents(ctx context.Context, f warden.IncidentFilter, limit int) (*IncidentPage, error) {
 	if err := checkIncidentFilter(f); err != nil {
