@@ -247,6 +247,23 @@ type IncidentCursor struct {
 	Number uint64
 }
 
+// RequirementCursor is a position in the order of Requirements: after the
+// requirement of IncidentID created at CreatedNs (Unix nanoseconds).
+type RequirementCursor struct {
+	CreatedNs  int64
+	IncidentID string
+}
+
+// CursorOf returns the position of r in the order of Requirements.
+// EINVALID if its CreatedAt does not parse.
+func (r *RecoveryRequirement) CursorOf() (*RequirementCursor, error) {
+	t, err := time.Parse(TimeFormat, r.CreatedAt)
+	if err != nil {
+		return nil, Errorf(EINVALID, "Recovery requirement created_at %q is not RFC 3339.", r.CreatedAt)
+	}
+	return &RequirementCursor{CreatedNs: t.UnixNano(), IncidentID: r.IncidentID}, nil
+}
+
 // RecoveryRequirement is what must happen before a latched or critical
 // incident may leave containment.
 type RecoveryRequirement struct {
@@ -324,7 +341,8 @@ type Degradation struct {
 	Cause   string `json:"cause"`
 	Message string `json:"message"`
 	// Since is when it started (RFC 3339); FailedWrites counts the writes
-	// refused since then.
+	// refused since then (storage_unavailable; 0 for ledger_tampered,
+	// which refuses every write until an operator decides).
 	Since        string `json:"since"`
 	FailedWrites uint64 `json:"failed_writes"`
 }
@@ -427,6 +445,13 @@ type Delivery struct {
 	LastStatus    int             `json:"last_status"`
 	CreatedAt     time.Time       `json:"created_at"`
 	DeliveredAt   time.Time       `json:"delivered_at"`
+}
+
+// DeliveryFilter selects webhook deliveries for listing, newest first.
+type DeliveryFilter struct {
+	IncidentID string // "" for every incident's
+	Before     uint64 // only ids below it; 0 for from the newest
+	Limit      int
 }
 
 // Delivery statuses.

@@ -177,7 +177,8 @@ type ReceiptFilter struct {
 	Descending bool
 }
 
-// Page sizes for receipt listings.
+// Page sizes of every listing: receipts, incidents, recovery requirements,
+// webhook deliveries and credentials.
 const (
 	DefaultPageSize = 100
 	MaxPageSize     = 1000

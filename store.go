@@ -66,6 +66,12 @@ type ReadTx interface {
 	Receipt(seq uint64) (*Receipt, error)
 	// Receipts lists receipts matching f, in seq order (or reverse).
 	Receipts(f ReceiptFilter) ([]*Receipt, error)
+	// CountReceipts counts the receipts matching f's Scroll, Type and Tag
+	// (After, Before, Limit and Descending do not count). With Type its
+	// cost grows with the receipts of that type (an index range); with Tag
+	// alone, with the whole log, so callers take sizes from Head where
+	// they can (no filter, Scroll alone).
+	CountReceipts(f ReceiptFilter) (uint64, error)
 	// ScanReceipts calls fn for every receipt with seq ≥ from, in seq
 	// order, without holding them all in memory. It stops at fn's first error.
 	ScanReceipts(from uint64, fn func(*Receipt) error) error
@@ -83,6 +89,12 @@ type ReadTx interface {
 	Credential(name string) (*Credential, error)
 	// Credentials lists every credential by name.
 	Credentials() ([]*Credential, error)
+	// CredentialsAfter lists up to limit credentials by name, those named
+	// after after (every one when after is ""). Its cost MUST NOT grow with
+	// the number of credentials before after.
+	CredentialsAfter(after string, limit int) ([]*Credential, error)
+	// CountCredentials counts every credential, revoked ones too.
+	CountCredentials() (int64, error)
 	// Meta returns the value stored under key, or ENOTFOUND.
 	Meta(key string) (string, error)
 	// CheckColumns reports every row whose columns kept beside its record

@@ -10,6 +10,11 @@ type IncidentReader interface {
 	// (critical first) then newest first (number descending), streaming in
 	// bounded memory. It stops at fn's first error and returns it.
 	Incidents(f IncidentFilter, fn func(*Incident) error) error
+	// CountIncidents counts the incidents matching f's Class, State and
+	// Severity (f.Limit and f.After do not count). Its cost grows with the
+	// number of incidents it counts (one index range), so callers use the
+	// stats counters (IncidentStats) where a filter allows.
+	CountIncidents(f IncidentFilter) (int64, error)
 	// CountIncidentsIn counts incidents of class created in (from, to] (a
 	// severity window: strictly after from, at or before to, so incidents
 	// stamped after to by a clock that stepped back are not counted),
@@ -25,6 +30,14 @@ type IncidentReader interface {
 	// Requirements calls fn for every requirement, incomplete ones only if
 	// pendingOnly, oldest first.
 	Requirements(pendingOnly bool, fn func(*RecoveryRequirement) error) error
+	// PendingRequirements returns up to limit incomplete requirements in
+	// Requirements' order (oldest first, then by incident id), after the
+	// cursor if one is given. Its cost MUST NOT grow with the number of
+	// requirements before the cursor.
+	PendingRequirements(after *RequirementCursor, limit int) ([]*RecoveryRequirement, error)
+	// CountPendingRequirements counts the incomplete requirements; its cost
+	// grows with their number.
+	CountPendingRequirements() (int64, error)
 	// PendingContainment calls fn for every incident whose containment was
 	// started but not recorded (Incident.ContainmentPending), oldest first.
 	PendingContainment(fn func(*Incident) error) error
@@ -33,9 +46,14 @@ type IncidentReader interface {
 	// DueDeliveries returns up to limit pending webhook deliveries whose
 	// NextAttemptAt is not after now, oldest first.
 	DueDeliveries(now time.Time, limit int) ([]*Delivery, error)
-	// Deliveries returns the most recent webhook deliveries of an incident
-	// ("" for all), newest first, at most limit.
-	Deliveries(incidentID string, limit int) ([]*Delivery, error)
+	// Deliveries returns up to f.Limit webhook deliveries (of f.IncidentID,
+	// or all), newest first (by id, descending), older than f.Before if it
+	// is not 0. Its cost MUST NOT grow with the number of deliveries newer
+	// than f.Before.
+	Deliveries(f DeliveryFilter) ([]*Delivery, error)
+	// CountDeliveries counts the webhook deliveries of an incident ("" for
+	// all); its cost grows with their number.
+	CountDeliveries(incidentID string) (int64, error)
 	// CountOpenIncidents counts the open incidents (IncidentState.IsOpen)
 	// by class and severity, each count with how many of them are latched:
 	// their recovery requirement is incomplete. Classes and severities

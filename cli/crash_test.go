@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,15 +146,33 @@ func TestCrashKeepsEveryAcknowledgedWrite(t *testing.T) {
 // credentials and credential_added receipts match one to one.
 func checkAcked(t *testing.T, url, token string, acked map[string]bool) {
 	t.Helper()
-	var creds struct {
-		Credentials []*warden.Credential `json:"credentials"`
-	}
-	if st := httpJSON(t, "GET", url+"/api/v1/credentials", token, nil, &creds); st != 200 {
-		t.Fatalf("list credentials: %d", st)
-	}
 	have := map[string]bool{}
-	for _, c := range creds.Credentials {
-		have[c.Name] = true
+	// Every page of the listing, by its Link headers.
+	for next := "/api/v1/credentials?limit=1000"; next != ""; {
+		req, err := http.NewRequest("GET", url+next, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var creds struct {
+			Credentials []*warden.Credential `json:"credentials"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&creds)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("list credentials: %d %v", resp.StatusCode, err)
+		}
+		for _, c := range creds.Credentials {
+			have[c.Name] = true
+		}
+		next = ""
+		if l := resp.Header.Get("Link"); l != "" {
+			next = strings.TrimSuffix(strings.TrimPrefix(l, "<"), `>; rel="next"`)
+		}
 	}
 	for name := range acked {
 		if !have[name] {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -70,13 +71,19 @@ func (e *env) credentialCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var creds []*warden.Credential
 			if e.url != "" {
-				var out struct {
-					Credentials []*warden.Credential `json:"credentials"`
-				}
-				if err := e.client().do("GET", "/api/v1/credentials", nil, &out); err != nil {
+				creds = []*warden.Credential{}
+				if err := e.client().pages(fmt.Sprintf("/api/v1/credentials?limit=%d", pageSize), func(body []byte) (bool, error) {
+					var page struct {
+						Credentials []*warden.Credential `json:"credentials"`
+					}
+					if err := json.Unmarshal(body, &page); err != nil {
+						return false, fmt.Errorf("GET /api/v1/credentials: decoding answer: %w", err)
+					}
+					creds = append(creds, page.Credentials...)
+					return true, nil
+				}); err != nil {
 					return err
 				}
-				creds = out.Credentials
 			} else {
 				if err := e.withLocal(func(l *local) (err error) {
 					creds, err = l.core.Credentials(e.ctx, cliPrincipal())

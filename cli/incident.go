@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -68,19 +69,38 @@ func (e *env) incidentCmd() *cobra.Command {
 	fl.StringVar(&req.IdempotencyKey, "idempotency-key", "", "name this report for retries: the same key and report within 24 h return the incident the first one created (Idempotency-Key header)")
 
 	var class, state, severity string
+	var limit int
 	list := &cobra.Command{
-		Use:   "list [--state S] [--class C] [--severity S]",
-		Short: "List incidents, critical and newest first",
+		Use:   "list [--state S] [--class C] [--severity S] [--limit N]",
+		Short: "List incidents, critical and newest first (every one, page by page, unless --limit)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 0 {
+				return usageError{fmt.Errorf("--limit %d: want 0 (all) or more", limit)}
+			}
 			q := url.Values{}
 			for k, v := range map[string]string{"state": state, "class": class, "severity": severity} {
 				if v != "" {
 					q.Set(k, v)
 				}
 			}
-			var list []*warden.Incident
-			if err := e.api().do("GET", "/api/v1/incidents?"+q.Encode(), nil, &list); err != nil {
+			q.Set("limit", strconv.Itoa(pageSize))
+			if limit > 0 && limit < pageSize {
+				q.Set("limit", strconv.Itoa(limit))
+			}
+			list := []*warden.Incident{}
+			if err := e.api().pages("/api/v1/incidents?"+q.Encode(), func(body []byte) (bool, error) {
+				var page []*warden.Incident
+				if err := json.Unmarshal(body, &page); err != nil {
+					return false, fmt.Errorf("GET /api/v1/incidents: decoding answer: %w", err)
+				}
+				list = append(list, page...)
+				if limit > 0 && len(list) >= limit {
+					list = list[:limit]
+					return false, nil
+				}
+				return true, nil
+			}); err != nil {
 				return err
 			}
 			return e.print(list, func(w io.Writer) {
@@ -96,6 +116,7 @@ func (e *env) incidentCmd() *cobra.Command {
 	list.Flags().StringVar(&state, "state", "", "open, contained, containment_failed, acknowledged, resolved")
 	list.Flags().StringVar(&class, "class", "", "incident class")
 	list.Flags().StringVar(&severity, "severity", "", "low, medium, high, critical")
+	list.Flags().IntVar(&limit, "limit", 0, "list at most N incidents (default 0: all of them, fetched page by page)")
 
 	get := &cobra.Command{
 		Use:   "get ID",
@@ -167,9 +188,20 @@ func (e *env) recoveryCmd() *cobra.Command {
 				PendingRecoveries []*warden.RecoveryRequirement `json:"pending_recoveries"`
 				Count             int                           `json:"count"`
 			}
-			if err := e.api().do("GET", "/api/v1/recovery/status", nil, &st); err != nil {
+			st.PendingRecoveries = []*warden.RecoveryRequirement{}
+			if err := e.api().pages(fmt.Sprintf("/api/v1/recovery/status?limit=%d", pageSize), func(body []byte) (bool, error) {
+				var page struct {
+					PendingRecoveries []*warden.RecoveryRequirement `json:"pending_recoveries"`
+				}
+				if err := json.Unmarshal(body, &page); err != nil {
+					return false, fmt.Errorf("GET /api/v1/recovery/status: decoding answer: %w", err)
+				}
+				st.PendingRecoveries = append(st.PendingRecoveries, page.PendingRecoveries...)
+				return true, nil
+			}); err != nil {
 				return err
 			}
+			st.Count = len(st.PendingRecoveries)
 			return e.print(st, func(w io.Writer) {
 				noun := "recoveries"
 				if st.Count == 1 {

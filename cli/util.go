@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,20 +15,18 @@ import (
 
 func asVerifyError(err error, target **ledger.VerifyError) bool { return errors.As(err, target) }
 
-// peekHeader reads the first line of an export.
+// peekHeader reads the header of an export: its first JSON value.
 func peekHeader(name string) (*engine.ExportHeader, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	if !sc.Scan() {
-		return nil, fmt.Errorf("%s: empty export", name)
-	}
+	// The first JSON value, on one line or (re-formatted) on several.
 	var h engine.ExportHeader
-	if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&h); err == io.EOF {
+		return nil, fmt.Errorf("%s: empty export", name)
+	} else if err != nil {
 		return nil, fmt.Errorf("%s: export header: %w", name, err)
 	}
 	return &h, nil

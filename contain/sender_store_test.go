@@ -73,7 +73,7 @@ func mustDeliveries(t *testing.T, db warden.Store) map[uint64]*warden.Delivery {
 	t.Helper()
 	out := map[uint64]*warden.Delivery{}
 	err := db.View(context.Background(), func(tx warden.ReadTx) error {
-		ds, err := tx.Deliveries("", 1000)
+		ds, err := tx.Deliveries(warden.DeliveryFilter{Limit: 1000})
 		for _, d := range ds {
 			out[d.ID] = d
 		}

@@ -72,7 +72,9 @@ type Core struct {
 	storage  storageHealth
 	cpMu     sync.Mutex // one checkpoint writer at a time per process
 	ledger   atomic.Pointer[warden.LedgerCheck]
-	distrust atomic.Pointer[distrusted] // credentials a state check found forged
+	// tamperedSince is when the check last found tampering (RFC 3339).
+	tamperedSince atomic.Pointer[string]
+	distrust      atomic.Pointer[distrusted] // credentials a state check found forged
 
 	revMu       sync.Mutex
 	onRevoke    []func(name string)

@@ -181,6 +181,46 @@ func (e *Core) Credentials(ctx context.Context, actor *warden.Principal) ([]*war
 	return out, err
 }
 
+// CredentialPage is a page of the credential listing; the cursor is the
+// last credential's name.
+type CredentialPage = warden.Page[*warden.Credential, string]
+
+// ListCredentials returns a page of credentials by name (admin only;
+// tokens are never shown): at most limit (1 to warden.MaxPageSize) named
+// after after ("" for from the first), the next page's cursor if there is
+// one, and how many credentials there are (counted: the cost grows with
+// them), from one snapshot.
+func (e *Core) ListCredentials(ctx context.Context, actor *warden.Principal, after string, limit int) (*CredentialPage, error) {
+	if err := Authorize(actor, "manage credentials", warden.RoleAdmin); err != nil {
+		return nil, err
+	}
+	if err := warden.CheckPageLimit(limit); err != nil {
+		return nil, err
+	}
+	page := &CredentialPage{}
+	err := e.View(ctx, "engine.ListCredentials", func(tx warden.ReadTx) error {
+		total, err := tx.CountCredentials()
+		if err != nil {
+			return err
+		}
+		page.Total = &total
+		page.Items, err = tx.CredentialsAfter(after, limit+1)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if page.Items == nil {
+		page.Items = []*warden.Credential{}
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		next := page.Items[limit-1].Name
+		page.Next = &next
+	}
+	return page, nil
+}
+
 // Bootstrap creates the first admin credential, named name, if the store
 // has no credential yet; the returned token is the only copy. ECONFLICT if
 // any credential exists, so a second init can never mint a hidden admin.

@@ -110,6 +110,86 @@ func (e *Core) Receipts(ctx context.Context, f warden.ReceiptFilter) ([]*warden.
 	return out, err
 }
 
+// ReceiptPage is a page of the receipt listing; the cursor is the last
+// receipt's seq (the next page's after, or before when descending).
+type ReceiptPage = warden.Page[*warden.Receipt, uint64]
+
+// ListReceipts returns a page of the receipts matching f: at most f.Limit
+// (1 to warden.MaxPageSize), the next page's cursor if another receipt
+// matches beyond this page, and how many receipts match f's Scroll, Type
+// and Tag (After and Before bound the page, not the count), from one
+// snapshot. The count comes from the log's head without a filter or with
+// Scroll alone; with Type it is counted over an index (the cost grows with
+// the receipts of that type); with Tag it is not given (nil), since
+// counting would read every receipt.
+func (e *Core) ListReceipts(ctx context.Context, f warden.ReceiptFilter) (*ReceiptPage, error) {
+	if f.Scroll != "" && !warden.ValidScroll(f.Scroll) {
+		return nil, warden.Errorf(warden.EINVALID, "Unknown scroll %q.", f.Scroll)
+	}
+	if err := warden.CheckPageLimit(f.Limit); err != nil {
+		return nil, err
+	}
+	limit := f.Limit
+	page := &ReceiptPage{}
+	err := e.View(ctx, "engine.ListReceipts", func(tx warden.ReadTx) error {
+		switch {
+		case f.Type == "" && f.Tag == "":
+			head, err := tx.Head()
+			if err != nil {
+				return err
+			}
+			n := int64(head.Size)
+			if f.Scroll != "" {
+				n = int64(head.Scrolls[f.Scroll].Size)
+			}
+			page.Total = &n
+		case f.Type != "":
+			n, err := tx.CountReceipts(f)
+			if err != nil {
+				return err
+			}
+			total := int64(n)
+			page.Total = &total
+		}
+		// One more says whether a next page exists; the store pages at
+		// most MaxPageSize, so a full page of that size asks once more.
+		g := f
+		g.Limit = min(limit+1, warden.MaxPageSize)
+		list, err := tx.Receipts(g)
+		if err != nil {
+			return err
+		}
+		if len(list) == limit && limit == warden.MaxPageSize {
+			last := list[limit-1].Seq
+			if f.Descending {
+				g.Before = &last
+			} else {
+				g.After = &last
+			}
+			g.Limit = 1
+			more, err := tx.Receipts(g)
+			if err != nil {
+				return err
+			}
+			list = append(list, more...)
+		}
+		page.Items = list
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if page.Items == nil {
+		page.Items = []*warden.Receipt{}
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		next := page.Items[limit-1].Seq
+		page.Next = &next
+	}
+	return page, nil
+}
+
 // InclusionProof proves a receipt's place in the log under a checkpoint.
 type InclusionProof struct {
 	LeafIndex  uint64   `json:"leaf_index"`

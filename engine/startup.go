@@ -184,6 +184,8 @@ func (e *Core) recordFailure(err error) bool {
 	}
 	prev := e.Ledger()
 	c.Checked, c.Total = prev.Checked, prev.Total
+	since := warden.FormatTime(e.now())
+	e.tamperedSince.Store(&since)
 	e.setLedger(c)
 	return true // logged by the caller's Done, with what to do about it
 }

@@ -49,7 +49,11 @@ func (s *storageHealth) clear() {
 func (e *Core) Degraded() []warden.Degradation {
 	var out []warden.Degradation
 	if c := e.Ledger(); c.Refuses() {
-		out = append(out, warden.Degradation{Cause: warden.CauseLedgerTampered, Message: warden.ErrorMessage(e.refuseWrites())})
+		d := warden.Degradation{Cause: warden.CauseLedgerTampered, Message: warden.ErrorMessage(e.refuseWrites())}
+		if since := e.tamperedSince.Load(); since != nil {
+			d.Since = *since
+		}
+		out = append(out, d)
 	}
 	if d := e.storage.current(); d != nil {
 		out = append(out, *d)

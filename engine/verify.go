@@ -11,6 +11,7 @@ import (
 	"runtime"
 
 	warden "github.com/warden-sh/warden"
+	"github.com/warden-sh/warden/jsonx"
 	"github.com/warden-sh/warden/ledger"
 )
 
@@ -322,41 +323,63 @@ func (rp *replay) compare(tx warden.ReadTx) error {
 	return nil
 }
 
-// VerifyExport verifies an export read from r.
+// VerifyExport verifies an export read from r. The export may have been
+// re-formatted (`jq .`, json.dumps, an indenting encoder: one value over
+// several lines, members reordered, other escapes): every line is parsed
+// strictly (package jsonx: no repeated or unknown keys), and a receipt body
+// not in canonical form is verified by its exact canonical form
+// (ledger.Verifier.AcceptReformatted, set here), since root_hash commits
+// to that form and not to the bytes of the file. Errors name the line a
+// value starts on.
 func VerifyExport(r io.Reader, v *ledger.Verifier) (*ledger.Summary, *ExportHeader, error) {
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
-	var hdr ExportHeader
-	if err := dec.Decode(&hdr); err != nil {
-		return nil, nil, fmt.Errorf("export header: %w", err)
+	lc := &lineCounter{r: bufio.NewReaderSize(r, 1<<16)}
+	dec := json.NewDecoder(lc)
+	v.AcceptReformatted = true
+	// next reads the next value and the line it starts on.
+	next := func() (json.RawMessage, int, error) {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			if err == io.EOF {
+				return nil, 0, err
+			}
+			return nil, lc.lineAt(dec.InputOffset()), err
+		}
+		return raw, lc.lineAt(dec.InputOffset() - int64(len(raw))), nil
+	}
+	raw, line, err := next()
+	if err == io.EOF {
+		return nil, nil, fmt.Errorf("export header: the export is empty")
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("export header (line %d): %w", line, err)
+	}
+	var hdr ExportHeader // read leniently: it is not signed, and may grow
+	if err := json.Unmarshal(raw, &hdr); err != nil {
+		return nil, nil, fmt.Errorf("export header (line %d): %w", line, err)
 	}
 	if hdr.Format != ExportFormat {
 		return nil, nil, fmt.Errorf("export format %q is not %q", hdr.Format, ExportFormat)
 	}
 	p := v.Pipeline(runtime.GOMAXPROCS(0))
-	line := 1
 	seenReceipt := false
 	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err == io.EOF {
+		raw, line, err := next()
+		if err == io.EOF {
 			break
 		} else if err != nil {
 			p.Close()
-			return nil, &hdr, fmt.Errorf("export line %d: %w", line+1, err)
-		}
-		line++
-		var probe struct {
-			Checkpoint *string `json:"checkpoint"`
-		}
-		if err := json.Unmarshal(raw, &probe); err != nil {
-			p.Close()
 			return nil, &hdr, fmt.Errorf("export line %d: %w", line, err)
 		}
-		if probe.Checkpoint != nil {
+		if isCheckpointLine(raw) {
+			var cp ExportLine
+			if err := jsonx.Decode(raw, &cp); err != nil {
+				p.Close()
+				return nil, &hdr, fmt.Errorf("export line %d: %w", line, err)
+			}
 			if seenReceipt {
 				p.Close()
 				return nil, &hdr, fmt.Errorf("export line %d: checkpoint after the first receipt; checkpoints come first", line)
 			}
-			if err := v.AddCheckpoint([]byte(*probe.Checkpoint)); err != nil {
+			if err := v.AddCheckpoint([]byte(cp.Checkpoint)); err != nil {
 				p.Close()
 				return nil, &hdr, err
 			}
@@ -364,7 +387,7 @@ func VerifyExport(r io.Reader, v *ledger.Verifier) (*ledger.Summary, *ExportHead
 		}
 		seenReceipt = true
 		rec := new(warden.Receipt)
-		if err := decodeStrict(raw, rec); err != nil {
+		if err := jsonx.Decode(raw, rec); err != nil {
 			p.Close()
 			return nil, &hdr, fmt.Errorf("export line %d is not a receipt: %w", line, err)
 		}
@@ -379,14 +402,50 @@ func VerifyExport(r io.Reader, v *ledger.Verifier) (*ledger.Summary, *ExportHead
 	return s, &hdr, err
 }
 
-func decodeStrict(raw []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
+// isCheckpointLine reports whether an export value is a checkpoint line:
+// an object with a "checkpoint" member (receipts have none). A malformed
+// one is then refused by the strict decoder. Most values are receipts
+// without the word, so the parse is skipped for them.
+func isCheckpointLine(raw []byte) bool {
+	if !bytes.Contains(raw, []byte(`"checkpoint"`)) {
+		return false
 	}
-	if dec.More() {
-		return fmt.Errorf("trailing data")
+	var probe struct {
+		Checkpoint json.RawMessage `json:"checkpoint"`
 	}
-	return nil
+	return json.Unmarshal(raw, &probe) == nil && probe.Checkpoint != nil
+}
+
+// lineCounter passes a stream through and tells the line an offset of it
+// lies on. Offsets asked for MUST NOT decrease; it keeps only what was read
+// past the last one.
+type lineCounter struct {
+	r       io.Reader
+	pending [][]byte // read, not yet counted, in order
+	base    int64    // offset of pending[0][0]
+	lines   int      // newlines before base
+}
+
+func (c *lineCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.pending = append(c.pending, bytes.Clone(p[:n]))
+	}
+	return n, err
+}
+
+// lineAt returns the 1-based line of offset off.
+func (c *lineCounter) lineAt(off int64) int {
+	for len(c.pending) > 0 && off > c.base {
+		chunk := c.pending[0]
+		n := min(int64(len(chunk)), off-c.base)
+		c.lines += bytes.Count(chunk[:n], []byte{'\n'})
+		c.base += n
+		if n == int64(len(chunk)) {
+			c.pending = c.pending[1:]
+		} else {
+			c.pending[0] = chunk[n:]
+		}
+	}
+	return c.lines + 1
 }

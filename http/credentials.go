@@ -2,20 +2,44 @@ package http
 
 import (
 	"net/http"
+	"net/url"
 
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
 )
 
+// CredentialList is the GET /api/v1/credentials answer: a page of
+// credentials by name; Count is how many are on this page.
+type CredentialList struct {
+	Credentials []*warden.Credential `json:"credentials"`
+	Count       int                  `json:"count"`
+}
+
 func (s *Server) handleCredentials(w http.ResponseWriter, r *http.Request, p *warden.Principal) error {
-	if _, err := query(r); err != nil {
-		return err
-	}
-	list, err := s.core.Credentials(r.Context(), p)
+	q, err := query(r, "limit", "cursor")
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"credentials": list, "count": len(list)})
+	limit, err := pageLimit(q)
+	if err != nil {
+		return err
+	}
+	var after string
+	if c := q.Get("cursor"); c != "" {
+		if after, err = parseCredentialCursor(c); err != nil {
+			return err
+		}
+	}
+	page, err := s.core.ListCredentials(r.Context(), p, after, limit)
+	if err != nil {
+		return err
+	}
+	var next url.Values
+	if page.Next != nil {
+		next = url.Values{"cursor": {credentialCursor(*page.Next)}}
+	}
+	pageHeaders(w, r, page.Total, next)
+	writeJSON(w, http.StatusOK, CredentialList{Credentials: page.Items, Count: len(page.Items)})
 	return nil
 }
 

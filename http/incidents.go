@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	warden "github.com/warden-sh/warden"
@@ -88,47 +89,47 @@ func idempotencyKey(r *http.Request) (string, error) {
 }
 
 func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request, _ *warden.Principal) error {
-	q, err := query(r, "class", "state", "severity", "limit")
+	q, err := query(r, "class", "state", "severity", "limit", "cursor")
 	if err != nil {
 		return err
 	}
 	f := warden.IncidentFilter{Class: q.Get("class"), State: warden.IncidentState(q.Get("state")), Severity: warden.Severity(q.Get("severity"))}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			return warden.Errorf(warden.EINVALID, "limit must be a positive integer.")
-		}
-		f.Limit = n
-	}
-	// The runbook pipes this into `jq '.[]'`: a bare array, streamed, [] when empty.
-	bw := bufio.NewWriterSize(w, 32<<10)
-	n := 0
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	err = s.rec.Incidents(r.Context(), f, func(i *warden.Incident) error {
-		if n == 0 {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusOK)
-			bw.WriteString("[")
-		} else {
-			bw.WriteString(",")
-		}
-		n++
-		return enc.Encode(i)
-	})
-	if err != nil && n == 0 {
+	limit, err := pageLimit(q)
+	if err != nil {
 		return err
 	}
-	if err != nil {
-		s.log.Error("incident listing interrupted", "err", err)
-		return nil
+	if c := q.Get("cursor"); c != "" {
+		if f.After, err = parseIncidentCursor(c); err != nil {
+			return err
+		}
 	}
-	if n == 0 {
-		writeJSON(w, http.StatusOK, []*warden.Incident{})
-		return nil
+	page, err := s.rec.ListIncidents(r.Context(), f, limit)
+	if err != nil {
+		return err
+	}
+	var next url.Values
+	if page.Next != nil {
+		next = url.Values{"cursor": {incidentCursor(page.Next)}}
+	}
+	pageHeaders(w, r, page.Total, next)
+	// The runbook pipes this into `jq '.[]'`: a bare array, [] when empty.
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	bw.WriteString("[")
+	for n, i := range page.Items {
+		if n > 0 {
+			bw.WriteString(",")
+		}
+		if err := enc.Encode(i); err != nil {
+			return nil // the client went away; nothing more to say
+		}
 	}
 	bw.WriteString("]\n")
-	return bw.Flush()
+	_ = bw.Flush()
+	return nil
 }
 
 func (s *Server) handleIncident(w http.ResponseWriter, r *http.Request, _ *warden.Principal) error {
@@ -174,19 +175,41 @@ func (s *Server) handleAcknowledge(w http.ResponseWriter, r *http.Request, p *wa
 	return nil
 }
 
-// RecoveryStatus is the GET /api/v1/recovery/status answer.
+// RecoveryStatus is the GET /api/v1/recovery/status answer: a page of the
+// pending recovery requirements; Count is how many are on this page
+// (X-Total-Count: how many are pending).
 type RecoveryStatus struct {
 	PendingRecoveries []*warden.RecoveryRequirement `json:"pending_recoveries"`
 	Count             int                           `json:"count"`
 }
 
 func (s *Server) handleRecoveryStatus(w http.ResponseWriter, r *http.Request, _ *warden.Principal) error {
-	if _, err := query(r); err != nil {
-		return err
-	}
-	list, err := s.rec.PendingRecoveries(r.Context())
+	q, err := query(r, "limit", "cursor")
 	if err != nil {
 		return err
+	}
+	limit, err := pageLimit(q)
+	if err != nil {
+		return err
+	}
+	var after *warden.RequirementCursor
+	if c := q.Get("cursor"); c != "" {
+		if after, err = parseRequirementCursor(c); err != nil {
+			return err
+		}
+	}
+	page, err := s.rec.PendingRecoveries(r.Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	var next url.Values
+	if page.Next != nil {
+		next = url.Values{"cursor": {requirementCursor(page.Next)}}
+	}
+	pageHeaders(w, r, page.Total, next)
+	list := page.Items
+	if list == nil {
+		list = []*warden.RecoveryRequirement{}
 	}
 	writeJSON(w, http.StatusOK, RecoveryStatus{PendingRecoveries: list, Count: len(list)})
 	return nil
@@ -346,21 +369,41 @@ func (s *Server) handleIntegrityBaseline(w http.ResponseWriter, r *http.Request,
 	return nil
 }
 
+// DeliveryList is the GET /api/v1/webhooks/deliveries answer: a page of
+// deliveries, newest first; Count is how many are on this page.
+type DeliveryList struct {
+	Deliveries []*warden.Delivery `json:"deliveries"`
+	Count      int                `json:"count"`
+}
+
 func (s *Server) handleDeliveries(w http.ResponseWriter, r *http.Request, _ *warden.Principal) error {
-	q, err := query(r, "incident_id", "limit")
+	q, err := query(r, "incident_id", "limit", "before")
 	if err != nil {
 		return err
 	}
-	limit := 100
-	if l := q.Get("limit"); l != "" {
-		if limit, err = strconv.Atoi(l); err != nil || limit < 1 || limit > 1000 {
-			return warden.Errorf(warden.EINVALID, "limit must be between 1 and 1000.")
+	f := warden.DeliveryFilter{IncidentID: q.Get("incident_id")}
+	if f.Limit, err = pageLimit(q); err != nil {
+		return err
+	}
+	before, err := uintParam(q, "before")
+	if err != nil {
+		return err
+	}
+	if before != nil {
+		if *before == 0 {
+			return warden.Errorf(warden.EINVALID, "before must be a delivery id (1 or more), from the Link header's next URL.")
 		}
+		f.Before = *before
 	}
-	list, err := s.rec.Deliveries(r.Context(), q.Get("incident_id"), limit)
+	page, err := s.rec.Deliveries(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": list, "count": len(list)})
+	var next url.Values
+	if page.Next != nil {
+		next = url.Values{"before": {strconv.FormatUint(*page.Next, 10)}}
+	}
+	pageHeaders(w, r, page.Total, next)
+	writeJSON(w, http.StatusOK, DeliveryList{Deliveries: page.Items, Count: len(page.Items)})
 	return nil
 }

@@ -146,7 +146,9 @@ func TestIncidentBadRequests(t *testing.T) {
 		{"bad state filter", "GET", "/api/v1/incidents?state=closed", "", `Unknown incident state "closed"`},
 		{"bad class filter", "GET", "/api/v1/incidents?class=ufo", "", `Unknown incident class "ufo"`},
 		{"bad severity filter", "GET", "/api/v1/incidents?severity=huge", "", `Unknown severity "huge"`},
-		{"bad limit", "GET", "/api/v1/incidents?limit=0", "", "limit must be a positive integer"},
+		{"bad limit", "GET", "/api/v1/incidents?limit=0", "", "limit must be between 1 and 1000"},
+		{"limit past a page", "GET", "/api/v1/incidents?limit=1001", "", "limit must be between 1 and 1000"},
+		{"bad cursor", "GET", "/api/v1/incidents?cursor=xyz", "", "is not one this listing gave"},
 		{"repeated param", "GET", "/api/v1/incidents?state=open&state=contained", "", "more than once"},
 		{"get without id", "GET", "/api/v1/incidents/get", "", "id is required"},
 		{"get with empty id", "GET", "/api/v1/incidents/get?id=", "", "id is required"},
@@ -487,7 +489,7 @@ func TestIncidentListing(t *testing.T) {
 		t.Fatalf("limit=2: %+v", list)
 	}
 
-	// No cap: 1,500 more, reported concurrently, all listed in order.
+	// 1,500 more, reported concurrently, all listed in order page by page.
 	const n = 1500
 	reported := map[string]bool{}
 	for _, id := range ids {
@@ -520,7 +522,16 @@ func TestIncidentListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	list = nil
-	mustCall(t, 200, "GET", base+"/api/v1/incidents", env.Admin, nil, &list)
+	for _, p := range mustPages(t, base+"/api/v1/incidents", env.Admin) {
+		var page []warden.Incident
+		if err := json.Unmarshal(p.body, &page); err != nil {
+			t.Fatal(err)
+		}
+		if len(page) != warden.DefaultPageSize && p.next != "" {
+			t.Fatalf("a page of %d before the last (default limit %d)", len(page), warden.DefaultPageSize)
+		}
+		list = append(list, page...)
+	}
 	if len(list) != n+len(ids) || len(reported) != n+len(ids) {
 		t.Fatalf("listed %d of %d incidents (%d unique ids reported)", len(list), n+len(ids), len(reported))
 	}

@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 
 	warden "github.com/warden-sh/warden"
@@ -33,16 +34,18 @@ func (s *Server) handlePubkey(w http.ResponseWriter, r *http.Request, _ *warden.
 	return nil
 }
 
-// ReceiptList is the GET /api/v1/receipts answer. NextAfter, when set, is
-// the after= value of the next page.
+// ReceiptList is the GET /api/v1/receipts answer. NextAfter (ascending)
+// or NextBefore (order=desc), when set, is the after= or before= value of
+// the next page, as in the Link header; they are null on the last page.
 type ReceiptList struct {
-	Receipts  []*warden.Receipt `json:"receipts"`
-	Count     int               `json:"count"`
-	NextAfter *uint64           `json:"next_after"`
+	Receipts   []*warden.Receipt `json:"receipts"`
+	Count      int               `json:"count"`
+	NextAfter  *uint64           `json:"next_after"`
+	NextBefore *uint64           `json:"next_before,omitempty"`
 }
 
 func (s *Server) handleReceipts(w http.ResponseWriter, r *http.Request, _ *warden.Principal) error {
-	q, err := query(r, "scroll", "type", "tag", "after", "after_seq", "limit", "order")
+	q, err := query(r, "scroll", "type", "tag", "after", "after_seq", "before", "limit", "order")
 	if err != nil {
 		return err
 	}
@@ -55,16 +58,11 @@ func (s *Server) handleReceipts(w http.ResponseWriter, r *http.Request, _ *warde
 			return err
 		}
 	}
-	limit, err := uintParam(q, "limit")
-	if err != nil {
+	if f.Before, err = uintParam(q, "before"); err != nil {
 		return err
 	}
-	f.Limit = warden.DefaultPageSize
-	if limit != nil {
-		if *limit < 1 || *limit > warden.MaxPageSize {
-			return warden.Errorf(warden.EINVALID, "limit must be between 1 and %d.", warden.MaxPageSize)
-		}
-		f.Limit = int(*limit)
+	if f.Limit, err = pageLimit(q); err != nil {
+		return err
 	}
 	switch q.Get("order") {
 	case "", "asc":
@@ -73,15 +71,26 @@ func (s *Server) handleReceipts(w http.ResponseWriter, r *http.Request, _ *warde
 	default:
 		return warden.Errorf(warden.EINVALID, "order must be asc or desc.")
 	}
-	list, err := s.core.Receipts(r.Context(), f)
+	page, err := s.core.ListReceipts(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	out := ReceiptList{Receipts: list, Count: len(list)}
-	if len(list) == f.Limit && !f.Descending {
-		next := list[len(list)-1].Seq
-		out.NextAfter = &next
+	out := ReceiptList{Receipts: page.Items, Count: len(page.Items)}
+	var next url.Values
+	if page.Next != nil {
+		n := strconv.FormatUint(*page.Next, 10)
+		if f.Descending {
+			out.NextBefore = page.Next
+			next = url.Values{"before": {n}}
+		} else {
+			out.NextAfter = page.Next
+			next = url.Values{"after": {n}}
+			if q.Has("after_seq") {
+				next["after_seq"] = []string{n}
+			}
+		}
 	}
+	pageHeaders(w, r, page.Total, next)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -74,9 +74,9 @@ func finished(t *testing.T, reg *prometheus.Registry, route string) float64 {
 	return n
 }
 
-// TestStalledReaderIsCutOff: a client that requests the incident listing
-// and never reads it does not keep the handler, and so its read snapshot,
-// alive: the stream ends once a write has waited WriteIdle.
+// TestStalledReaderIsCutOff: a client that requests a page of the incident
+// listing (the largest, 1000 incidents) and never reads it does not keep
+// the handler alive: the stream ends once a write has waited WriteIdle.
 func TestStalledReaderIsCutOff(t *testing.T) {
 	env := wardentest.MustEnv(t)
 	reportMany(t, env, 1600)
@@ -88,7 +88,7 @@ func TestStalledReaderIsCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "GET /api/v1/incidents HTTP/1.1\r\nHost: warden\r\nAuthorization: Bearer %s\r\n\r\n", env.Admin); err != nil {
+	if _, err := fmt.Fprintf(conn, "GET /api/v1/incidents?limit=1000 HTTP/1.1\r\nHost: warden\r\nAuthorization: Bearer %s\r\n\r\n", env.Admin); err != nil {
 		t.Fatal(err)
 	}
 	// Read nothing. Without the bound the handler would wait here until
@@ -143,7 +143,7 @@ func TestTrickleReaderIsCutOff(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		fmt.Fprintf(conn, "GET /api/v1/incidents HTTP/1.1\r\nHost: warden\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", env.Admin)
+		fmt.Fprintf(conn, "GET /api/v1/incidents?limit=1000 HTTP/1.1\r\nHost: warden\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", env.Admin)
 		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {

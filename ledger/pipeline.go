@@ -50,7 +50,7 @@ func (v *Verifier) Pipeline(workers int) *Pipeline {
 				for i, r := range b.recs {
 					// A nil leaf makes AddChecked re-run the check and
 					// report the failure in order.
-					b.leaves[i], _ = CheckReceipt(r)
+					b.leaves[i], _ = p.v.check(r)
 				}
 				p.done <- b
 			}

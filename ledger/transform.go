@@ -40,6 +40,9 @@ func transform(in []byte) ([]byte, error) {
 type transformer struct {
 	in []byte
 	i  int
+	// exact refuses a number whose canonical form is another number
+	// (CanonicalExact).
+	exact bool
 }
 
 func (t *transformer) errorf(format string, args ...any) error {
@@ -279,6 +282,10 @@ func (t *transformer) number(out []byte) ([]byte, error) {
 	s, err := jcs.NumberToJSON(f)
 	if err != nil {
 		return nil, t.errorf("number %s: %v", tok, err)
+	}
+	if t.exact && s != string(tok) && !sameDecimal(string(tok), s) {
+		t.i = start
+		return nil, t.errorf("%v", inexactNumber(string(tok), s))
 	}
 	return append(out, s...), nil
 }

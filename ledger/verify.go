@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 
 	warden "github.com/warden-sh/warden"
 	"golang.org/x/mod/sumdb/note"
@@ -41,6 +42,11 @@ func CheckReceipt(r *warden.Receipt) ([]byte, error) {
 		return fail("unknown scroll %q", r.Scroll)
 	}
 	if !bodyHashIs(r.Body, r.RootHash) {
+		if !isCanonical(r.Body) {
+			if c, err := CanonicalExact(r.Body); err == nil && bodyHashIs(c, r.RootHash) {
+				return fail("body is not in canonical form (RFC 8785), though its canonical form matches root_hash: re-formatted, not edited")
+			}
+		}
 		return fail("body does not match root_hash (body edited): computed %s, receipt says %s", BodyHash(r.Body), r.RootHash)
 	}
 	// isCanonical(b) is Canonical(b) == b without building a parse tree.
@@ -126,6 +132,15 @@ type Verifier struct {
 	// log between checkpoints). By default they fail verification, since
 	// nothing signed vouches for them.
 	AllowUnanchored bool
+	// AcceptReformatted checks a receipt body that is not in canonical
+	// form by its canonical form (CanonicalExact), which is what root_hash
+	// commits to: an export re-formatted by `jq .` or json.dumps changes
+	// how values are written, not what they are. A body whose canonical
+	// form is not exact (a repeated key, a rounded number) fails. Such
+	// bodies are counted in Summary.Reformatted. Off, a body MUST be
+	// canonical as it stands (what a store holds).
+	AcceptReformatted bool
+	reformatted       atomic.Uint64
 	// AllowNoCheckpoint accepts a log no checkpoint was ever signed for
 	// (with AllowUnanchored: all of it unanchored). Only a caller that
 	// knows nothing was signed yet sets it (a server starting on a log it
@@ -275,9 +290,25 @@ func (v *Verifier) reach() {
 // earlier.
 func (v *Verifier) done() bool { return v.err != nil && v.tree.Size() >= v.err.Seq }
 
-// Add checks r (with CheckReceipt) and appends it.
+// check is CheckReceipt, after replacing a body not in canonical form by
+// its exact canonical form if AcceptReformatted. It is safe for concurrent
+// use, and checking a receipt again gives the same answer.
+func (v *Verifier) check(r *warden.Receipt) ([]byte, error) {
+	if v.AcceptReformatted && !isCanonical(r.Body) {
+		c, err := CanonicalExact(r.Body)
+		if err != nil {
+			return nil, &VerifyError{Seq: r.Seq, Reason: fmt.Sprintf("body is not in canonical form (RFC 8785), and its canonical form would not keep its values exactly: %v", err)}
+		}
+		r.Body = c
+		v.reformatted.Add(1)
+	}
+	return CheckReceipt(r)
+}
+
+// Add checks r (with CheckReceipt, or as AcceptReformatted says) and
+// appends it.
 func (v *Verifier) Add(r *warden.Receipt) error {
-	leaf, err := CheckReceipt(r)
+	leaf, err := v.check(r)
 	if err != nil {
 		leaf = nil // AddChecked re-checks and reports it in order
 	}
@@ -319,7 +350,7 @@ func (v *Verifier) AddChecked(r *warden.Receipt, leaf []byte) error {
 		return v.err
 	case leaf == nil:
 		var err error
-		if leaf, err = CheckReceipt(r); err != nil {
+		if leaf, err = v.check(r); err != nil {
 			v.failReceipt(r, err)
 			return v.err
 		}
@@ -475,11 +506,18 @@ type Summary struct {
 	CheckpointSize uint64
 	Checkpoints    int
 	Scrolls        map[string]ScrollRoot
+	// Reformatted counts the receipt bodies that were not in canonical
+	// form and verified by their canonical form (Verifier.AcceptReformatted).
+	Reformatted uint64
 }
 
 func (s *Summary) String() string {
-	return fmt.Sprintf("ok: %d receipts, root %s, latest checkpoint size %d (%d checkpoints verified)",
+	out := fmt.Sprintf("ok: %d receipts, root %s, latest checkpoint size %d (%d checkpoints verified)",
 		s.Count, b64(s.Root), s.CheckpointSize, s.Checkpoints)
+	if s.Reformatted > 0 {
+		out += fmt.Sprintf("; %d receipt bodies were re-formatted and verified in their canonical form (RFC 8785)", s.Reformatted)
+	}
+	return out
 }
 
 // Finish ends verification: every checkpoint must have been reached (else the
@@ -506,7 +544,8 @@ func (v *Verifier) Finish() (*Summary, error) {
 	if v.err != nil {
 		return nil, v.err
 	}
-	s := &Summary{Count: n, Root: v.tree.Root(), CheckpointSize: cpSize, Checkpoints: len(v.checkpoints), Scrolls: map[string]ScrollRoot{}}
+	s := &Summary{Count: n, Root: v.tree.Root(), CheckpointSize: cpSize, Checkpoints: len(v.checkpoints), Scrolls: map[string]ScrollRoot{},
+		Reformatted: v.reformatted.Load()}
 	for name, t := range v.scrolls {
 		s.Scrolls[name] = ScrollRoot{Name: name, Size: t.Size(), Root: t.Root()}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -137,17 +138,7 @@ func (r *reader) Incident(id string) (*warden.Incident, error) {
 
 // Incidents streams incidents page by page in listing order.
 func (r *reader) Incidents(f warden.IncidentFilter, fn func(*warden.Incident) error) error {
-	var where []string
-	var args []any
-	if f.Class != "" {
-		where, args = append(where, "class = ?"), append(args, f.Class)
-	}
-	if f.State != "" {
-		where, args = append(where, "state = ?"), append(args, string(f.State))
-	}
-	if f.Severity != "" {
-		where, args = append(where, "severity_rank = ?"), append(args, f.Severity.Rank())
-	}
+	where, args := incidentWhere(f)
 	cursor := f.After
 	seen := 0
 	for {
@@ -213,6 +204,38 @@ func (r *reader) Incidents(f warden.IncidentFilter, fn func(*warden.Incident) er
 		}
 		cursor = &last
 	}
+}
+
+// incidentWhere returns the conditions and arguments of f's Class, State
+// and Severity.
+func incidentWhere(f warden.IncidentFilter) ([]string, []any) {
+	var where []string
+	var args []any
+	if f.Class != "" {
+		where, args = append(where, "class = ?"), append(args, f.Class)
+	}
+	if f.State != "" {
+		where, args = append(where, "state = ?"), append(args, string(f.State))
+	}
+	if f.Severity != "" {
+		where, args = append(where, "severity_rank = ?"), append(args, f.Severity.Rank())
+	}
+	return where, args
+}
+
+// CountIncidents counts the incidents matching f's Class, State and
+// Severity, over the index that filter uses.
+func (r *reader) CountIncidents(f warden.IncidentFilter) (int64, error) {
+	where, args := incidentWhere(f)
+	q := "SELECT count(*) FROM incidents"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	var n int64
+	if err := r.q.queryRow(q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite.CountIncidents: %w", err)
+	}
+	return n, nil
 }
 
 // CountIncidentsIn counts a class's incidents created in (from, to].
@@ -309,6 +332,27 @@ func (r *reader) Requirements(pendingOnly bool, fn func(*warden.RecoveryRequirem
 		}
 	}
 	return nil
+}
+
+// PendingRequirements returns a page of incomplete requirements, over the
+// recovery_pending index from the cursor on.
+func (r *reader) PendingRequirements(after *warden.RequirementCursor, limit int) ([]*warden.RecoveryRequirement, error) {
+	if after == nil {
+		return listRecords[warden.RecoveryRequirement](r, "PendingRequirements",
+			"SELECT record FROM recovery_requirements WHERE complete = 0 ORDER BY created_ns, incident_id LIMIT ?", limit)
+	}
+	return listRecords[warden.RecoveryRequirement](r, "PendingRequirements",
+		`SELECT record FROM recovery_requirements WHERE complete = 0 AND (created_ns, incident_id) > (?, ?)
+		ORDER BY created_ns, incident_id LIMIT ?`, after.CreatedNs, after.IncidentID, limit)
+}
+
+// CountPendingRequirements counts the incomplete requirements.
+func (r *reader) CountPendingRequirements() (int64, error) {
+	var n int64
+	if err := r.q.queryRow("SELECT count(*) FROM recovery_requirements WHERE complete = 0").Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite.CountPendingRequirements: %w", err)
+	}
+	return n, nil
 }
 
 // PendingContainment streams incidents whose containment is unrecorded.
@@ -425,11 +469,29 @@ func (r *reader) DueDeliveries(now time.Time, limit int) ([]*warden.Delivery, er
 }
 
 // Deliveries returns an incident's (or all) recent deliveries, newest first.
-func (r *reader) Deliveries(incidentID string, limit int) ([]*warden.Delivery, error) {
-	if incidentID == "" {
-		return listRecords[warden.Delivery](r, "Deliveries", "SELECT record FROM webhook_deliveries ORDER BY id DESC LIMIT ?", limit)
+func (r *reader) Deliveries(f warden.DeliveryFilter) ([]*warden.Delivery, error) {
+	before := int64(math.MaxInt64)
+	if f.Before > 0 && f.Before < math.MaxInt64 {
+		before = int64(f.Before)
 	}
-	return listRecords[warden.Delivery](r, "Deliveries", "SELECT record FROM webhook_deliveries WHERE incident_id = ? ORDER BY id DESC LIMIT ?", incidentID, limit)
+	if f.IncidentID == "" {
+		return listRecords[warden.Delivery](r, "Deliveries", "SELECT record FROM webhook_deliveries WHERE id < ? ORDER BY id DESC LIMIT ?", before, f.Limit)
+	}
+	return listRecords[warden.Delivery](r, "Deliveries", "SELECT record FROM webhook_deliveries WHERE incident_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+		f.IncidentID, before, f.Limit)
+}
+
+// CountDeliveries counts an incident's webhook deliveries, or all.
+func (r *reader) CountDeliveries(incidentID string) (int64, error) {
+	q, args := "SELECT count(*) FROM webhook_deliveries", []any{}
+	if incidentID != "" {
+		q, args = q+" WHERE incident_id = ?", append(args, incidentID)
+	}
+	var n int64
+	if err := r.q.queryRow(q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite.CountDeliveries: %w", err)
+	}
+	return n, nil
 }
 
 // ReportKey returns a principal's report idempotency key.

@@ -138,20 +138,7 @@ func (r *reader) Receipts(f warden.ReceiptFilter) ([]*warden.Receipt, error) {
 	case limit > warden.MaxPageSize:
 		limit = warden.MaxPageSize
 	}
-	var where []string
-	var args []any
-	if f.Scroll != "" {
-		where = append(where, "scroll = ?")
-		args = append(args, f.Scroll)
-	}
-	if f.Type != "" {
-		where = append(where, "type = ?")
-		args = append(args, f.Type)
-	}
-	if f.Tag != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM json_each(receipts.tags) WHERE json_each.value = ?)")
-		args = append(args, f.Tag)
-	}
+	where, args := receiptWhere(f)
 	if f.After != nil {
 		if *f.After >= math.MaxInt64 {
 			return []*warden.Receipt{}, nil
@@ -183,6 +170,40 @@ func (r *reader) Receipts(f warden.ReceiptFilter) ([]*warden.Receipt, error) {
 		return nil, fmt.Errorf("sqlite.Receipts: %w", err)
 	}
 	return out, nil
+}
+
+// receiptWhere returns the conditions and arguments of f's Scroll, Type
+// and Tag.
+func receiptWhere(f warden.ReceiptFilter) ([]string, []any) {
+	var where []string
+	var args []any
+	if f.Scroll != "" {
+		where = append(where, "scroll = ?")
+		args = append(args, f.Scroll)
+	}
+	if f.Type != "" {
+		where = append(where, "type = ?")
+		args = append(args, f.Type)
+	}
+	if f.Tag != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM json_each(receipts.tags) WHERE json_each.value = ?)")
+		args = append(args, f.Tag)
+	}
+	return where, args
+}
+
+// CountReceipts counts the receipts matching f's Scroll, Type and Tag.
+func (r *reader) CountReceipts(f warden.ReceiptFilter) (uint64, error) {
+	where, args := receiptWhere(f)
+	q := "SELECT count(*) FROM receipts"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	var n int64
+	if err := r.q.queryRow(q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite.CountReceipts: %w", err)
+	}
+	return uint64(n), nil
 }
 
 func (r *reader) receipts(q string, args ...any) ([]*warden.Receipt, error) {
@@ -459,6 +480,24 @@ func (r *reader) Credentials() ([]*warden.Credential, error) {
 		return nil, fmt.Errorf("sqlite.Credentials: %w", err)
 	}
 	return cs, nil
+}
+
+// CredentialsAfter lists a page of credentials by name.
+func (r *reader) CredentialsAfter(after string, limit int) ([]*warden.Credential, error) {
+	cs, err := r.credentials("SELECT "+credentialColumns+" FROM credentials WHERE name > ? ORDER BY name LIMIT ?", after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.CredentialsAfter: %w", err)
+	}
+	return cs, nil
+}
+
+// CountCredentials counts the credentials.
+func (r *reader) CountCredentials() (int64, error) {
+	var n int64
+	if err := r.q.queryRow("SELECT count(*) FROM credentials").Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite.CountCredentials: %w", err)
+	}
+	return n, nil
 }
 
 // Meta returns the value stored under key.

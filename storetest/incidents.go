@@ -303,7 +303,7 @@ func readIncidentSnapshot(tx warden.ReadTx, due time.Time, counters ...string) (
 	} else if err != nil {
 		return nil, err
 	}
-	if snap.Deliveries, err = tx.Deliveries("", 1000); err != nil {
+	if snap.Deliveries, err = tx.Deliveries(warden.DeliveryFilter{Limit: 1000}); err != nil {
 		return nil, err
 	}
 	if snap.Due, err = tx.DueDeliveries(due, 1000); err != nil {
@@ -648,6 +648,16 @@ func testIncidentListing(t *testing.T, h Harness) {
 			}
 			if diff := cmp.Diff(incidentIDs(want), incidentIDs(wantIncidents(all, tt.f))); diff != "" {
 				t.Fatalf("%s: the test's model disagrees with its table (-table +model):\n%s", tt.name, diff)
+			}
+			// CountIncidents counts what the filters match, whatever the
+			// page's cursor and limit.
+			filters := warden.IncidentFilter{Class: tt.f.Class, State: tt.f.State, Severity: tt.f.Severity}
+			n, err := tx.CountIncidents(tt.f)
+			if err != nil {
+				return err
+			}
+			if want := len(wantIncidents(all, filters)); n != int64(want) {
+				t.Errorf("%s: CountIncidents = %d, want %d", tt.name, n, want)
 			}
 		}
 		// Incidents stops at fn's first error and returns it.
@@ -1105,6 +1115,41 @@ func testRequirements(t *testing.T, h Harness) {
 			t.Errorf("Requirements(%v) (-want +got):\n%s", pendingOnly, diff)
 		}
 	}
+	// pending pages through PendingRequirements one and two at a time,
+	// from every position, and checks CountPendingRequirements.
+	pending := func(tx warden.ReadTx, want ...*warden.RecoveryRequirement) {
+		t.Helper()
+		n, err := tx.CountPendingRequirements()
+		if err != nil || n != int64(len(want)) {
+			t.Errorf("CountPendingRequirements = %d, %v; want %d", n, err, len(want))
+		}
+		for _, limit := range []int{1, 2, len(want) + 1} {
+			var got []*warden.RecoveryRequirement
+			var after *warden.RequirementCursor
+			for range len(want) + 2 {
+				page, err := tx.PendingRequirements(after, limit)
+				if err != nil {
+					t.Errorf("PendingRequirements(%v, %d): %v", after, limit, err)
+					return
+				}
+				if page == nil || len(page) > limit {
+					t.Errorf("PendingRequirements(%v, %d) = %d requirements (nil: %v)", after, limit, len(page), page == nil)
+					return
+				}
+				got = append(got, page...)
+				if len(page) < limit {
+					break
+				}
+				if after, err = page[len(page)-1].CursorOf(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("PendingRequirements %d at a time (-want +got):\n%s", limit, diff)
+			}
+		}
+	}
 	MustView(t, s, func(tx warden.ReadTx) error {
 		got, err := tx.Requirement(r1.IncidentID)
 		if err != nil {
@@ -1119,6 +1164,7 @@ func testRequirements(t *testing.T, h Harness) {
 		wantCode(t, err, warden.ENOTFOUND)
 		list(tx, false, r2, r3, r1)
 		list(tx, true, r3, r1)
+		pending(tx, r3, r1)
 		calls := 0
 		err = tx.Requirements(false, func(*warden.RecoveryRequirement) error {
 			calls++
@@ -1163,6 +1209,7 @@ func testRequirements(t *testing.T, h Harness) {
 		}
 		// The Update reads its own writes.
 		list(tx, true, r3new, &r2open, r4)
+		pending(tx, r3new, &r2open, r4)
 		got, err := tx.Requirement(r4.IncidentID)
 		if err != nil {
 			return err
@@ -1175,6 +1222,7 @@ func testRequirements(t *testing.T, h Harness) {
 	MustView(t, s, func(tx warden.ReadTx) error {
 		list(tx, false, r3new, &r2open, &r1done, r4)
 		list(tx, true, r3new, &r2open, r4)
+		pending(tx, r3new, &r2open, r4)
 		got, err := tx.Requirement(r1.IncidentID)
 		if err != nil {
 			return err
@@ -1314,7 +1362,7 @@ func testDeliveries(t *testing.T, h Harness) {
 	incA, incB := incidentID(1), incidentID(2)
 	MustView(t, s, func(tx warden.ReadTx) error {
 		for _, inc := range []string{"", incA} {
-			got, err := tx.Deliveries(inc, 10)
+			got, err := tx.Deliveries(warden.DeliveryFilter{IncidentID: inc, Limit: 10})
 			if err != nil {
 				return err
 			}
@@ -1345,13 +1393,29 @@ func testDeliveries(t *testing.T, h Harness) {
 		ids[d.ID] = true
 	}
 
+	MustView(t, s, func(tx warden.ReadTx) error {
+		for inc, want := range map[string]int64{"": 5, incA: 3, incB: 2, incidentID(3): 0} {
+			if n, err := tx.CountDeliveries(inc); err != nil || n != want {
+				t.Errorf("CountDeliveries(%q) = %d, %v; want %d", inc, n, err, want)
+			}
+		}
+		return nil
+	})
+
 	type listing struct {
 		name string
 		get  func(tx warden.ReadTx) ([]*warden.Delivery, error)
 		want []*warden.Delivery
 	}
 	deliveries := func(inc string, limit int) func(tx warden.ReadTx) ([]*warden.Delivery, error) {
-		return func(tx warden.ReadTx) ([]*warden.Delivery, error) { return tx.Deliveries(inc, limit) }
+		return func(tx warden.ReadTx) ([]*warden.Delivery, error) {
+			return tx.Deliveries(warden.DeliveryFilter{IncidentID: inc, Limit: limit})
+		}
+	}
+	before := func(inc string, before uint64, limit int) func(tx warden.ReadTx) ([]*warden.Delivery, error) {
+		return func(tx warden.ReadTx) ([]*warden.Delivery, error) {
+			return tx.Deliveries(warden.DeliveryFilter{IncidentID: inc, Before: before, Limit: limit})
+		}
 	}
 	due := func(now, limit int) func(tx warden.ReadTx) ([]*warden.Delivery, error) {
 		return func(tx warden.ReadTx) ([]*warden.Delivery, error) { return tx.DueDeliveries(at(now), limit) }
@@ -1379,6 +1443,13 @@ func testDeliveries(t *testing.T, h Harness) {
 		{"Deliveries(all)", deliveries("", 10), []*warden.Delivery{d5, d4, d3, d2, d1}},
 		{"Deliveries(all), limit 3", deliveries("", 3), []*warden.Delivery{d5, d4, d3}},
 		{"Deliveries(unknown)", deliveries(incidentID(3), 10), none},
+		{"Deliveries(all) before d4", before("", d4.ID, 10), []*warden.Delivery{d3, d2, d1}},
+		{"Deliveries(all) before d4, limit 2", before("", d4.ID, 2), []*warden.Delivery{d3, d2}},
+		{"Deliveries(A) before d4", before(incA, d4.ID, 10), []*warden.Delivery{d3, d1}},
+		{"Deliveries(B) before d5", before(incB, d5.ID, 10), []*warden.Delivery{d2}},
+		{"Deliveries(all) before d1", before("", d1.ID, 10), none},
+		{"Deliveries(all) before far beyond", before("", 1<<63, 10), []*warden.Delivery{d5, d4, d3, d2, d1}},
+		{"Deliveries(all) before the maximum", before("", 1<<64-1, 10), []*warden.Delivery{d5, d4, d3, d2, d1}},
 		{"DueDeliveries before the first", due(99, 10), none},
 		{"DueDeliveries exactly at the first", due(100, 10), []*warden.Delivery{d1}},
 		{"DueDeliveries at 350", due(350, 10), []*warden.Delivery{d1, d2, d3}},
@@ -1455,7 +1526,7 @@ func testDeliveries(t *testing.T, h Harness) {
 		if err := tx.EnqueueDelivery(d6); err != nil {
 			return err
 		}
-		got, err := tx.Deliveries(incB, 1)
+		got, err := tx.Deliveries(warden.DeliveryFilter{IncidentID: incB, Limit: 1})
 		if err != nil {
 			return err
 		}

@@ -109,6 +109,16 @@ func testReceiptsFilter(t *testing.T, h Harness) {
 					t.Errorf("%s: receipt %d (-appended +listed):\n%s", tt.name, r.Seq, diff)
 				}
 			}
+			// CountReceipts counts what the filters match, whatever the
+			// page's bounds, limit and order.
+			n, err := tx.CountReceipts(tt.f)
+			if err != nil {
+				t.Errorf("%s: CountReceipts: %v", tt.name, err)
+				continue
+			}
+			if want := len(want(warden.ReceiptFilter{Scroll: tt.f.Scroll, Type: tt.f.Type, Tag: tt.f.Tag})); n != uint64(want) {
+				t.Errorf("%s: CountReceipts = %d, want %d", tt.name, n, want)
+			}
 		}
 		_, err := tx.Receipts(warden.ReceiptFilter{Limit: -1})
 		wantCode(t, err, warden.EINVALID)

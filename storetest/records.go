@@ -172,6 +172,32 @@ func testCredentials(t *testing.T, h Harness) {
 		if diff := cmp.Diff([]*warden.Credential{alice, &revokedBob, carl}, list, opts); diff != "" {
 			t.Errorf("Credentials (-want +got):\n%s", diff)
 		}
+		// CredentialsAfter pages the same list by name; CountCredentials
+		// counts it, revoked ones too.
+		if n, err := tx.CountCredentials(); err != nil || n != 3 {
+			t.Errorf("CountCredentials = %d, %v; want 3", n, err)
+		}
+		for _, tt := range []struct {
+			after string
+			limit int
+			want  []*warden.Credential
+		}{
+			{"", 10, []*warden.Credential{alice, &revokedBob, carl}},
+			{"", 2, []*warden.Credential{alice, &revokedBob}},
+			{"alice", 1, []*warden.Credential{&revokedBob}},
+			{"alice", 10, []*warden.Credential{&revokedBob, carl}},
+			{"b", 10, []*warden.Credential{&revokedBob, carl}}, // a position between names
+			{"carl.ops@example", 10, []*warden.Credential{}},
+			{"zz", 10, []*warden.Credential{}},
+		} {
+			got, err := tx.CredentialsAfter(tt.after, tt.limit)
+			if err != nil {
+				return err
+			}
+			if diff := cmp.Diff(tt.want, got, opts); diff != "" || got == nil {
+				t.Errorf("CredentialsAfter(%q, %d) (-want +got), nil %v:\n%s", tt.after, tt.limit, got == nil, diff)
+			}
+		}
 		return nil
 	})
 

@@ -209,9 +209,17 @@ func (e *Env) MustStats(tb testing.TB) *warden.IncidentStats {
 // all), newest first.
 func (e *Env) MustDeliveries(tb testing.TB, id string) []*warden.Delivery {
 	tb.Helper()
-	l, err := e.Recorder.Deliveries(context.Background(), id, 1000)
-	if err != nil {
-		tb.Fatal(err)
+	var out []*warden.Delivery
+	f := warden.DeliveryFilter{IncidentID: id, Limit: warden.MaxPageSize}
+	for {
+		page, err := e.Recorder.Deliveries(context.Background(), f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, page.Items...)
+		if page.Next == nil {
+			return out
+		}
+		f.Before = *page.Next
 	}
-	return l
 }

@@ -24,6 +24,83 @@ func (rec *Recorder) Incident(ctx context.Context, id string) (*warden.Incident,
 
 // Incidents streams incidents matching f (critical first, newest first).
 func (rec *Recorder) Incidents(ctx context.Context, f warden.IncidentFilter, fn func(*warden.Incident) error) error {
+	if err := checkIncidentFilter(f); err != nil {
+		return err
+	}
+	// One snapshot, so every incident appears once and in order even while
+	// severities and states change; held while the client reads, so a
+	// Stream.
+	return rec.core.Stream(ctx, "recorder.Incidents", func(tx warden.ReadTx) error { return tx.Incidents(f, fn) })
+}
+
+// IncidentPage is a page of the incident listing.
+type IncidentPage = warden.Page[*warden.Incident, warden.IncidentCursor]
+
+// ListIncidents returns a page of the incidents matching f (critical
+// first, newest first): at most limit (1 to warden.MaxPageSize; f.Limit is
+// ignored) after f.After, the cursor of the next page if there is one, and
+// the number of incidents matching f, all from one snapshot. The total
+// comes from the stats counters when f filters by nothing, by class alone
+// or by state resolved alone; otherwise it is counted over the index the
+// filter uses, a cost that grows with the incidents matching (about 5 ms
+// per 50,000). EINVALID for an unknown class, state or
+// severity, or a limit out of range.
+func (rec *Recorder) ListIncidents(ctx context.Context, f warden.IncidentFilter, limit int) (*IncidentPage, error) {
+	if err := checkIncidentFilter(f); err != nil {
+		return nil, err
+	}
+	if err := warden.CheckPageLimit(limit); err != nil {
+		return nil, err
+	}
+	f.Limit = limit + 1 // one more says whether a next page exists
+	page := &IncidentPage{Items: make([]*warden.Incident, 0, min(limit, 128))}
+	// A stream: listing reads use the store's stream connections, never
+	// the ones authentication and writes need; the snapshot ends before
+	// the answer is written.
+	err := rec.core.Stream(ctx, "recorder.ListIncidents", func(tx warden.ReadTx) error {
+		total, err := incidentTotal(tx, f)
+		if err != nil {
+			return err
+		}
+		page.Total = &total
+		return tx.Incidents(f, func(i *warden.Incident) error {
+			page.Items = append(page.Items, i)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		last := page.Items[limit-1]
+		page.Next = &warden.IncidentCursor{Rank: last.Severity.Rank(), Number: last.Number}
+	}
+	return page, nil
+}
+
+// incidentTotal counts the incidents matching f's filters: from the stats
+// counters where they hold that number, else over an index.
+func incidentTotal(tx warden.ReadTx, f warden.IncidentFilter) (int64, error) {
+	if f.Severity == "" && (f.Class == "" || f.State == "") && (f.State == "" || f.State == warden.StateResolved) {
+		st, err := tx.IncidentStats()
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case f.Class == "" && f.State == "":
+			return st.TotalIncidents, nil
+		case f.Class != "":
+			return st.ByClass[f.Class], nil
+		default:
+			return st.ResolvedCount, nil
+		}
+	}
+	return tx.CountIncidents(f)
+}
+
+// checkIncidentFilter refuses unknown classes, states and severities.
+func checkIncidentFilter(f warden.IncidentFilter) error {
 	if f.Class != "" {
 		if err := warden.ValidateClass(f.Class); err != nil {
 			return err
@@ -39,10 +116,7 @@ func (rec *Recorder) Incidents(ctx context.Context, f warden.IncidentFilter, fn 
 			return err
 		}
 	}
-	// One snapshot, so every incident appears once and in order even while
-	// severities and states change; held while the client reads, so a
-	// Stream.
-	return rec.core.Stream(ctx, "recorder.Incidents", func(tx warden.ReadTx) error { return tx.Incidents(f, fn) })
+	return nil
 }
 
 // Stats returns the incident counters.
@@ -55,16 +129,38 @@ func (rec *Recorder) Stats(ctx context.Context) (*warden.IncidentStats, error) {
 	return s, err
 }
 
-// PendingRecoveries lists the incomplete recovery requirements.
-func (rec *Recorder) PendingRecoveries(ctx context.Context) ([]*warden.RecoveryRequirement, error) {
-	out := []*warden.RecoveryRequirement{}
+// RecoveryPage is a page of the pending recovery requirements.
+type RecoveryPage = warden.Page[*warden.RecoveryRequirement, warden.RequirementCursor]
+
+// PendingRecoveries returns a page of the incomplete recovery
+// requirements, oldest first: at most limit (1 to warden.MaxPageSize)
+// after the cursor, the next page's cursor if there is one, and how many
+// are pending (counted over an index: the cost grows with them), from one
+// snapshot.
+func (rec *Recorder) PendingRecoveries(ctx context.Context, after *warden.RequirementCursor, limit int) (*RecoveryPage, error) {
+	if err := warden.CheckPageLimit(limit); err != nil {
+		return nil, err
+	}
+	page := &RecoveryPage{}
 	err := rec.core.View(ctx, "recorder.PendingRecoveries", func(tx warden.ReadTx) error {
-		return tx.Requirements(true, func(r *warden.RecoveryRequirement) error {
-			out = append(out, r)
-			return nil
-		})
+		total, err := tx.CountPendingRequirements()
+		if err != nil {
+			return err
+		}
+		page.Total = &total
+		page.Items, err = tx.PendingRequirements(after, limit+1)
+		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		if page.Next, err = page.Items[limit-1].CursorOf(); err != nil {
+			return nil, err
+		}
+	}
+	return page, nil
 }
 
 // Health reports whether the store answers, with incident and receipt

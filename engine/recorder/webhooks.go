@@ -48,17 +48,43 @@ func (rec *Recorder) wake() {
 	}
 }
 
-// Deliveries lists recent webhook deliveries and their outcomes.
-func (rec *Recorder) Deliveries(ctx context.Context, incidentID string, limit int) ([]*warden.Delivery, error) {
-	out := []*warden.Delivery{}
+// DeliveryPage is a page of the webhook deliveries; the cursor is the
+// last delivery's id.
+type DeliveryPage = warden.Page[*warden.Delivery, uint64]
+
+// Deliveries returns a page of webhook deliveries and their outcomes,
+// newest first: at most f.Limit (1 to warden.MaxPageSize) older than
+// f.Before (0: from the newest), of f.IncidentID or all, the next page's
+// cursor if there is one, and how many there are (counted: the cost grows
+// with them), from one snapshot.
+func (rec *Recorder) Deliveries(ctx context.Context, f warden.DeliveryFilter) (*DeliveryPage, error) {
+	if err := warden.CheckPageLimit(f.Limit); err != nil {
+		return nil, err
+	}
+	limit := f.Limit
+	f.Limit++
+	page := &DeliveryPage{Items: []*warden.Delivery{}}
 	err := rec.core.View(ctx, "recorder.Deliveries", func(tx warden.ReadTx) error {
-		l, err := tx.Deliveries(incidentID, limit)
+		total, err := tx.CountDeliveries(f.IncidentID)
+		if err != nil {
+			return err
+		}
+		page.Total = &total
+		l, err := tx.Deliveries(f)
 		if l != nil {
-			out = l
+			page.Items = l
 		}
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		next := page.Items[limit-1].ID
+		page.Next = &next
+	}
+	return page, nil
 }
 
 // DueDeliveries returns up to limit webhook deliveries due at now, oldest

@@ -33,10 +33,11 @@ func TestWebhookFinalFailureReceiptedWithItsRow(t *testing.T) {
 	// and every receipt a failed delivery, and returns the delivery.
 	consistent := func() *warden.Delivery {
 		t.Helper()
-		ds, err := env.Recorder.Deliveries(t.Context(), inc.ID, 10)
-		if err != nil || len(ds) != 1 {
-			t.Fatalf("deliveries %v, %v; want one", ds, err)
+		page, err := env.Recorder.Deliveries(t.Context(), warden.DeliveryFilter{IncidentID: inc.ID, Limit: 10})
+		if err != nil || len(page.Items) != 1 {
+			t.Fatalf("deliveries %v, %v; want one", page, err)
 		}
+		ds := page.Items
 		receipted := 0
 		for _, r := range env.MustReceipts(t, warden.ReceiptFilter{Type: warden.ReceiptWebhookFailed}) {
 			var b struct {
