@@ -284,10 +284,10 @@ type RecoveryRequirement struct {
 func (r *RecoveryRequirement) Missing() []string {
 	var m []string
 	if r.RequireAck && r.AckedAt == "" {
-		m = append(m, "acknowledgment (POST /api/v1/recovery/ack)")
+		m = append(m, "acknowledgment (warden recovery ack, or POST /api/v1/recovery/ack)")
 	}
 	if r.RequireReattest && r.ReAttestedAt == "" {
-		m = append(m, "re-attestation (POST /api/v1/recovery/reattest)")
+		m = append(m, "re-attestation (warden recovery reattest, or POST /api/v1/recovery/reattest)")
 	}
 	return m
 }

@@ -30,8 +30,8 @@ func TestRecoveryNeeds(t *testing.T) {
 
 func TestRecoveryRequirementSettle(t *testing.T) {
 	const (
-		ack      = "acknowledgment (POST /api/v1/recovery/ack)"
-		reattest = "re-attestation (POST /api/v1/recovery/reattest)"
+		ack      = "acknowledgment (warden recovery ack, or POST /api/v1/recovery/ack)"
+		reattest = "re-attestation (warden recovery reattest, or POST /api/v1/recovery/reattest)"
 	)
 	tests := []struct {
 		name                     string

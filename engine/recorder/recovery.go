@@ -199,7 +199,7 @@ func (rec *Recorder) Reattest(ctx context.Context, p *warden.Principal, id strin
 		if !r.RequireReattest {
 			pre = fmt.Errorf("Incident %s does not require re-attestation (only critical, attestation_failure and integrity_violation incidents do).", id)
 		} else if r.AckedAt == "" {
-			pre = fmt.Errorf("Incident %s must be acknowledged (POST /api/v1/recovery/ack) before re-attestation.", id)
+			pre = fmt.Errorf("Incident %s must be acknowledged (warden recovery ack, or POST /api/v1/recovery/ack) before re-attestation.", id)
 		} else if r.ReAttestedAt != "" {
 			pre = fmt.Errorf("Incident %s was already re-attested at %s.", id, r.ReAttestedAt)
 		}
@@ -228,7 +228,7 @@ func (rec *Recorder) Reattest(ctx context.Context, p *warden.Principal, id strin
 			case !req.RequireReattest:
 				pre = fmt.Errorf("Incident %s does not require re-attestation (only critical, attestation_failure and integrity_violation incidents do).", id)
 			case req.AckedAt == "":
-				pre = fmt.Errorf("Incident %s must be acknowledged (POST /api/v1/recovery/ack) before re-attestation.", id)
+				pre = fmt.Errorf("Incident %s must be acknowledged (warden recovery ack, or POST /api/v1/recovery/ack) before re-attestation.", id)
 			case req.ReAttestedAt != "":
 				pre = fmt.Errorf("Incident %s was already re-attested at %s.", id, req.ReAttestedAt)
 			}
