@@ -144,8 +144,10 @@ type WebhookSender struct {
 // lane is one destination's share of Run: its waiting deliveries, the
 // workers (at most webhookLaneParallel) sending them, and its breaker.
 type lane struct {
-	key     string
-	queue   []*warden.Delivery
+	key   string
+	queue []*warden.Delivery
+	// held counts the lane's deliveries, waiting or being sent.
+	held    int
 	workers int
 	// failures counts the destination's failed rounds in a row: the
 	// failure that opened the breaker, then each failed probe. 0: closed.
@@ -160,11 +162,10 @@ type lane struct {
 // while its breaker is closed; while open, one (the probe) once retryAt
 // has come and the lane is empty, else none.
 func (l *lane) room(now time.Time) int {
-	held := l.workers + len(l.queue)
 	switch {
 	case l.failures == 0:
-		return webhookLaneDepth - held
-	case held == 0 && !now.Before(l.retryAt):
+		return webhookLaneDepth - l.held
+	case l.held == 0 && !now.Before(l.retryAt):
 		return 1
 	default:
 		return 0
@@ -280,7 +281,7 @@ func (s *WebhookSender) readLimit(dest string, now time.Time) (limit int, more b
 	if room <= 0 {
 		return 0, true
 	}
-	return l.workers + len(l.queue) + room, true
+	return l.held + room, true
 }
 
 // take queues due deliveries to dest that nobody holds in dest's lane,
@@ -301,6 +302,7 @@ func (s *WebhookSender) take(ctx context.Context, wg *sync.WaitGroup, dest strin
 		}
 		s.held[d.ID] = struct{}{}
 		s.queued++
+		l.held++
 		l.queue = append(l.queue, d)
 		l.probing = l.failures > 0
 		if l.workers < webhookLaneParallel {
@@ -328,7 +330,7 @@ func (s *WebhookSender) forgetIdle(due []string, now time.Time) {
 // retire drops l once it holds nothing and its breaker is closed. s.mu
 // MUST be held.
 func (s *WebhookSender) retire(l *lane) {
-	if l.workers == 0 && len(l.queue) == 0 && l.failures == 0 && s.lanes[l.key] == l {
+	if l.held == 0 && l.workers == 0 && l.failures == 0 && s.lanes[l.key] == l {
 		delete(s.lanes, l.key)
 	}
 }
@@ -360,6 +362,7 @@ func (s *WebhookSender) work(ctx context.Context, l *lane) {
 		s.judge(ctx, l, upd)
 		s.settle(d.ID)
 		s.queued--
+		l.held--
 		s.Wake() // room in this lane
 	}
 }
@@ -406,6 +409,7 @@ func (s *WebhookSender) drop(l *lane) {
 	for _, d := range l.queue {
 		s.settle(d.ID)
 		s.queued--
+		l.held--
 	}
 	clear(l.queue)
 	l.queue = l.queue[:0]
