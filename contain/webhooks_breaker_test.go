@@ -54,6 +54,17 @@ func (c *countingOutbox) RecordDelivery(ctx context.Context, d *warden.Delivery)
 	return err
 }
 
+// rowsRead returns how many deliveries DueDeliveries returned in all.
+func (c *countingOutbox) rowsRead() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, k := range c.rows {
+		n += k
+	}
+	return n
+}
+
 // recorded returns how many outcomes were recorded for url's destination.
 func (c *countingOutbox) recorded(url string) int {
 	c.mu.Lock()
