@@ -314,9 +314,11 @@ func (s *WebhookSender) take(ctx context.Context, wg *sync.WaitGroup, dest strin
 }
 
 // forgetIdle drops the breakers of destinations that have nothing due and
-// whose retry time has come: there is nothing left for them to hold back,
-// and the lanes map stays as small as the set of due destinations. s.mu
-// is taken.
+// whose retry time has come, so the lanes map stays as small as the set of
+// due destinations: such a breaker holds nothing back, and if the
+// destination comes due again and still fails, it costs one more round of
+// sends (at most webhookLaneParallel) before its breaker opens again.
+// s.mu is taken.
 func (s *WebhookSender) forgetIdle(due []string, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

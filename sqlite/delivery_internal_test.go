@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -114,7 +115,7 @@ func mustSchemaAt(t *testing.T, path string, version int) *sql.DB {
 }
 
 // insertOldDelivery writes d as a schema-5 store did: no destination.
-func insertOldDelivery(t *testing.T, raw *sql.DB, d *warden.Delivery) {
+func insertOldDelivery(t *testing.T, raw *sql.Tx, d *warden.Delivery) {
 	t.Helper()
 	res, err := raw.Exec(`INSERT INTO webhook_deliveries (incident_id, status, next_attempt_ns, record) VALUES (?, ?, ?, '{}')`,
 		d.IncidentID, d.Status, d.NextAttemptAt.UnixNano())
@@ -163,19 +164,25 @@ func TestMigrationBackfillsDestinations(t *testing.T) {
 	now := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
 	old := func(url, status string, i int) *warden.Delivery {
 		return &warden.Delivery{Event: warden.EventContainment, URL: url, Payload: json.RawMessage(`{"event":"containment"}`),
-			IncidentID: "INC-1", Status: status, NextAttemptAt: now.Add(time.Duration(i-100) * time.Second), CreatedAt: now}
+			IncidentID: "INC-1", Status: status, NextAttemptAt: now.Add(time.Duration(i-10_000) * time.Second), CreatedAt: now}
+	}
+	// More than two backfill batches of the hanging receiver's, then one
+	// pending and one delivered to the live receiver.
+	tx, err := raw.Begin()
+	if err != nil {
+		t.Fatal(err)
 	}
 	var stuckDs []*warden.Delivery
-	for i := range 40 {
+	for i := range 2*backfillBatch + 40 {
 		d := old(stuck.URL+"/audit", warden.DeliveryPending, i)
-		insertOldDelivery(t, raw, d)
+		insertOldDelivery(t, tx, d)
 		stuckDs = append(stuckDs, d)
 	}
-	liveD := old(live.URL+"/oncall", warden.DeliveryPending, 50)
-	insertOldDelivery(t, raw, liveD)
-	done := old(live.URL+"/oncall", warden.DeliveryDelivered, 51)
-	insertOldDelivery(t, raw, done)
-	if err := raw.Close(); err != nil {
+	liveD := old(live.URL+"/oncall", warden.DeliveryPending, 2*backfillBatch+50)
+	insertOldDelivery(t, tx, liveD)
+	done := old(live.URL+"/oncall", warden.DeliveryDelivered, 2*backfillBatch+51)
+	insertOldDelivery(t, tx, done)
+	if err := errors.Join(tx.Commit(), raw.Close()); err != nil {
 		t.Fatal(err)
 	}
 
