@@ -271,6 +271,11 @@ type GovernanceReader interface {
 	// escalations that are the top of their subject's stack and expired at
 	// now, soonest first.
 	DueEscalations(now time.Time, limit int) ([]*Escalation, error)
+	// CountActiveEscalations counts the active escalations by the profile
+	// they raise to (ToProfile); profiles without one are absent. Servers
+	// read it periodically for their metrics, so its cost MUST NOT grow
+	// with de-escalated history, nor read whole records.
+	CountActiveEscalations() (map[Profile]int64, error)
 	// Budget returns a budget, or ENOTFOUND.
 	Budget(id string) (*Budget, error)
 	// Budgets lists every budget by id.

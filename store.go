@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Store is warden's storage. Every backend (SQLite, PostgreSQL) implements it
-// and passes the conformance suite in package storetest unchanged.
+// Store is warden's storage. The one backend today is SQLite (package
+// sqlite); every backend MUST pass the conformance suite in package
+// storetest unchanged.
 //
 // Guarantees every implementation MUST give:
 //   - Update runs fn in ONE transaction: either every state change and every

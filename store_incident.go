@@ -44,6 +44,17 @@ type IncidentReader interface {
 	// Deliveries returns the most recent webhook deliveries of an incident
 	// ("" for all), newest first, at most limit.
 	Deliveries(incidentID string, limit int) ([]*Delivery, error)
+	// CountOpenIncidents counts the open incidents (IncidentState.IsOpen)
+	// by class and severity, each count with how many of them are latched:
+	// their recovery requirement is incomplete. Classes and severities
+	// without an open incident are absent. Servers read it periodically
+	// for their metrics, so its cost MUST NOT grow with the incidents no
+	// longer open, nor read whole records.
+	CountOpenIncidents() ([]OpenIncidentCount, error)
+	// CountPendingDeliveries counts the webhook deliveries still pending
+	// (the outbox's backlog, due or waiting for a retry). Its cost MUST NOT
+	// grow with the deliveries settled (delivered or failed).
+	CountPendingDeliveries() (int64, error)
 	// Counter returns the current value of a named counter (0 if unused).
 	Counter(name string) (uint64, error)
 	// ReportKey returns the idempotency key a principal gave a report, or
@@ -89,4 +100,14 @@ type IncidentWriter interface {
 	// before, oldest first, and returns how many it deleted. The cost MUST
 	// NOT grow with the number of keys kept.
 	ForgetReportKeys(before time.Time, limit int) (int, error)
+}
+
+// OpenIncidentCount is how many open incidents one class has at one
+// severity, and how many of those are latched: their recovery requirement
+// is incomplete, so they can be neither acknowledged nor resolved yet.
+type OpenIncidentCount struct {
+	Class    string
+	Severity Severity
+	Open     int64
+	Latched  int64
 }

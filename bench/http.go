@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,13 +76,44 @@ type HTTPResult struct {
 	Concurrent        RunResult `json:"concurrent"`    // target ≥ 0.25 × Health's rate, 16 clients
 	// HealthRatio is Concurrent's rate over Health's, measured in the same
 	// run (target ≥ 0.25 for a containing class).
-	HealthRatio    float64    `json:"health_ratio"`
-	AfterPreload   *RunResult `json:"after_preload"` // target: same throughput
-	ExportSeconds  float64    `json:"export_seconds,omitempty"`
-	ExportBytes    int64      `json:"export_bytes,omitempty"`
-	ExportMaxRSSMB float64    `json:"export_max_rss_mb,omitempty"` // target < 150 MB
-	BaselineRSSMB  float64    `json:"rss_before_export_mb,omitempty"`
+	HealthRatio float64 `json:"health_ratio"`
+	// Reads are the operator's reads on the store as it was before the
+	// report runs (target p99 ≤ 5 ms each, at 1,000,000 stored).
+	Reads Reads `json:"reads"`
+	// AfterPreload repeats the runs and the reads once Preload incidents
+	// are stored (target: the same as with none).
+	AfterPreload   *Stage  `json:"after_preload,omitempty"`
+	ExportSeconds  float64 `json:"export_seconds,omitempty"`
+	ExportBytes    int64   `json:"export_bytes,omitempty"`
+	ExportMaxRSSMB float64 `json:"export_max_rss_mb,omitempty"` // target < 150 MB
+	BaselineRSSMB  float64 `json:"rss_before_export_mb,omitempty"`
 }
+
+// Reads times an operator's reads, one client, ReadSamples each: the
+// first page of 100 incidents, the stats, and one incident by id (ids
+// sampled from the reports the benchmark made).
+type Reads struct {
+	Stored     int64     `json:"stored_incidents"`
+	List100    RunResult `json:"list_100"`
+	Stats      RunResult `json:"stats"`
+	OneByID    RunResult `json:"one_incident"`
+	SampledIDs int       `json:"sampled_ids"`
+}
+
+// Stage is the report runs and the reads at one store size.
+type Stage struct {
+	Single      RunResult `json:"single_client"`
+	Concurrent  RunResult `json:"concurrent"`
+	HealthRatio float64   `json:"health_ratio"`
+	Reads       Reads     `json:"reads"`
+}
+
+// ReadSamples is how many times Reads times each read.
+const ReadSamples = 500
+
+// PreloadClass is the class Preload reports: one whose containment calls
+// no target, so a million are stored in minutes.
+const PreloadClass = "forbidden_airlock_request"
 
 type loadClient struct {
 	o      HTTPOptions
@@ -88,7 +121,13 @@ type loadClient struct {
 	seq    atomic.Int64
 	report []byte
 	failed atomic.Int64 // reports answered containment_failed
+
+	idMu sync.Mutex
+	ids  []string // every idEvery-th reported incident's id, for Reads
 }
+
+// idEvery spaces the ids kept for Reads over the whole store.
+const idEvery = 997
 
 func (c *loadClient) do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
 	var r io.Reader
@@ -128,7 +167,67 @@ func (c *loadClient) reportOnce(ctx context.Context) (time.Duration, error) {
 	if bytes.Contains(answer, []byte(`"state":"containment_failed"`)) {
 		c.failed.Add(1)
 	}
+	if n%idEvery == 1 {
+		var inc struct{ ID string }
+		if json.Unmarshal(answer, &inc) == nil && inc.ID != "" {
+			c.idMu.Lock()
+			c.ids = append(c.ids, inc.ID)
+			c.idMu.Unlock()
+		}
+	}
 	return lat, nil
+}
+
+// getOnce times one GET of path, which must answer 200.
+func (c *loadClient) getOnce(ctx context.Context, path string) (time.Duration, error) {
+	t0 := time.Now()
+	resp, err := c.do(ctx, "GET", path, nil)
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: HTTP %d", path, resp.StatusCode)
+	}
+	return time.Since(t0), nil
+}
+
+// reads times the operator's reads (see Reads).
+func (c *loadClient) reads(ctx context.Context, w io.Writer) (Reads, error) {
+	r := Reads{Stored: c.stored(ctx)}
+	c.idMu.Lock()
+	ids := slices.Clone(c.ids)
+	c.idMu.Unlock()
+	r.SampledIDs = len(ids)
+	var k atomic.Int64
+	for _, read := range []struct {
+		name string
+		out  *RunResult
+		path func() string
+	}{
+		{"GET /api/v1/incidents?limit=100", &r.List100, func() string { return "/api/v1/incidents?limit=100" }},
+		{"GET /api/v1/stats", &r.Stats, func() string { return "/api/v1/stats" }},
+		{"GET /api/v1/incidents/get?id=…", &r.OneByID, func() string {
+			return "/api/v1/incidents/get?id=" + url.QueryEscape(ids[int(k.Add(1))%len(ids)])
+		}},
+	} {
+		if read.out == &r.OneByID && len(ids) == 0 {
+			continue
+		}
+		res, err := c.drive(ctx, 1, 24*time.Hour, ReadSamples, func(ctx context.Context) (time.Duration, error) {
+			return c.getOnce(ctx, read.path())
+		})
+		if err != nil {
+			return r, err
+		}
+		*read.out = res
+		fmt.Fprintf(w, "  %s: p50 %.3f ms, p99 %.3f ms\n", read.name, res.P50Ms, res.P99Ms)
+	}
+	return r, nil
 }
 
 func (c *loadClient) healthOnce(ctx context.Context) (time.Duration, error) {
@@ -233,6 +332,36 @@ func (c *loadClient) rssMB(ctx context.Context) float64 {
 	return 0
 }
 
+// stage measures the store as it is: the reads, then reports from one
+// client and from o.Clients, each for o.Duration.
+func (c *loadClient) stage(ctx context.Context, w io.Writer, o HTTPOptions, health RunResult) (Stage, error) {
+	var st Stage
+	var err error
+	stored := c.stored(ctx)
+	fmt.Fprintf(w, "reads with %d stored, 1 client, %d each ...\n", stored, ReadSamples)
+	if st.Reads, err = c.reads(ctx, w); err != nil {
+		return st, err
+	}
+	fmt.Fprintf(w, "%s reports, 1 client for %s ...\n", o.Class, o.Duration)
+	if st.Single, err = c.run(ctx, 1, o.Duration, 0); err != nil {
+		return st, err
+	}
+	st.Single.StoredFrom = stored
+	fmt.Fprintf(w, "  %.0f reports/s, p50 %.3f ms, p99 %.3f ms\n", st.Single.PerSec, st.Single.P50Ms, st.Single.P99Ms)
+	fmt.Fprintf(w, "%s reports, %d clients for %s ...\n", o.Class, o.Clients, o.Duration)
+	stored = c.stored(ctx)
+	if st.Concurrent, err = c.run(ctx, o.Clients, o.Duration, 0); err != nil {
+		return st, err
+	}
+	st.Concurrent.StoredFrom = stored
+	if health.PerSec > 0 {
+		st.HealthRatio = st.Concurrent.PerSec / health.PerSec
+	}
+	fmt.Fprintf(w, "  %.0f reports/s, p50 %.3f ms, p99 %.3f ms (%d stored before); %.2f × /health\n", st.Concurrent.PerSec, st.Concurrent.P50Ms,
+		st.Concurrent.P99Ms, stored, st.HealthRatio)
+	return st, nil
+}
+
 // HTTP runs the load generator and prints progress to w.
 func HTTP(ctx context.Context, o HTTPOptions, w io.Writer) (*HTTPResult, error) {
 	res := &HTTPResult{}
@@ -283,45 +412,30 @@ func HTTP(ctx context.Context, o HTTPOptions, w io.Writer) (*HTTPResult, error) 
 	}
 	fmt.Fprintf(w, "  %.0f/s, p50 %.3f ms, p99 %.3f ms\n", res.Health.PerSec, res.Health.P50Ms, res.Health.P99Ms)
 
-	fmt.Fprintf(w, "1 client for %s ...\n", o.Duration)
-	res.Single.StoredFrom = c.stored(ctx)
-	if res.Single, err = c.run(ctx, 1, o.Duration, 0); err != nil {
+	stage, err := c.stage(ctx, w, o, res.Health)
+	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(w, "  %.0f reports/s, p50 %.3f ms, p99 %.3f ms\n", res.Single.PerSec, res.Single.P50Ms, res.Single.P99Ms)
-
-	fmt.Fprintf(w, "%d clients for %s ...\n", o.Clients, o.Duration)
-	stored := c.stored(ctx)
-	if res.Concurrent, err = c.run(ctx, o.Clients, o.Duration, 0); err != nil {
-		return nil, err
-	}
-	res.Concurrent.StoredFrom = stored
-	if res.Health.PerSec > 0 {
-		res.HealthRatio = res.Concurrent.PerSec / res.Health.PerSec
-	}
-	fmt.Fprintf(w, "  %.0f reports/s, p50 %.3f ms, p99 %.3f ms (%d stored before); %.2f × /health\n", res.Concurrent.PerSec, res.Concurrent.P50Ms,
-		res.Concurrent.P99Ms, stored, res.HealthRatio)
+	res.Single, res.Concurrent, res.HealthRatio, res.Reads = stage.Single, stage.Concurrent, stage.HealthRatio, stage.Reads
 	if res.ContainmentFailed = c.failed.Load(); res.ContainmentFailed > 0 {
 		fmt.Fprintf(w, "  WARNING: %d reports were containment_failed: the server's targets do not all answer, so this did not measure the containing path (run without --url, or point the server's targets at an always-200 service)\n", res.ContainmentFailed)
 	}
 
 	if o.Preload > 0 {
-		fmt.Fprintf(w, "preloading %d incidents with 32 clients ...\n", o.Preload)
+		fmt.Fprintf(w, "preloading %d %s incidents with 32 clients ...\n", o.Preload, PreloadClass)
 		t0 := time.Now()
-		pre, err := c.run(ctx, 32, 24*time.Hour, int64(o.Preload))
+		c.o.Class = PreloadClass
+		r, err := c.run(ctx, 32, 24*time.Hour, int64(o.Preload))
+		c.o.Class = o.Class
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(w, "  %d in %s (%.0f/s)\n", pre.Requests, time.Since(t0).Round(time.Second), pre.PerSec)
-		stored := c.stored(ctx)
-		fmt.Fprintf(w, "%d clients for %s with %d stored ...\n", o.Clients, o.Duration, stored)
-		after, err := c.run(ctx, o.Clients, o.Duration, 0)
+		fmt.Fprintf(w, "  %d in %s (%.0f/s)\n", r.Requests, time.Since(t0).Round(time.Second), r.PerSec)
+		after, err := c.stage(ctx, w, o, res.Health)
 		if err != nil {
 			return nil, err
 		}
-		after.StoredFrom = stored
 		res.AfterPreload = &after
-		fmt.Fprintf(w, "  %.0f reports/s, p50 %.3f ms, p99 %.3f ms\n", after.PerSec, after.P50Ms, after.P99Ms)
 	}
 
 	if o.Export {

@@ -32,6 +32,9 @@ type LedgerOptions struct {
 	Serial     int           // appends in the single-writer latency run (default 2000)
 	ProofLog   uint64        // log size for the inclusion proof run (default 1,000,000)
 	ProofCount int           // proofs to time (default 2000)
+	// Busy keeps this many cores busy in other processes for the whole
+	// run (Spin), as a neighbour on a shared machine would.
+	Busy int
 }
 
 // LedgerResult holds the measurements, with the issue's targets.
@@ -46,6 +49,7 @@ type LedgerResult struct {
 	ProofP50Ms         float64 `json:"inclusion_proof_p50_ms"`     //
 	ProofP99Ms         float64 `json:"inclusion_proof_p99_ms"`     // target ≤ 1 ms
 	AvgCommitBatchSize float64 `json:"avg_group_commit_batch_ops"` //
+	BusyProcesses      int     `json:"busy_processes"`             // cores kept busy by other processes meanwhile
 }
 
 // benchBody is a typical receipt body (~300 bytes canonical).
@@ -112,7 +116,15 @@ func Ledger(ctx context.Context, o LedgerOptions, w io.Writer) (*LedgerResult, e
 		defer os.RemoveAll(d)
 		o.Dir = d
 	}
-	res := &LedgerResult{Writers: o.Writers}
+	res := &LedgerResult{Writers: o.Writers, BusyProcesses: o.Busy}
+	if o.Busy > 0 {
+		stop, err := startBusy(o.Busy)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		fmt.Fprintf(w, "%d busy process(es) spinning a core each for the whole run\n", o.Busy)
+	}
 	var commits, ops atomic.Int64
 	st, err := sqlite.Open(filepath.Join(o.Dir, "bench.db"), sqlite.Options{OnCommit: func(n int, _ time.Duration) {
 		commits.Add(1)

@@ -124,6 +124,9 @@ func TestServeOnAFullDisk(t *testing.T) {
 		!strings.Contains(mustJSON(t, h.body["degraded"]), warden.CauseStorageUnavailable) {
 		t.Fatalf("health on a full disk: %d %v; want 503 degraded naming %s", h.status, h.body, warden.CauseStorageUnavailable)
 	}
+	if v := scrape(t, s.URL)["warden_storage_degraded"]; v != 1 {
+		t.Fatalf("warden_storage_degraded on a full disk: %v, want 1", v)
+	}
 	const flood = 200
 	for range flood {
 		unavailable(call("POST", "/api/v1/incidents/report", "", report), "a report")
@@ -157,6 +160,9 @@ func TestServeOnAFullDisk(t *testing.T) {
 		return call("GET", "/api/v1/incidents/get?id="+id, "", nil).body["state"] == "contained"
 	})
 	t.Logf("healthy and the held containment recorded %s after space was freed", time.Since(freed).Round(time.Millisecond))
+	if v := scrape(t, s.URL)["warden_storage_degraded"]; v != 0 {
+		t.Fatalf("warden_storage_degraded once space is freed: %v, want 0", v)
+	}
 	if a := call("POST", "/api/v1/incidents/report", "retry-me", report); a.status != http.StatusOK || a.body["id"] != id || a.body["state"] != "contained" {
 		t.Fatalf("retry with the key after recovery: %d %v", a.status, a.body)
 	}

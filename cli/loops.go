@@ -23,7 +23,7 @@ type loop struct {
 // requests. Every one of them works from durable state (the outbox, pending
 // containment, stored deadlines, the log), so a crash loses none of their
 // work: the next start picks it up.
-func serverLoops(l *local, sender *contain.WebhookSender, interrupted []string, integrityEvery time.Duration) []loop {
+func serverLoops(l *local, sender *contain.WebhookSender, interrupted []string, integrityEvery, metricsEvery time.Duration) []loop {
 	core, rec, gov := l.core, l.rec, l.gov
 	log := core.Logger()
 	loops := []loop{
@@ -83,6 +83,12 @@ func serverLoops(l *local, sender *contain.WebhookSender, interrupted []string, 
 			return err
 		}},
 	}
+	if metricsEvery > 0 {
+		// The gauges that need a store read (open and latched incidents,
+		// the webhook backlog, active escalations, budgets) are refreshed
+		// here, so a scrape never reads the store.
+		loops = append(loops, loop{name: "metrics", every: metricsEvery, run: l.refreshMetrics})
+	}
 	if integrityEvery > 0 {
 		monitor := &warden.Principal{Name: "warden:integrity-monitor", Roles: []warden.Role{warden.RoleAdmin}}
 		loops = append(loops, loop{name: "integrity-scan", every: integrityEvery, run: func(ctx context.Context) error {
@@ -130,4 +136,13 @@ func runLoops(ctx context.Context, loops []loop, log *slog.Logger) (wait func())
 		}()
 	}
 	return wg.Wait
+}
+
+// refreshMetrics sets the gauges that need a store read (recorder and
+// governor RefreshMetrics).
+func (l *local) refreshMetrics(ctx context.Context) error {
+	if err := l.rec.RefreshMetrics(ctx); err != nil {
+		return err
+	}
+	return l.gov.RefreshMetrics(ctx)
 }

@@ -83,6 +83,7 @@ func (e *env) printInit(dir *datadir.Dir, cred *engine.NewCredential) error {
 type serveFlags struct {
 	policy            string
 	integrityInterval time.Duration
+	metricsInterval   time.Duration
 	integrityRoots    []string
 	integrityTimeout  time.Duration
 	mirror            string
@@ -94,6 +95,7 @@ type serveFlags struct {
 	dev               bool
 	drill             bool
 	logLevel          string
+	logFormat         string
 	readyFile         string
 	tlsCert, tlsKey   string
 	tlsClientCA       string
@@ -133,10 +135,12 @@ that it runs in dev mode.`,
 	fl.BoolVar(&f.dev, "dev", false, "local trial mode: loopback only, unauthenticated requests act as principal dev")
 	fl.BoolVar(&f.drill, "drill", os.Getenv("DRILL_MODE") == "1", "drill mode: containment dry-run, DRILL/* tags (env DRILL_MODE=1)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", envOr("WARDEN_LOG_FORMAT", logFormatAuto), "auto, json or text: auto writes text when stderr is a terminal, JSON lines otherwise (env WARDEN_LOG_FORMAT)")
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the bound address to this file once serving (for tests and supervisors)")
 	fl.StringVar(&f.policy, "policy", os.Getenv("WARDEN_POLICY"), "containment policy YAML (default DATA/containment.yaml if present, else the runbook's built-in table; env WARDEN_POLICY)")
 	fl.DurationVar(&f.integrityInterval, "integrity-interval", time.Minute, "how often to scan the integrity baseline (0 disables the periodic scan)")
 	fl.StringArrayVar(&f.integrityRoots, "integrity-root", filepath.SplitList(os.Getenv("WARDEN_INTEGRITY_ROOTS")), "a directory the integrity monitor may read; baselines may watch only paths beneath one (repeatable; none: no baseline can be recorded; env WARDEN_INTEGRITY_ROOTS, "+string(filepath.ListSeparator)+"-separated)")
+	fl.DurationVar(&f.metricsInterval, "metrics-interval", 10*time.Second, "how often the metrics that need a store read (open and latched incidents, webhook backlog, active escalations, budgets) are refreshed; a scrape reads the last values (0 disables the refresh)")
 	fl.DurationVar(&f.integrityTimeout, "integrity-timeout", integrity.DefaultTimeout, "time bound of one integrity baseline or scan")
 	fl.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file (performance work)")
 	_ = fl.MarkHidden("cpuprofile")
@@ -156,9 +160,13 @@ func (e *env) serve(f serveFlags) error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
-	// Repeated warnings and errors (a full disk fails every write) are
-	// sampled, with counts (loglimit.go).
-	limited := newLimitHandler(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}), time.Now)
+	// Text for a person at a terminal, JSON for a collector; repeated
+	// warnings and errors (a full disk fails every write) are sampled,
+	// with counts (loglimit.go).
+	limited, err := newLogHandler(e.stderr, f.logFormat, level, time.Now)
+	if err != nil {
+		return usageError{err}
+	}
 	defer limited.Flush()
 	logger := slog.New(limited)
 	if f.cpuprofile != "" {
@@ -195,6 +203,31 @@ func (e *env) serve(f serveFlags) error {
 			return usageError{fmt.Errorf("%s must be positive", l.flag)}
 		}
 	}
+	// Bind before anything else happens: a busy port must fail before a
+	// data directory is created and its one-time admin token printed
+	// (and burnt). Connections wait in the backlog until Serve below.
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", f.addr, err)
+	}
+	defer ln.Close() // Serve owns it once started; closing twice is harmless
+	addr := ln.Addr().String()
+	// A dev trial follows the runbook verbatim, step 10 included, unless
+	// told otherwise; asked for explicitly, the ports are required.
+	var compatLns []net.Listener
+	if f.compatPorts || (f.dev && !f.compatSet) {
+		if compatLns, err = listenCompat(f.addr); err != nil {
+			if f.compatPorts {
+				return err
+			}
+			logger.Warn("dev mode serves without the runbook's step 10 ports (--compat-ports)", "err", err)
+		}
+	}
+	defer func() {
+		for _, l := range compatLns {
+			l.Close()
+		}
+	}()
 	dir, fresh, err := e.openServeDir(logger)
 	if err != nil {
 		return err
@@ -215,6 +248,7 @@ func (e *env) serve(f serveFlags) error {
 		metrics.CommitBatchSeconds.Observe(d.Seconds())
 	}}, func(c *stack.Config) {
 		c.Core.Dev, c.Core.Drill, c.Core.Metrics = f.dev, f.drill, metrics
+		c.Recorder.Registry, c.Governor.Registry = reg, reg
 		c.Recorder.HMACKey = dir.HMACKey
 		optErr = containmentOptions(c, policyPath, logger, f.integrityRoots, f.integrityTimeout)
 		if optErr == nil && f.governance != "" {
@@ -281,11 +315,6 @@ func (e *env) serve(f serveFlags) error {
 		}
 	}
 
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", f.addr, err)
-	}
-	addr := ln.Addr().String()
 	if f.dev {
 		logger.Warn("DEV MODE: unauthenticated requests act as principal \"dev\" with every role; never use this outside a local trial", "addr", addr)
 	}
@@ -298,13 +327,11 @@ func (e *env) serve(f serveFlags) error {
 	}
 	if writable {
 		if err := rec.RecordPolicy(e.ctx, source); err != nil {
-			ln.Close()
 			return err
 		}
 		// Start receipts the start and checkpoints everything before it.
 		if _, err := core.Start(e.ctx, engine.StartInfo{Version: Version, Addr: addr, TLS: tlsCfg != nil, MutualTLS: f.tlsClientCA != "",
 			InsecurePlaintext: f.insecurePlaintext}); err != nil {
-			ln.Close()
 			return err
 		}
 	}
@@ -312,8 +339,12 @@ func (e *env) serve(f serveFlags) error {
 	// arrive, so each incident is contained by exactly one party.
 	interrupted, err := rec.InterruptedContainment(e.ctx)
 	if err != nil {
-		ln.Close()
 		return err
+	}
+
+	// The first scrape already sees the store's gauges.
+	if err := l.refreshMetrics(e.ctx); err != nil {
+		logger.Error("refreshing metrics", "err", err)
 	}
 
 	api := wardenhttp.NewServer(wardenhttp.Options{Core: core, Recorder: rec, Governor: gov, Logger: logger, Registry: reg,
@@ -339,20 +370,9 @@ func (e *env) serve(f serveFlags) error {
 		}
 	}
 
-	// A dev trial follows the runbook verbatim, step 10 included, unless
-	// told otherwise; asked for explicitly, the ports are required.
-	var compat []*http.Server
-	if f.compatPorts || (f.dev && !f.compatSet) {
-		if compat, err = serveCompat(f.addr, api, tlsCfg, logger); err != nil {
-			if f.compatPorts {
-				srv.Close()
-				return err
-			}
-			logger.Warn("dev mode serves without the runbook's step 10 ports (--compat-ports)", "err", err)
-		}
-	}
+	compat := serveCompat(compatLns, api, tlsCfg, logger)
 
-	waitBG := runLoops(bg, serverLoops(l, sender, interrupted, f.integrityInterval), logger)
+	waitBG := runLoops(bg, serverLoops(l, sender, interrupted, f.integrityInterval, f.metricsInterval), logger)
 
 	select {
 	case <-e.ctx.Done():
@@ -430,25 +450,38 @@ func requireLoopback(addr string) error {
 	return nil
 }
 
-// serveCompat answers the runbook's step 10 on the reference ports: GET
-// /api/v1/state on :8505 is the attestation state, on :8510 the integrity
-// state (same host as --addr).
-func serveCompat(addr string, api *wardenhttp.Server, tlsCfg *tls.Config, logger *slog.Logger) ([]*http.Server, error) {
+// compatPaths are the runbook's step 10 ports (same host as --addr) and
+// what GET /api/v1/state answers on each: the attestation state on :8505,
+// the integrity state on :8510.
+var compatPaths = []struct{ port, path string }{{"8505", "/api/v1/attestation/state"}, {"8510", "/api/v1/integrity/state"}}
+
+// listenCompat binds the compat ports, in compatPaths order, or none.
+func listenCompat(addr string) ([]net.Listener, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	var out []*http.Server
-	for _, c := range []struct{ port, path string }{{"8505", "/api/v1/attestation/state"}, {"8510", "/api/v1/integrity/state"}} {
+	var out []net.Listener
+	for _, c := range compatPaths {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, c.port))
 		if err != nil {
-			for _, s := range out {
-				s.Close()
+			for _, l := range out {
+				l.Close()
 			}
 			return nil, fmt.Errorf("--compat-ports: %w", err)
 		}
+		out = append(out, ln)
+	}
+	return out, nil
+}
+
+// serveCompat answers the runbook's step 10 on the listeners listenCompat
+// bound.
+func serveCompat(lns []net.Listener, api *wardenhttp.Server, tlsCfg *tls.Config, logger *slog.Logger) []*http.Server {
+	var out []*http.Server
+	for i, ln := range lns {
 		mux := http.NewServeMux()
-		path := c.path
+		path := compatPaths[i].path
 		mux.HandleFunc("/api/v1/state", func(w http.ResponseWriter, r *http.Request) {
 			r2 := r.Clone(r.Context())
 			r2.URL.Path = path
@@ -459,8 +492,8 @@ func serveCompat(addr string, api *wardenhttp.Server, tlsCfg *tls.Config, logger
 			ln = tls.NewListener(ln, tlsCfg)
 		}
 		go s.Serve(ln)
-		logger.Info("compat port serving", "addr", ln.Addr().String(), "answers", c.path)
+		logger.Info("compat port serving", "addr", ln.Addr().String(), "answers", path)
 		out = append(out, s)
 	}
-	return out, nil
+	return out
 }

@@ -115,6 +115,11 @@ func New(o Options) (*Core, error) {
 		known:   o.Verifiers,
 		pubkey:  o.PublicKey,
 	}
+	if o.Metrics != nil {
+		if err := o.Metrics.bind(e); err != nil {
+			return nil, fmt.Errorf("engine.New: %w", err)
+		}
+	}
 	e.authFail = newFloodLimiter(o.AuthFailureRate, o.AuthFailureBurst, o.Clock)
 	e.denials = newFloodLimiter(o.DenialRate, o.DenialBurst, o.Clock)
 	return e, nil

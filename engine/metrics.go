@@ -1,10 +1,20 @@
 package engine
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	warden "github.com/warden-sh/warden"
+)
 
 // Metrics are the engine's Prometheus collectors, registered on an injected
-// registry (never the global one).
+// registry (never the global one). Counters are maintained as the events
+// happen; the core's state gauges (registered when a Core is built on
+// these Metrics) read its memory at scrape time, never the store.
 type Metrics struct {
+	// Receipts counts every receipt a committed Update wrote, a denial's
+	// included (op.go countReceipts): its sum grows exactly as the log
+	// does through this process.
 	Receipts           *prometheus.CounterVec
 	AuthFailures       *prometheus.CounterVec
 	AuthSuppressed     prometheus.Counter
@@ -14,11 +24,14 @@ type Metrics struct {
 	CommitBatchOps     prometheus.Histogram
 	CommitBatchSeconds prometheus.Histogram
 	Unavailable        prometheus.Counter
+
+	reg prometheus.Registerer
 }
 
 // NewMetrics creates the engine's collectors and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		reg: reg,
 		Receipts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_receipts_written_total", Help: "Receipts written by this process, by scroll.",
 		}, []string{"scroll"}),
@@ -53,8 +66,42 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (e *Core) countReceipt(scroll string) {
-	if e.metrics != nil {
-		e.metrics.Receipts.WithLabelValues(scroll).Inc()
+// ledgerStates are the values of warden_ledger_verification_state's label.
+var ledgerStates = []string{warden.LedgerUnchecked, warden.LedgerVerifying, warden.LedgerVerified, warden.LedgerTampered, warden.LedgerAccepted}
+
+// bind registers the gauges of e's own state on m's registry: the startup
+// verification (Core.Ledger) and storage degradation. They read memory at
+// scrape time, so a scrape costs no store read. A Metrics binds one Core.
+func (m *Metrics) bind(e *Core) error {
+	var cs []prometheus.Collector
+	for _, st := range ledgerStates {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "warden_ledger_verification_state", ConstLabels: prometheus.Labels{"state": st},
+			Help: "The startup verification of the log and state tables: 1 for the state it is in (unchecked, verifying, verified, tampered: writes refused, accepted: an operator accepted a failure), 0 for the others.",
+		}, func() float64 { return b2f(e.Ledger().State == st) }))
 	}
+	cs = append(cs,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "warden_ledger_verification_checked_receipts", Help: "Receipts the startup verification has checked so far (of warden_ledger_verification_total_receipts).",
+		}, func() float64 { return float64(e.Ledger().Checked) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "warden_ledger_verification_total_receipts", Help: "Receipts the startup verification has to check.",
+		}, func() float64 { return float64(e.Ledger().Total) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "warden_storage_degraded", Help: "1 while writes are refused for lack of storage (from the first refusal until a probe commits again; /health is 503 meanwhile), else 0.",
+		}, func() float64 { return b2f(e.storage.current() != nil) }),
+	)
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return fmt.Errorf("engine metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

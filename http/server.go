@@ -235,22 +235,18 @@ func (s *Server) dispatch(pattern string, byMethod map[string]*route) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK, rc: http.NewResponseController(w), idle: s.idle, minRate: s.minRate}
+		acc, _ := r.Context().Value(accessKey{}).(*access)
+		if acc != nil {
+			acc.route = routeName(pattern, r)
+		}
 		var principal string
 		defer func() {
 			d := time.Since(start)
 			s.requests.WithLabelValues(pattern, r.Method, strconv.Itoa(sw.status)).Inc()
 			s.latency.WithLabelValues(pattern).Observe(d.Seconds())
-			level := slog.LevelDebug
-			switch {
-			case sw.status == http.StatusServiceUnavailable:
-				level = slog.LevelWarn // unavailable (storage full): the cause is logged once where it is met
-			case sw.status >= 500:
-				level = slog.LevelError
-			case sw.status >= 400:
-				level = slog.LevelInfo
+			if acc != nil {
+				acc.principal = principal
 			}
-			s.log.Log(r.Context(), level, "http request", "method", r.Method, "route", pattern,
-				"status", sw.status, "duration", d, "principal", principal)
 		}()
 		rt, ok := byMethod[r.Method]
 		if !ok && r.Method == http.MethodHead {
@@ -359,7 +355,15 @@ func remoteHost(r *http.Request) string {
 // reached a loopback listener under a foreign Host name: a page on
 // another site that rebinds its name to 127.0.0.1 would otherwise read
 // the API, forensic bundles included, from the victim's browser.
+//
+// Every request, mounted handlers' included, gets one access line (log.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	acc := &access{}
+	aw := &accessWriter{ResponseWriter: w, status: http.StatusOK}
+	r = r.WithContext(context.WithValue(r.Context(), accessKey{}, acc))
+	defer s.logAccess(r, aw, acc, start)
+	w = aw
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if s.core.Dev() && rebinding(r) {

@@ -113,6 +113,32 @@ func (r *reader) ActiveEscalations(subject string) ([]*warden.Escalation, error)
 	return listRecords[warden.Escalation](r, "ActiveEscalations", sqlSubjectEscalations, subject)
 }
 
+// CountActiveEscalations counts the active escalations by profile, from
+// the partial index escalations_active alone (depth is ToProfile's rank).
+func (r *reader) CountActiveEscalations() (map[warden.Profile]int64, error) {
+	rows, err := r.q.query("SELECT depth, COUNT(*) FROM escalations WHERE active = 1 GROUP BY depth")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.CountActiveEscalations: %w", err)
+	}
+	defer rows.Close()
+	out := map[warden.Profile]int64{}
+	for rows.Next() {
+		var depth int
+		var n int64
+		if err := rows.Scan(&depth, &n); err != nil {
+			return nil, fmt.Errorf("sqlite.CountActiveEscalations: %w", err)
+		}
+		if depth < 1 || depth > len(warden.Profiles) {
+			return nil, fmt.Errorf("sqlite.CountActiveEscalations: depth %d out of range", depth)
+		}
+		out[warden.Profiles[depth-1]] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite.CountActiveEscalations: %w", err)
+	}
+	return out, nil
+}
+
 // sqlDueEscalations walks escalations_due (active, auto-de-escalating
 // escalations with a TTL) in expiry order and keeps those with no active
 // hop above them, probing escalations_active once per candidate. Inactive

@@ -46,19 +46,6 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// NextCounter increments and returns a named counter.
-func (t *writeTx) NextCounter(name string) (uint64, error) {
-	if err := t.check(); err != nil {
-		return 0, err
-	}
-	var v uint64
-	if err := t.q.queryRow(`INSERT INTO counters (name, value) VALUES (?, 1)
-		ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`, name).Scan(&v); err != nil {
-		return 0, t.failed("NextCounter", err)
-	}
-	return v, nil
-}
-
 // Counter returns a counter's current value.
 func (r *reader) Counter(name string) (uint64, error) {
 	var v uint64
@@ -69,25 +56,6 @@ func (r *reader) Counter(name string) (uint64, error) {
 		return 0, fmt.Errorf("sqlite.Counter: %w", err)
 	}
 	return v, nil
-}
-
-// applyStats adds the deltas in one statement (one per distinct count of
-// keys, prepared once).
-func (t *writeTx) applyStats(d map[string]int64) error {
-	if len(d) == 0 {
-		return nil
-	}
-	args := make([]any, 0, 2*len(d))
-	for k, n := range d {
-		args = append(args, k, n)
-	}
-	q := "INSERT INTO incident_stats (key, n) VALUES (?, ?)" + strings.Repeat(", (?, ?)", len(d)-1) +
-		" ON CONFLICT (key) DO UPDATE SET n = n + excluded.n"
-	if _, err := t.q.exec(q, args...); err != nil {
-		return err
-	}
-	t.counts.add(d)
-	return nil
 }
 
 // CreateIncident stores a new incident and updates the counters.
@@ -119,9 +87,8 @@ func (t *writeTx) CreateIncident(i *warden.Incident) error {
 	} else if n == 0 {
 		return warden.Errorf(warden.ECONFLICT, "Incident %s (number %d) already exists.", i.ID, i.Number)
 	}
-	if err := t.applyStats(warden.StatsDelta(nil, i)); err != nil {
-		return t.failed("CreateIncident", err)
-	}
+	t.addStats(warden.StatsDelta(nil, i))
+	t.remember(i)
 	return nil
 }
 
@@ -133,7 +100,7 @@ func (t *writeTx) UpdateIncident(i *warden.Incident) error {
 	if err := validIncident(i); err != nil {
 		return err
 	}
-	old, err := t.Incident(i.ID)
+	old, err := t.stored(i.ID)
 	if err != nil {
 		return err
 	}
@@ -148,9 +115,8 @@ func (t *writeTx) UpdateIncident(i *warden.Incident) error {
 		i.Severity.Rank(), string(i.State), boolInt(i.ContainmentPending), string(rec), i.ID); err != nil {
 		return t.failed("UpdateIncident", err)
 	}
-	if err := t.applyStats(warden.StatsDelta(old, i)); err != nil {
-		return t.failed("UpdateIncident", err)
-	}
+	t.addStats(warden.StatsDelta(old, i))
+	t.remember(i)
 	return nil
 }
 
@@ -261,6 +227,15 @@ func (r *reader) CountIncidentsIn(class string, from, to time.Time, limit int) (
 
 // IncidentStats returns the counters.
 func (r *reader) IncidentStats() (*warden.IncidentStats, error) {
+	c, err := r.statCounters()
+	if err != nil {
+		return nil, err
+	}
+	return warden.StatsFromCounters(c), nil
+}
+
+// statCounters reads the stored incident counters.
+func (r *reader) statCounters() (map[string]int64, error) {
 	rows, err := r.q.query("SELECT key, n FROM incident_stats")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite.IncidentStats: %w", err)
@@ -278,7 +253,7 @@ func (r *reader) IncidentStats() (*warden.IncidentStats, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite.IncidentStats: %w", err)
 	}
-	return warden.StatsFromCounters(c), nil
+	return c, nil
 }
 
 // PutRequirement creates or replaces a recovery requirement.
@@ -597,4 +572,51 @@ func (r *reader) EachReportKey(fn func(*warden.ReportKey) error) error {
 		}
 		last = []any{page[len(page)-1].Principal, page[len(page)-1].Key}
 	}
+}
+
+// sqlOpenIncidentCounts walks incidents_state_order for the three open
+// states (one row lookup each for the class) and probes each one's
+// requirement by its key: the cost grows with the open incidents only.
+const sqlOpenIncidentCounts = `SELECT i.class, i.severity_rank, COUNT(*), COUNT(r.incident_id)
+	FROM incidents AS i
+	LEFT JOIN recovery_requirements AS r ON r.incident_id = i.id AND r.complete = 0
+	WHERE i.state IN ('open', 'contained', 'containment_failed')
+	GROUP BY i.class, i.severity_rank
+	ORDER BY i.class, i.severity_rank`
+
+// CountOpenIncidents counts the open incidents by class and severity, and
+// the latched ones among them.
+func (r *reader) CountOpenIncidents() ([]warden.OpenIncidentCount, error) {
+	rows, err := r.q.query(sqlOpenIncidentCounts)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.CountOpenIncidents: %w", err)
+	}
+	defer rows.Close()
+	var out []warden.OpenIncidentCount
+	for rows.Next() {
+		var c warden.OpenIncidentCount
+		var rank int
+		if err := rows.Scan(&c.Class, &rank, &c.Open, &c.Latched); err != nil {
+			return nil, fmt.Errorf("sqlite.CountOpenIncidents: %w", err)
+		}
+		if rank < 1 || rank > len(warden.Severities) {
+			return nil, fmt.Errorf("sqlite.CountOpenIncidents: severity rank %d out of range", rank)
+		}
+		c.Severity = warden.Severities[rank-1]
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite.CountOpenIncidents: %w", err)
+	}
+	return out, nil
+}
+
+// CountPendingDeliveries counts the outbox's pending deliveries, through
+// webhook_deliveries_due (status first).
+func (r *reader) CountPendingDeliveries() (int64, error) {
+	var n int64
+	if err := r.q.queryRow("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'").Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite.CountPendingDeliveries: %w", err)
+	}
+	return n, nil
 }

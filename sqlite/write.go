@@ -21,7 +21,13 @@ type writeTx struct {
 	done  bool  // fn has returned; the tx must not be used
 	fault error // first storage failure of a write method
 
-	counts counterDelta // what this op adds to the totals
+	// Write-behind state of this op (writebehind.go): its changes to the
+	// incident counters and totals, the batch counters' values before it
+	// first moved them, and the incidents it has read or written.
+	counts      counterDelta
+	stats       map[string]int64
+	counterSnap map[string]batchCounter
+	incidents   map[string]incidentKey
 
 	// Tree states before this op's first append, restored on rollback.
 	treeSnap   *snapshot
@@ -63,7 +69,7 @@ func (t *writeTx) save(scroll string, s *scrollState) {
 
 // undo restores the trees this op changed, after ROLLBACK TO.
 func (t *writeTx) undo() {
-	t.counts = counterDelta{}
+	t.undoWriteBehind()
 	if t.treeSnap != nil {
 		t.st.tree = t.treeSnap.restore()
 	}

@@ -171,6 +171,10 @@ type batchState struct {
 	loadedSize uint64
 	scrolls    map[string]*scrollState
 	counts     counterDelta // what the batch's ops add to the totals
+	// Written behind (writebehind.go): counters from their first use, and
+	// the ops' changes to the incident counters.
+	counters map[string]*batchCounter
+	stats    map[string]int64
 }
 
 type scrollState struct {
@@ -366,7 +370,12 @@ func (w *writer) rollback() {
 	w.q.exec(sqlRollbackAll) //nolint:errcheck // see above
 }
 
+// saveHeads writes what the batch kept in memory: the counters written
+// behind, the log head and the scroll heads.
 func (w *writer) saveHeads(st *batchState) error {
+	if err := w.saveWriteBehind(st); err != nil {
+		return err
+	}
 	if st.tree.Size() != st.loadedSize {
 		if _, err := w.q.exec(sqlSetHead, int64(st.tree.Size()), st.tree.State()); err != nil {
 			return fmt.Errorf("save ledger head: %w", err)
@@ -410,8 +419,9 @@ func (w *writer) runOp(st *batchState, fn func(warden.Tx) error) (opErr, broken 
 	if _, err := w.q.exec(sqlRelease); err != nil {
 		return opErr, fmt.Errorf("release savepoint: %w", err)
 	}
-	st.counts.total += tx.counts.total
-	st.counts.open += tx.counts.open
+	if opErr == nil {
+		tx.commitOp()
+	}
 	return opErr, nil
 }
 

@@ -1922,3 +1922,47 @@ func testTotals(t *testing.T, h Harness) {
 	want.Receipts++
 	checkTotals(t, s, "after reopening and one commit", want)
 }
+
+// testCountersConcurrent: Updates that share commits, a third failing
+// after taking a number, leave the successful ones a dense run of numbers
+// and the counter at its last.
+func testCountersConcurrent(t *testing.T, h Harness) {
+	s := h.New(t)
+	const goroutines, each = 16, 20
+	var mu sync.Mutex
+	var got []uint64
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				var n uint64
+				err := s.Update(t.Context(), func(tx warden.Tx) (err error) {
+					if n, err = tx.NextCounter("incident"); err != nil {
+						return err
+					}
+					if (g*each+i)%3 == 0 {
+						return errBoom
+					}
+					return nil
+				})
+				if err == nil {
+					mu.Lock()
+					got = append(got, n)
+					mu.Unlock()
+				} else if !errors.Is(err, errBoom) {
+					t.Errorf("Update: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(got)
+	for k, n := range got {
+		if n != uint64(k+1) {
+			t.Fatalf("the successful Updates took numbers %v, want 1..%d each once", got, len(got))
+		}
+	}
+	if c := counterValue(t, s, "incident"); c != uint64(len(got)) {
+		t.Errorf("Counter(incident) = %d after %d successful increments", c, len(got))
+	}
+}

@@ -1,5 +1,5 @@
 // Package storetest is the conformance suite of warden.Store: every backend
-// (SQLite, PostgreSQL) runs it unchanged and MUST pass it. It checks the
+// (today only SQLite) runs it unchanged and MUST pass it. It checks the
 // guarantees documented on warden.Store through the interface alone.
 package storetest
 
@@ -73,11 +73,13 @@ func Run(t *testing.T, h Harness) {
 		{"GovernanceReopen", testGovernanceReopen},
 		{"GovernanceRollback", testGovernanceRollback},
 		{"Counters", testCounters},
+		{"CountersConcurrent", testCountersConcurrent},
 		{"IncidentRecords", testIncidentRecords},
 		{"IncidentListing", testIncidentListing},
 		{"IncidentPaging", testIncidentPaging},
 		{"IncidentsViewSnapshot", testIncidentsViewSnapshot},
 		{"CountIncidentsIn", testCountIncidentsIn},
+		{"OperatorCounts", testOperatorCounts},
 		{"IncidentStats", testIncidentStats},
 		{"Totals", testTotals},
 		{"Requirements", testRequirements},

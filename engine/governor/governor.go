@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
 )
@@ -41,6 +42,9 @@ type Options struct {
 	Mirror warden.Mirror
 	// Incidents is the incident recorder. Required.
 	Incidents Incidents
+	// Registry, when set, receives the governor's gauges (metrics.go),
+	// which RefreshMetrics sets.
+	Registry prometheus.Registerer
 }
 
 // Governor applies the governance rules over an engine core.
@@ -50,6 +54,7 @@ type Governor struct {
 	authority map[string]warden.Profile
 	mirror    warden.Mirror
 	incidents Incidents
+	metrics   *metrics // nil without Options.Registry
 }
 
 // New returns a governor over core. It writes nothing. EINVALID-worthy
@@ -67,6 +72,12 @@ func New(core *engine.Core, o Options) (*Governor, error) {
 	}
 	if g.authority == nil {
 		g.authority = DefaultAuthority
+	}
+	if o.Registry != nil {
+		var err error
+		if g.metrics, err = newMetrics(o.Registry); err != nil {
+			return nil, fmt.Errorf("governor.New: %w", err)
+		}
 	}
 	return g, nil
 }

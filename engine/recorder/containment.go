@@ -142,6 +142,7 @@ func (rec *Recorder) recordContainment(ctx context.Context, op string, ps *polic
 		return nil, false, err
 	}
 	if recorded {
+		rec.countContainment(results)
 		rec.wake()
 	}
 	return inc, recorded, nil

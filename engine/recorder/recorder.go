@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	warden "github.com/warden-sh/warden"
 	"github.com/warden-sh/warden/engine"
 )
@@ -34,6 +35,10 @@ type Options struct {
 	Integrity warden.IntegrityChecker
 	// HMACKey signs forensic bundles.
 	HMACKey []byte
+	// Registry, when set, receives the recorder's metrics (metrics.go):
+	// containment outcomes, and the incident and webhook gauges that
+	// RefreshMetrics sets.
+	Registry prometheus.Registerer
 }
 
 // Recorder applies the incident rules over an engine core.
@@ -52,6 +57,8 @@ type Recorder struct {
 	heldMu  sync.Mutex
 	held    map[string]*heldContainment
 	retryMu sync.Mutex // one RecordHeldContainment at a time
+
+	metrics *metrics // nil without Options.Registry
 }
 
 // New returns a recorder over core. It writes nothing.
@@ -68,5 +75,10 @@ func New(core *engine.Core, o Options) (*Recorder, error) {
 		return nil, fmt.Errorf("recorder.New: %w", err)
 	}
 	rec.policy.Store(ps)
+	if o.Registry != nil {
+		if rec.metrics, err = newMetrics(o.Registry); err != nil {
+			return nil, fmt.Errorf("recorder.New: %w", err)
+		}
+	}
 	return rec, nil
 }

@@ -458,6 +458,9 @@ func (rec *Recorder) report(ctx context.Context, op string, p *warden.Principal,
 	if dup {
 		return inc, true, nil
 	}
+	if !external && len(actions) > 0 {
+		rec.countContainment(inc.ContainmentResults) // alerts only: recorded with the report
+	}
 	if deliveries {
 		rec.wake()
 	}
