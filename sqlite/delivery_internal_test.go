@@ -24,10 +24,11 @@ import (
 	"github.com/warden-sh/warden/storetest"
 )
 
-// TestDueDeliveryQueryPlans checks that the sender's reads seek the
+// TestDueDeliveryQueryPlans checks that the outbox's reads seek the
 // destination index and never scan the table: finding the destinations
 // with something due MUST NOT cost more with a dead receiver's backlog,
-// and one destination's due deliveries come in index order.
+// one destination's due deliveries come in index order, and the backlog
+// count reads pending entries only.
 func TestDueDeliveryQueryPlans(t *testing.T) {
 	db, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{})
 	if err != nil {
@@ -42,6 +43,7 @@ func TestDueDeliveryQueryPlans(t *testing.T) {
 	}{
 		{"DueDestinations", dueDestinationsSQL, []any{int64(0), 10}, true},
 		{"DueDeliveries", dueDeliveriesSQL, []any{"https://hooks.example", int64(0), 10}, false},
+		{"CountPendingDeliveries", countPendingDeliveriesSQL, nil, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			plan := queryPlan(t, db, tt.query, tt.args...)

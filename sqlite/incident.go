@@ -612,11 +612,14 @@ func (r *reader) CountOpenIncidents() ([]warden.OpenIncidentCount, error) {
 }
 
 // CountPendingDeliveries counts the outbox's pending deliveries, through
-// webhook_deliveries_due (status first).
+// webhook_deliveries_destination (status first).
 func (r *reader) CountPendingDeliveries() (int64, error) {
 	var n int64
-	if err := r.q.queryRow("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'").Scan(&n); err != nil {
+	if err := r.q.queryRow(countPendingDeliveriesSQL).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite.CountPendingDeliveries: %w", err)
 	}
 	return n, nil
 }
+
+// countPendingDeliveriesSQL reads only the index's pending entries.
+const countPendingDeliveriesSQL = "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'"
