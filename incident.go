@@ -2,7 +2,9 @@ package warden
 
 import (
 	"encoding/json"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -460,6 +462,18 @@ const (
 	DeliveryDelivered = "delivered"
 	DeliveryFailed    = "failed"
 )
+
+// Destination names the receiver a delivery to rawURL goes to: the URL's
+// scheme and host, lowercased (a dead host is one receiver whatever its
+// paths), or rawURL itself if it has no host. Deliveries to one destination
+// share a lane in the sender and back off together when it fails.
+func Destination(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return rawURL
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+}
 
 // WindowFor returns the severity window of class, or nil.
 func WindowFor(class string) *SeverityWindow {

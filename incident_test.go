@@ -53,3 +53,24 @@ func TestOldSnapshotRoundTrips(t *testing.T) {
 		t.Fatalf("re-canonicalised:\n%s\nwant\n%s", got, old)
 	}
 }
+
+func TestDestination(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"https://hooks.example/a", "https://hooks.example"},
+		{"https://hooks.example/b?x=1", "https://hooks.example"},
+		{"HTTPS://Hooks.Example/A", "https://hooks.example"},
+		{"http://hooks.example/a", "http://hooks.example"},
+		{"http://127.0.0.1:8080/hook", "http://127.0.0.1:8080"},
+		{"http://127.0.0.1:8081/hook", "http://127.0.0.1:8081"},
+		{"http://user:pw@hooks.example/a", "http://hooks.example"},
+		{"http://[::1]:9/x", "http://[::1]:9"},
+		{"not a url", "not a url"},
+		{"/relative/path", "/relative/path"},
+		{"http://bad host/%zz", "http://bad host/%zz"},
+		{"", ""},
+	} {
+		if got := warden.Destination(tt.url); got != tt.want {
+			t.Errorf("Destination(%q) = %q, want %q", tt.url, got, tt.want)
+		}
+	}
+}

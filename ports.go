@@ -31,11 +31,17 @@ type Actuator interface {
 // recorder implements it, so every delivery outcome is recorded through the
 // rules: the sender reads and reports, and never writes state itself.
 type WebhookOutbox interface {
-	// DueDeliveries returns up to limit pending deliveries whose
-	// NextAttemptAt is not after now, oldest first, and none while an
-	// outcome could not be recorded (storage full, writes refused): a
-	// send whose outcome is lost would be sent again on every poll.
-	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*Delivery, error)
+	// DueDestinations returns up to limit destinations with a pending
+	// delivery due at now, longest waiting first, at a cost that does not
+	// grow with their backlogs (ReadTx.DueDestinations).
+	//
+	// DueDestinations and DueDeliveries MUST return none while an outcome
+	// could not be recorded (storage full, writes refused): a send whose
+	// outcome is lost would be sent again on every poll.
+	DueDestinations(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// DueDeliveries returns up to limit pending deliveries to destination
+	// whose NextAttemptAt is not after now, oldest first.
+	DueDeliveries(ctx context.Context, now time.Time, destination string, limit int) ([]*Delivery, error)
 	// RecordDelivery stores the outcome of one attempt (the delivery as the
 	// attempt left it). A delivery that failed for good MUST be receipted
 	// (webhook_delivery_failed) in the same transaction that marks it

@@ -43,9 +43,17 @@ type IncidentReader interface {
 	PendingContainment(fn func(*Incident) error) error
 	// IntegrityBaseline returns the integrity baseline, or ENOTFOUND.
 	IntegrityBaseline() (*IntegrityBaseline, error)
-	// DueDeliveries returns up to limit pending webhook deliveries whose
-	// NextAttemptAt is not after now, oldest first.
-	DueDeliveries(now time.Time, limit int) ([]*Delivery, error)
+	// DueDestinations returns up to limit destinations (Destination of a
+	// delivery's URL) with at least one pending delivery whose
+	// NextAttemptAt is not after now, the one whose oldest such delivery is
+	// oldest first (ties by name). Its cost MUST NOT grow with the number
+	// of deliveries per destination: a dead receiver's backlog is read
+	// only when asked for by name.
+	DueDestinations(now time.Time, limit int) ([]string, error)
+	// DueDeliveries returns up to limit pending webhook deliveries to
+	// destination whose NextAttemptAt is not after now, oldest first (by
+	// NextAttemptAt, then ID).
+	DueDeliveries(now time.Time, destination string, limit int) ([]*Delivery, error)
 	// Deliveries returns up to f.Limit webhook deliveries (of f.IncidentID,
 	// or all), newest first (by id, descending), older than f.Before if it
 	// is not 0. Its cost MUST NOT grow with the number of deliveries newer

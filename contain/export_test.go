@@ -16,3 +16,9 @@ const (
 	PostSnippet = postSnippet
 	PostDrain   = postDrain
 )
+
+// LaneParallel and LaneDepth bound one destination's lane in Run.
+const (
+	LaneParallel = webhookLaneParallel
+	LaneDepth    = webhookLaneDepth
+)

@@ -16,7 +16,7 @@ import (
 	"github.com/warden-sh/warden/sqlite"
 )
 
-func mustStore(t *testing.T) *sqlite.DB {
+func mustStore(t testing.TB) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "warden.db"), sqlite.Options{})
 	if err != nil {
@@ -28,9 +28,15 @@ func mustStore(t *testing.T) *sqlite.DB {
 
 // mustOutbox is the recorder over db, as a server wires the sender to it:
 // outcomes go through the rules.
-func mustOutbox(t *testing.T, db warden.Store, clock *testClock) *recorder.Recorder {
+func mustOutbox(t testing.TB, db warden.Store, clock *testClock) *recorder.Recorder {
 	t.Helper()
-	st, err := stack.New(stack.Config{Core: engine.Options{Store: db, Clock: clock.Now}})
+	return mustOutboxAt(t, db, clock.Now)
+}
+
+// mustOutboxAt is mustOutbox on any clock.
+func mustOutboxAt(t testing.TB, db warden.Store, clock warden.Clock) *recorder.Recorder {
+	t.Helper()
+	st, err := stack.New(stack.Config{Core: engine.Options{Store: db, Clock: clock}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,8 +32,7 @@ const (
 	DefaultWebhookTimeout  = 5 * time.Second
 	DefaultPollInterval    = time.Second
 	MaxWebhookBackoff      = 5 * time.Minute
-	// WebhookBatch is how many due deliveries RunOnce takes at a time, and
-	// how many Run looks at per scan beyond those it skips.
+	// WebhookBatch is how many due deliveries RunOnce takes at a time.
 	WebhookBatch = 100
 	// webhookParallel bounds concurrent sends overall: with
 	// webhookLaneParallel per destination, it takes 16 hung receivers to
@@ -43,13 +42,19 @@ const (
 	// receiver that hangs holds at most this many of the webhookParallel.
 	webhookLaneParallel = 4
 	// webhookLaneDepth bounds the deliveries Run holds for one destination
-	// (sending or waiting); the rest stay due in the store until it drains.
+	// (sending or waiting), and so the rows one scan reads for it; the
+	// rest stay due in the store until it drains.
 	webhookLaneDepth = 16
 	// webhookQueued bounds the deliveries in all of Run's lanes.
 	webhookQueued = 256
-	// webhookMaxScan bounds the due deliveries one scan reads looking past
-	// those of full lanes (a dead receiver's backlog) for others.
-	webhookMaxScan = 4096
+	// webhookMaxDestinations bounds the destinations one scan asks for;
+	// each is a few index probes, whatever its backlog.
+	webhookMaxDestinations = 1024
+	// webhookBreakerWait is how long a failing destination takes no
+	// deliveries before its first probe; it doubles after each failed
+	// probe, up to webhookBreakerMaxWait.
+	webhookBreakerWait    = time.Second
+	webhookBreakerMaxWait = time.Minute
 )
 
 // WebhookSender sends the webhook outbox: deliveries the recorder enqueued in
@@ -60,16 +65,33 @@ const (
 // goroutine (Run) and never blocks a request path; Wake makes it send a
 // newly committed delivery at once instead of at the next poll.
 //
-// Run gives each destination (URL scheme and host) its own lane: at most
-// webhookLaneParallel sends and webhookLaneDepth held deliveries, within
-// webhookParallel sends overall. A receiver that is slow or dead fills
-// only its own lane; the others keep being sent. A delivery is never sent
-// twice at once: it is held from the scan that takes it until a scan that
-// starts after its outcome is recorded.
+// Run gives each destination (warden.Destination: URL scheme and host) its
+// own lane: at most webhookLaneParallel sends and webhookLaneDepth held
+// deliveries, within webhookParallel sends overall. A scan asks the outbox
+// which destinations have deliveries due and reads only those of lanes
+// with room, at most a lane's depth each: a full lane costs no reads, and
+// a dead receiver's backlog is never read to find others'. A receiver that
+// is slow or dead fills only its own lane; the others keep being sent. A
+// delivery is never sent twice at once: it is held from the scan that
+// takes it until a scan that starts after its outcome is recorded (or it
+// is abandoned). Sends abandoned at shutdown are not recorded and are
+// sent again by a later Run.
+//
+// A failing destination backs off as a whole. When an attempt to it fails
+// with a network error (timeouts included), a 5xx or a 429, its lane takes
+// no deliveries for 1 s (on Clock) and lets go of those waiting; then it
+// sends one delivery as a probe, and waits twice as long after each probe
+// that fails, up to a minute. Any other answer (a 2xx, or a 4xx, which is
+// the delivery's own problem) puts the lane back to full parallelism. So a
+// dead receiver costs a probe now and then, not an attempt and a recorded
+// outcome per delivery: the deliveries behind it stay pending in the
+// store, their Attempts untouched, and go out when it answers again. The
+// breaker is in memory; a restarted Run starts with every lane closed.
 //
 // Delivery is at least once: an outcome is recorded after the send, so a
 // crash in between sends again. Receivers de-duplicate on
-// X-Warden-Delivery.
+// X-Warden-Delivery. A delivery is failed for good, and receipted
+// (webhook_delivery_failed), after MaxAttempts attempts of its own.
 //
 // Each request POSTs the delivery's payload bytes as they are, with
 // Content-Type application/json, X-Warden-Event, X-Warden-Delivery,
@@ -79,7 +101,8 @@ const (
 type WebhookSender struct {
 	// Outbox lists due deliveries and records outcomes (the recorder).
 	Outbox warden.WebhookOutbox
-	// Clock decides what is due and stamps timestamps; nil is the system clock.
+	// Clock decides what is due, when a failing destination is probed, and
+	// stamps timestamps; nil is the system clock.
 	Clock warden.Clock
 	// HMACKey signs every request.
 	HMACKey []byte
@@ -112,16 +135,41 @@ type WebhookSender struct {
 	// settled: held deliveries whose outcome is recorded (or abandoned);
 	// released at the start of the next scan.
 	settled []uint64
-	lanes   map[string]*lane
-	queued  int // deliveries in lanes, sending or waiting
+	// lanes: Run's lanes by destination, while they hold deliveries or
+	// their breaker is open.
+	lanes  map[string]*lane
+	queued int // deliveries in lanes, sending or waiting
 }
 
-// lane is one destination's share of Run: its waiting deliveries and the
-// workers (at most webhookLaneParallel) sending them.
+// lane is one destination's share of Run: its waiting deliveries, the
+// workers (at most webhookLaneParallel) sending them, and its breaker.
 type lane struct {
-	key     string
-	queue   []*warden.Delivery
+	key   string
+	queue []*warden.Delivery
+	// held counts the lane's deliveries, waiting or being sent.
+	held    int
 	workers int
+	// failures counts the destination's failed rounds in a row: the
+	// failure that opened the breaker, then each failed probe. 0: closed.
+	failures int
+	// retryAt is when an open breaker lets a probe go.
+	retryAt time.Time
+	// probing: the lane's one delivery is a probe.
+	probing bool
+}
+
+// room returns how many more deliveries l may take at now: up to its depth
+// while its breaker is closed; while open, one (the probe) once retryAt
+// has come and the lane is empty, else none.
+func (l *lane) room(now time.Time) int {
+	switch {
+	case l.failures == 0:
+		return webhookLaneDepth - l.held
+	case l.held == 0 && !now.Before(l.retryAt):
+		return 1
+	default:
+		return 0
+	}
 }
 
 func (s *WebhookSender) setup() {
@@ -176,81 +224,131 @@ func (s *WebhookSender) Run(ctx context.Context) error {
 	}
 }
 
-// fill hands due deliveries to their destinations' lanes until none is left
-// that is not held, or the lanes hold webhookQueued, or it has read
-// webhookMaxScan. Deliveries of a full lane are skipped: they stay due.
+// fill hands due deliveries to their destinations' lanes. It asks which
+// destinations have deliveries due and, for each whose lane has room while
+// the lanes hold fewer than webhookQueued, reads that destination's oldest
+// due deliveries: the lane's held ones (which may come back, and are
+// skipped) plus its room. One fill reads at most webhookLaneDepth rows per
+// destination, whatever the backlogs; a full lane, or one whose breaker is
+// open, costs none.
 func (s *WebhookSender) fill(ctx context.Context, wg *sync.WaitGroup) error {
 	s.scanMu.Lock()
 	defer s.scanMu.Unlock()
-	limit, skipped := 0, 0
-	for ctx.Err() == nil {
-		next := min(WebhookBatch+s.release()+skipped, webhookMaxScan)
-		limit = max(next, limit)
-		due, err := s.due(ctx, limit)
+	s.release()
+	now := clockOr(s.Clock)()
+	dests, err := s.dueDestinations(ctx, now)
+	if err != nil {
+		return err
+	}
+	s.forgetIdle(dests, now)
+	for _, dest := range dests {
+		if ctx.Err() != nil {
+			return nil
+		}
+		limit, more := s.readLimit(dest, now)
+		if !more {
+			return nil
+		}
+		if limit == 0 {
+			continue
+		}
+		due, err := s.dueDeliveries(ctx, now, dest, limit)
 		if err != nil {
 			return err
 		}
-		progress, full := false, false
-		skipped = 0
 		s.mu.Lock()
-		for _, d := range due {
-			if _, ok := s.held[d.ID]; ok {
-				continue
-			}
-			if s.queued >= webhookQueued {
-				full = true
-				break
-			}
-			key := destination(d.URL)
-			l := s.lanes[key]
-			if l == nil {
-				l = &lane{key: key}
-				s.lanes[key] = l
-			}
-			if l.workers+len(l.queue) >= webhookLaneDepth {
-				skipped++
-				continue
-			}
-			s.held[d.ID] = struct{}{}
-			s.queued++
-			l.queue = append(l.queue, d)
-			progress = true
-			if l.workers < webhookLaneParallel {
-				l.workers++
-				wg.Go(func() { s.work(ctx, l) })
-			}
-		}
+		s.take(ctx, wg, dest, due, now)
 		s.mu.Unlock()
-		if full || len(due) < limit || limit >= webhookMaxScan {
-			return nil
-		}
-		if !progress {
-			// Everything read is held or skipped: read further, or stop
-			// at webhookMaxScan.
-			limit = min(2*limit, webhookMaxScan)
-		}
 	}
 	return nil
+}
+
+// readLimit returns how many of dest's due deliveries fill reads: its
+// lane's held ones plus its room, 0 if it has none. more is false once the
+// lanes hold webhookQueued.
+func (s *WebhookSender) readLimit(dest string, now time.Time) (limit int, more bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	free := webhookQueued - s.queued
+	if free <= 0 {
+		return 0, false
+	}
+	l := s.lanes[dest]
+	if l == nil {
+		return min(webhookLaneDepth, free), true
+	}
+	room := min(l.room(now), free)
+	if room <= 0 {
+		return 0, true
+	}
+	return l.held + room, true
+}
+
+// take queues due deliveries to dest that nobody holds in dest's lane,
+// while it has room, starting workers up to webhookLaneParallel. s.mu
+// MUST be held.
+func (s *WebhookSender) take(ctx context.Context, wg *sync.WaitGroup, dest string, due []*warden.Delivery, now time.Time) {
+	l := s.lanes[dest]
+	if l == nil {
+		l = &lane{key: dest}
+		s.lanes[dest] = l
+	}
+	for _, d := range due {
+		if _, ok := s.held[d.ID]; ok {
+			continue
+		}
+		if s.queued >= webhookQueued || l.room(now) <= 0 {
+			break
+		}
+		s.held[d.ID] = struct{}{}
+		s.queued++
+		l.held++
+		l.queue = append(l.queue, d)
+		l.probing = l.failures > 0
+		if l.workers < webhookLaneParallel {
+			l.workers++
+			wg.Go(func() { s.work(ctx, l) })
+		}
+	}
+	s.retire(l)
+}
+
+// forgetIdle drops the breakers of destinations that have nothing due and
+// whose retry time has come, so the lanes map stays as small as the set of
+// due destinations: such a breaker holds nothing back, and if the
+// destination comes due again and still fails, it costs one more round of
+// sends (at most webhookLaneParallel) before its breaker opens again.
+// s.mu is taken.
+func (s *WebhookSender) forgetIdle(due []string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, l := range s.lanes {
+		if l.workers == 0 && !now.Before(l.retryAt) && !slices.Contains(due, key) {
+			delete(s.lanes, key)
+		}
+	}
+}
+
+// retire drops l once it holds nothing and its breaker is closed. s.mu
+// MUST be held.
+func (s *WebhookSender) retire(l *lane) {
+	if l.held == 0 && l.workers == 0 && l.failures == 0 && s.lanes[l.key] == l {
+		delete(s.lanes, l.key)
+	}
 }
 
 // work sends l's deliveries one at a time until its queue is empty or ctx
 // is done; waiting deliveries are then abandoned (they stay due).
 func (s *WebhookSender) work(ctx context.Context, l *lane) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for {
-		s.mu.Lock()
 		if ctx.Err() != nil {
-			for _, d := range l.queue {
-				s.settle(d.ID)
-				s.queued--
-			}
-			l.queue = nil
+			s.drop(l)
 		}
 		if len(l.queue) == 0 {
 			l.workers--
-			if l.workers == 0 {
-				delete(s.lanes, l.key)
-			}
-			s.mu.Unlock()
+			s.retire(l)
 			return
 		}
 		d := l.queue[0]
@@ -258,15 +356,65 @@ func (s *WebhookSender) work(ctx context.Context, l *lane) {
 		l.queue = l.queue[1:]
 		s.mu.Unlock()
 
-		if _, err := s.attempt(ctx, d); err != nil {
+		upd, err := s.attempt(ctx, d)
+		if err != nil {
 			s.logger().LogAttrs(ctx, slog.LevelError, "webhook sender", slog.String("error", err.Error()))
 		}
 		s.mu.Lock()
+		s.judge(ctx, l, upd)
 		s.settle(d.ID)
 		s.queued--
-		s.mu.Unlock()
+		l.held--
 		s.Wake() // room in this lane
 	}
+}
+
+// judge moves l's breaker on the outcome of one of its attempts (nil: cut
+// short, which says nothing about the destination). A failure opens it, or
+// keeps it open for twice as long if the attempt was the probe; a failure
+// of a send that began before it opened changes nothing more. Any other
+// outcome closes it. While it is open the lane's waiting deliveries are
+// let go, unattempted. s.mu MUST be held.
+func (s *WebhookSender) judge(ctx context.Context, l *lane, upd *warden.Delivery) {
+	probe := l.probing
+	l.probing = false
+	switch {
+	case upd == nil:
+	case !destinationFailed(upd):
+		l.failures, l.retryAt = 0, time.Time{}
+	case probe || l.failures == 0:
+		l.failures++
+		wait := min(webhookBreakerWait<<min(l.failures-1, 20), webhookBreakerMaxWait)
+		l.retryAt = clockOr(s.Clock)().Add(wait)
+		s.logger().LogAttrs(ctx, slog.LevelWarn, "webhook destination failing; holding its deliveries",
+			slog.String("destination", redactURL(l.key)), slog.Int("failures", l.failures),
+			slog.Duration("retry_in", wait), slog.Int("released", len(l.queue)))
+	}
+	if l.failures > 0 {
+		s.drop(l)
+	}
+}
+
+// destinationFailed reports whether an attempt's outcome is the
+// destination's failure (no answer, a 5xx or a 429) rather than its
+// delivery's.
+func destinationFailed(upd *warden.Delivery) bool {
+	if upd.Status == warden.DeliveryDelivered {
+		return false
+	}
+	return upd.LastStatus == 0 || upd.LastStatus >= 500 || upd.LastStatus == http.StatusTooManyRequests
+}
+
+// drop lets go of l's waiting deliveries, unattempted: they stay due in
+// the store. s.mu MUST be held.
+func (s *WebhookSender) drop(l *lane) {
+	for _, d := range l.queue {
+		s.settle(d.ID)
+		s.queued--
+		l.held--
+	}
+	clear(l.queue)
+	l.queue = l.queue[:0]
 }
 
 // settle marks a held delivery done with; s.mu MUST be held.
@@ -287,9 +435,19 @@ func (s *WebhookSender) release() int {
 	return len(s.held)
 }
 
-// due reads up to limit due deliveries, oldest first.
-func (s *WebhookSender) due(ctx context.Context, limit int) ([]*warden.Delivery, error) {
-	due, err := s.Outbox.DueDeliveries(ctx, clockOr(s.Clock)(), limit)
+// dueDestinations asks the outbox which destinations have deliveries due.
+func (s *WebhookSender) dueDestinations(ctx context.Context, now time.Time) ([]string, error) {
+	dests, err := s.Outbox.DueDestinations(ctx, now, webhookMaxDestinations)
+	if err != nil {
+		return nil, fmt.Errorf("contain.WebhookSender: due destinations: %w", err)
+	}
+	return dests, nil
+}
+
+// dueDeliveries reads up to limit deliveries to dest due at now, oldest
+// first.
+func (s *WebhookSender) dueDeliveries(ctx context.Context, now time.Time, dest string, limit int) ([]*warden.Delivery, error) {
+	due, err := s.Outbox.DueDeliveries(ctx, now, dest, limit)
 	if err != nil {
 		return nil, fmt.Errorf("contain.WebhookSender: due deliveries: %w", err)
 	}
@@ -300,24 +458,15 @@ func (s *WebhookSender) due(ctx context.Context, limit int) ([]*warden.Delivery,
 // each outcome in its own transaction. It returns how many it sent, once
 // all have been sent; per destination it sends webhookLaneParallel at a
 // time. Deliveries Run is sending are left to Run. A send cut short by ctx
-// is not recorded (it is sent again later).
+// is not recorded (it is sent again later). RunOnce is one pass over what
+// is due: it neither consults nor moves Run's breakers.
 func (s *WebhookSender) RunOnce(ctx context.Context) (int, error) {
 	if s.Outbox == nil {
 		return 0, errors.New("contain.WebhookSender.RunOnce: no outbox")
 	}
 	s.setup()
 	s.scanMu.Lock()
-	s.release()
-	due, err := s.due(ctx, WebhookBatch)
-	var mine []*warden.Delivery
-	s.mu.Lock()
-	for _, d := range due {
-		if _, ok := s.held[d.ID]; !ok {
-			s.held[d.ID] = struct{}{}
-			mine = append(mine, d)
-		}
-	}
-	s.mu.Unlock()
+	mine, err := s.takeBatch(ctx)
 	s.scanMu.Unlock()
 	if err != nil {
 		return 0, err
@@ -331,7 +480,7 @@ func (s *WebhookSender) RunOnce(ctx context.Context) (int, error) {
 		lanes = map[string]chan struct{}{}
 	)
 	for _, d := range mine {
-		key := destination(d.URL)
+		key := warden.Destination(d.URL)
 		if lanes[key] == nil {
 			lanes[key] = make(chan struct{}, webhookLaneParallel)
 		}
@@ -348,10 +497,10 @@ func (s *WebhookSender) RunOnce(ctx context.Context) (int, error) {
 				return
 			}
 			defer func() { <-sem }()
-			ok, err := s.attempt(ctx, d)
+			upd, err := s.attempt(ctx, d)
 			mu.Lock()
 			defer mu.Unlock()
-			if ok {
+			if upd != nil {
 				sent++
 			}
 			if err != nil {
@@ -363,34 +512,62 @@ func (s *WebhookSender) RunOnce(ctx context.Context) (int, error) {
 	return sent, errors.Join(errs...)
 }
 
+// takeBatch holds up to WebhookBatch due deliveries that nobody holds,
+// destination by destination, the longest waiting first. On an outbox
+// error it holds none. s.scanMu MUST be held.
+func (s *WebhookSender) takeBatch(ctx context.Context) ([]*warden.Delivery, error) {
+	held := s.release()
+	now := clockOr(s.Clock)()
+	dests, err := s.dueDestinations(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	var mine []*warden.Delivery
+	for _, dest := range dests {
+		if len(mine) == WebhookBatch {
+			break
+		}
+		// Held ones (Run's) may come back; read past them.
+		due, err := s.dueDeliveries(ctx, now, dest, WebhookBatch-len(mine)+held)
+		if err != nil {
+			s.mu.Lock()
+			for _, d := range mine {
+				s.settle(d.ID)
+			}
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.mu.Lock()
+		for _, d := range due {
+			if _, ok := s.held[d.ID]; !ok && len(mine) < WebhookBatch {
+				s.held[d.ID] = struct{}{}
+				mine = append(mine, d)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return mine, nil
+}
+
 // attempt sends d once in one of the sender's webhookParallel slots and
-// records the outcome. It reports whether it attempted to record one: a
-// send cut short by ctx is not the receiver's failure and is not recorded.
-func (s *WebhookSender) attempt(ctx context.Context, d *warden.Delivery) (bool, error) {
+// records the outcome. It returns d as the attempt left it, or nil if it
+// made none: a send cut short by ctx is not the receiver's failure and is
+// not recorded.
+func (s *WebhookSender) attempt(ctx context.Context, d *warden.Delivery) (*warden.Delivery, error) {
 	if ctx.Err() != nil {
-		return false, nil
+		return nil, nil
 	}
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
-		return false, nil
+		return nil, nil
 	}
 	upd := s.Deliver(ctx, d)
 	<-s.slots
 	if ctx.Err() != nil && upd.Status != warden.DeliveryDelivered {
-		return false, nil
+		return nil, nil
 	}
-	return true, s.record(ctx, upd)
-}
-
-// destination names the receiver a lane is for: the URL's scheme and host
-// (a dead host is one lane whatever its paths), or the URL if it has none.
-func destination(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return raw
-	}
-	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+	return upd, s.record(ctx, upd)
 }
 
 // record reports a delivery's new state to the outbox, even if ctx was

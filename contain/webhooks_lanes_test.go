@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -199,54 +198,58 @@ func TestRunHangingReceiverDoesNotDelayOthers(t *testing.T) {
 	}
 }
 
-// A receiver that hangs past the timeout is retried per the backoff, and a
-// delivery is never sent while its previous send is in flight.
-func TestRunRetriesHangingReceiverPerBackoff(t *testing.T) {
+// A receiver that hangs past the timeout is a failing destination: the
+// first round of sends times out (each recorded, with the delivery's own
+// backoff), then its breaker lets one probe go at each retry time (1 s,
+// then 2 s later). The probes take the deliveries never tried, so none is
+// tried twice, and a delivery is never sent while its previous send is in
+// flight.
+func TestRunHangingReceiverIsProbedPerBreaker(t *testing.T) {
 	db := mustStore(t)
 	stuck := newStuckReceiver(t)
 	clock := newClock()
+	co := newCountingOutbox(mustOutbox(t, db, clock))
 	s := newSender(clock)
-	s.Outbox = mustOutbox(t, db, clock)
+	s.Outbox = co
 	s.Timeout = 100 * time.Millisecond
 	s.PollInterval = 10 * time.Millisecond
 	ds := mustEnqueueN(t, db, clock, stuck.URL, 6)
 	startRun(t, s)
 
-	for attempt, wait := range []time.Duration{time.Second, 2 * time.Second} {
-		attempts := attempt + 1
-		waitFor(t, 10*time.Second, "attempts are not all recorded", func() bool {
-			got := mustDeliveries(t, db)
-			for _, d := range ds {
-				if got[d.ID].Attempts != attempts {
-					return false
-				}
-			}
-			return true
-		})
-		got := mustDeliveries(t, db)
-		for _, d := range ds {
-			g := got[d.ID]
-			if g.Status != warden.DeliveryPending || !g.NextAttemptAt.Equal(clock.Now().Add(wait)) || !strings.Contains(g.LastError, "timed out") {
-				t.Errorf("attempt %d: delivery = %+v; want pending, next attempt in %s", attempts, g, wait)
-			}
-		}
-		// Let the receiver notice the sender gave up before the retry.
-		waitFor(t, 10*time.Second, "the receiver still holds requests", func() bool {
-			total, _, _ := stuck.state()
-			return total == 0
-		})
-		for _, d := range ds {
-			if n := perDelivery(stuck.target)[strconv.FormatUint(d.ID, 10)]; n != attempts {
-				t.Errorf("attempt %d: delivery %d sent %d times", attempts, d.ID, n)
-			}
-		}
-		clock.Advance(wait - time.Millisecond)
-		s.Wake()
-		clock.Advance(time.Millisecond)
-		s.Wake()
+	round := quiet(t, co, stuck.target, 1)
+	if round == 0 || round > contain.LaneParallel {
+		t.Fatalf("the hanging receiver got %d requests before its breaker opened, want 1 to %d", round, contain.LaneParallel)
 	}
+	got := mustDeliveries(t, db)
+	for _, d := range ds {
+		g := got[d.ID]
+		if g.Attempts == 0 {
+			continue
+		}
+		if g.Status != warden.DeliveryPending || g.Attempts != 1 || !g.NextAttemptAt.Equal(clock.Now().Add(time.Second)) || !strings.Contains(g.LastError, "timed out") {
+			t.Errorf("after the first round: delivery = %+v; want pending, timed out, next attempt in 1s", g)
+		}
+	}
+	step := func(d time.Duration, want int, what string) {
+		t.Helper()
+		clock.Advance(d)
+		s.Wake()
+		if n := quiet(t, co, stuck.target, want); n != want {
+			t.Fatalf("%s: receiver got %d requests in all, want %d", what, n, want)
+		}
+	}
+	step(time.Second-time.Millisecond, round, "just before the retry time")
+	step(time.Millisecond, round+1, "at the retry time (one probe)")
+	step(time.Second, round+1, "1 s after the failed probe")
+	step(time.Second, round+2, "2 s after the failed probe (a second probe)")
+
 	if _, _, overlaps := stuck.state(); len(overlaps) > 0 {
 		t.Errorf("deliveries sent while already in flight: %v", overlaps)
+	}
+	for id, n := range perDelivery(stuck.target) {
+		if n != 1 {
+			t.Errorf("delivery %s sent %d times; the probes should take those never tried", id, n)
+		}
 	}
 }
 

@@ -417,8 +417,8 @@ func (t *writeTx) EnqueueDelivery(d *warden.Delivery) error {
 	if err := validDelivery(d); err != nil {
 		return err
 	}
-	res, err := t.q.exec(`INSERT INTO webhook_deliveries (incident_id, status, next_attempt_ns, record) VALUES (?, ?, ?, '{}')`,
-		d.IncidentID, d.Status, d.NextAttemptAt.UnixNano())
+	res, err := t.q.exec(`INSERT INTO webhook_deliveries (incident_id, status, next_attempt_ns, destination, record) VALUES (?, ?, ?, ?, '{}')`,
+		d.IncidentID, d.Status, d.NextAttemptAt.UnixNano(), warden.Destination(d.URL))
 	if err != nil {
 		return t.failed("EnqueueDelivery", err)
 	}
@@ -449,8 +449,8 @@ func (t *writeTx) UpdateDelivery(d *warden.Delivery) error {
 	if err != nil {
 		return t.failed("UpdateDelivery", err)
 	}
-	res, err := t.q.exec("UPDATE webhook_deliveries SET status = ?, next_attempt_ns = ?, record = ? WHERE id = ?",
-		d.Status, d.NextAttemptAt.UnixNano(), string(rec), int64(d.ID))
+	res, err := t.q.exec("UPDATE webhook_deliveries SET status = ?, next_attempt_ns = ?, destination = ?, record = ? WHERE id = ?",
+		d.Status, d.NextAttemptAt.UnixNano(), warden.Destination(d.URL), string(rec), int64(d.ID))
 	if err != nil {
 		return t.failed("UpdateDelivery", err)
 	}
@@ -462,11 +462,54 @@ func (t *writeTx) UpdateDelivery(d *warden.Delivery) error {
 	return nil
 }
 
-// DueDeliveries returns pending deliveries due at now, oldest first.
-func (r *reader) DueDeliveries(now time.Time, limit int) ([]*warden.Delivery, error) {
-	return listRecords[warden.Delivery](r, "DueDeliveries", `SELECT record FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ns <= ?
-		ORDER BY next_attempt_ns, id LIMIT ?`, now.UnixNano(), limit)
+// dueDestinationsSQL lists the destinations with a due delivery by a skip
+// scan over webhook_deliveries_destination: each step seeks the next
+// pending destination and each candidate's oldest pending delivery is one
+// more seek, so a destination costs a few index probes whatever its
+// backlog.
+const dueDestinationsSQL = `WITH RECURSIVE dest(name) AS (
+		SELECT (SELECT min(destination) FROM webhook_deliveries WHERE status = 'pending')
+		UNION ALL
+		SELECT (SELECT min(destination) FROM webhook_deliveries WHERE status = 'pending' AND destination > dest.name)
+		FROM dest WHERE dest.name IS NOT NULL
+	), oldest(name, next_ns) AS MATERIALIZED (
+		SELECT name, (SELECT min(next_attempt_ns) FROM webhook_deliveries WHERE status = 'pending' AND destination = dest.name)
+		FROM dest WHERE name IS NOT NULL
+	)
+	SELECT name FROM oldest WHERE next_ns <= ? ORDER BY next_ns, name LIMIT ?`
+
+// DueDestinations returns the destinations with a pending delivery due at
+// now, the longest waiting first.
+func (r *reader) DueDestinations(now time.Time, limit int) ([]string, error) {
+	rows, err := r.q.query(dueDestinationsSQL, now.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.DueDestinations: %w", err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("sqlite.DueDestinations: %w", err)
+		}
+		out = append(out, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite.DueDestinations: %w", err)
+	}
+	return out, nil
 }
+
+// DueDeliveries returns the pending deliveries to destination due at now,
+// oldest first.
+func (r *reader) DueDeliveries(now time.Time, destination string, limit int) ([]*warden.Delivery, error) {
+	return listRecords[warden.Delivery](r, "DueDeliveries", dueDeliveriesSQL, destination, now.UnixNano(), limit)
+}
+
+// dueDeliveriesSQL reads one destination's due deliveries in index order.
+const dueDeliveriesSQL = `SELECT record FROM webhook_deliveries
+	WHERE status = 'pending' AND destination = ? AND next_attempt_ns <= ?
+	ORDER BY next_attempt_ns, id LIMIT ?`
 
 // Deliveries returns an incident's (or all) recent deliveries, newest first.
 func (r *reader) Deliveries(f warden.DeliveryFilter) ([]*warden.Delivery, error) {
@@ -631,11 +674,14 @@ func (r *reader) CountOpenIncidents() ([]warden.OpenIncidentCount, error) {
 }
 
 // CountPendingDeliveries counts the outbox's pending deliveries, through
-// webhook_deliveries_due (status first).
+// webhook_deliveries_destination (status first).
 func (r *reader) CountPendingDeliveries() (int64, error) {
 	var n int64
-	if err := r.q.queryRow("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'").Scan(&n); err != nil {
+	if err := r.q.queryRow(countPendingDeliveriesSQL).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite.CountPendingDeliveries: %w", err)
 	}
 	return n, nil
 }
+
+// countPendingDeliveriesSQL reads only the index's pending entries.
+const countPendingDeliveriesSQL = "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'"

@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -55,22 +57,37 @@ func migrations() ([]migration, error) {
 	return ms, nil
 }
 
+// afterMigration are Go steps, by the version they follow: data changes a
+// migration's SQL cannot make (they need the domain's rules). Each runs in
+// the migration transaction right after its version's SQL, so a database
+// is never at that version without it.
+var afterMigration = map[int]func(ctx context.Context, conn *sql.Conn) error{
+	7: backfillDestinations,
+}
+
 // migrate applies pending migrations in one IMMEDIATE transaction, so two
 // processes opening a new file at once cannot both apply them.
-func migrate(ctx context.Context, w *writer) (err error) {
+func migrate(ctx context.Context, w *writer) error {
 	ms, err := migrations()
 	if err != nil {
 		return fmt.Errorf("sqlite.migrate: %w", err)
 	}
-	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	return applyMigrations(ctx, w.conn, ms)
+}
+
+// applyMigrations applies those of ms (sorted by version) that conn's
+// database lacks, each followed by its afterMigration step, in one
+// IMMEDIATE transaction. It refuses a database newer than the last of ms.
+func applyMigrations(ctx context.Context, conn *sql.Conn, ms []migration) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("sqlite.migrate: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			w.conn.ExecContext(ctx, "ROLLBACK") //nolint:errcheck // the cause is err
+			conn.ExecContext(ctx, "ROLLBACK") //nolint:errcheck // the cause is err
 		}
 	}()
-	if _, err := w.conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT NOT NULL,
 		applied_at TEXT NOT NULL
@@ -78,7 +95,7 @@ func migrate(ctx context.Context, w *writer) (err error) {
 		return fmt.Errorf("sqlite.migrate: %w", err)
 	}
 	var current int
-	if err := w.conn.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
 		return fmt.Errorf("sqlite.migrate: %w", err)
 	}
 	if n := len(ms); n > 0 && current > ms[n-1].version {
@@ -88,17 +105,65 @@ func migrate(ctx context.Context, w *writer) (err error) {
 		if m.version <= current {
 			continue
 		}
-		if _, err := w.conn.ExecContext(ctx, m.sql); err != nil {
+		if _, err := conn.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("sqlite.migrate: %s: %w", m.name, err)
 		}
-		if _, err := w.conn.ExecContext(ctx,
+		if step := afterMigration[m.version]; step != nil {
+			if err := step(ctx, conn); err != nil {
+				return fmt.Errorf("sqlite.migrate: %s: %w", m.name, err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx,
 			"INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
 			m.version, m.name, warden.FormatTime(time.Now())); err != nil {
 			return fmt.Errorf("sqlite.migrate: %s: %w", m.name, err)
 		}
 	}
-	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("sqlite.migrate: %w", err)
 	}
 	return nil
+}
+
+// backfillBatch bounds the rows backfillDestinations holds at once.
+const backfillBatch = 1000
+
+// backfillDestinations sets the destination of pending deliveries written
+// before migration 7, in batches by id so memory stays bounded whatever the
+// backlog. Delivered and failed rows keep an empty one: they are never sent
+// again, and only pending rows are read by destination.
+func backfillDestinations(ctx context.Context, conn *sql.Conn) error {
+	type row struct {
+		id  int64
+		url string
+	}
+	var after int64
+	for {
+		rows, err := conn.QueryContext(ctx, `SELECT id, coalesce(json_extract(record, '$.url'), '') FROM webhook_deliveries
+			WHERE status = 'pending' AND destination = '' AND id > ? ORDER BY id LIMIT ?`, after, backfillBatch)
+		if err != nil {
+			return fmt.Errorf("backfill destinations: %w", err)
+		}
+		var batch []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.url); err != nil {
+				rows.Close()
+				return fmt.Errorf("backfill destinations: %w", err)
+			}
+			batch = append(batch, r)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("backfill destinations: %w", err)
+		}
+		for _, r := range batch {
+			if _, err := conn.ExecContext(ctx, "UPDATE webhook_deliveries SET destination = ? WHERE id = ?", warden.Destination(r.url), r.id); err != nil {
+				return fmt.Errorf("backfill destinations: %w", err)
+			}
+			after = r.id
+		}
+		if len(batch) < backfillBatch {
+			return nil
+		}
+	}
 }

@@ -306,10 +306,27 @@ func readIncidentSnapshot(tx warden.ReadTx, due time.Time, counters ...string) (
 	if snap.Deliveries, err = tx.Deliveries(warden.DeliveryFilter{Limit: 1000}); err != nil {
 		return nil, err
 	}
-	if snap.Due, err = tx.DueDeliveries(due, 1000); err != nil {
+	if snap.Due, err = collectDue(tx, due); err != nil {
 		return nil, err
 	}
 	return &snap, nil
+}
+
+// collectDue returns every delivery due at now, destination by destination.
+func collectDue(tx warden.ReadTx, now time.Time) ([]*warden.Delivery, error) {
+	dests, err := tx.DueDestinations(now, 1000)
+	if err != nil {
+		return nil, err
+	}
+	out := []*warden.Delivery{}
+	for _, dest := range dests {
+		due, err := tx.DueDeliveries(now, dest, 1000)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, due...)
+	}
+	return out, nil
 }
 
 func mustIncidentSnapshot(tb testing.TB, s warden.Store, due time.Time, counters ...string) *incidentSnapshot {
@@ -1356,9 +1373,16 @@ func testIntegrityBaseline(t *testing.T, h Harness) {
 	})
 }
 
+// testDeliveries covers the webhook outbox: enqueueing, outcomes, the
+// listings, and the due reads by destination (DueDestinations, then
+// DueDeliveries of one destination).
 func testDeliveries(t *testing.T, h Harness) {
 	s := h.New(t)
-	const url1, url2 = "https://hooks.example/a", "https://other.example/b"
+	// url1 and url1b are one destination (scheme and host, whatever the
+	// case and path); url2 and url3 are two more. url3's host sorts
+	// first, so an order by name would differ from the longest waiting.
+	const url1, url1b, url2, url3 = "https://hooks.example/a", "HTTPS://Hooks.Example/c", "https://other.example/b", "https://aaa.example/x"
+	hooks, other, aaa := warden.Destination(url1), warden.Destination(url2), warden.Destination(url3)
 	incA, incB := incidentID(1), incidentID(2)
 	MustView(t, s, func(tx warden.ReadTx) error {
 		for _, inc := range []string{"", incA} {
@@ -1370,7 +1394,14 @@ func testDeliveries(t *testing.T, h Harness) {
 				t.Errorf("Deliveries(%q) on an empty store = %v", inc, deliveryIDs(got))
 			}
 		}
-		due, err := tx.DueDeliveries(at(1_000_000), 10)
+		dests, err := tx.DueDestinations(at(1_000_000), 10)
+		if err != nil {
+			return err
+		}
+		if dests == nil || len(dests) != 0 {
+			t.Errorf("DueDestinations on an empty store = %#v, want an empty list", dests)
+		}
+		due, err := tx.DueDeliveries(at(1_000_000), hooks, 10)
 		if err != nil {
 			return err
 		}
@@ -1380,21 +1411,22 @@ func testDeliveries(t *testing.T, h Harness) {
 		return nil
 	})
 
-	d1, d2, d3 := delivery(incA, url1, 100), delivery(incB, url1, 200), delivery(incA, url2, 300)
-	d4, d5 := delivery(incA, url1, 400), delivery(incB, url2, 500)
+	d1, d2, d3 := delivery(incA, url1, 100), delivery(incB, url1b, 200), delivery(incA, url2, 300)
+	d4, d5, d7 := delivery(incA, url1, 400), delivery(incB, url2, 500), delivery(incB, url3, 700)
 	d4.Event = warden.EventRecovery
 	enqueue(t, s, d1, d2, d3)
-	enqueue(t, s, d4, d5)
+	enqueue(t, s, d4, d5, d7)
+	all := []*warden.Delivery{d1, d2, d3, d4, d5, d7}
 	ids := map[uint64]bool{}
-	for _, d := range []*warden.Delivery{d1, d2, d3, d4, d5} {
+	for _, d := range all {
 		if d.ID == 0 || ids[d.ID] {
-			t.Fatalf("EnqueueDelivery set ids %v: not distinct and non-zero", deliveryIDs([]*warden.Delivery{d1, d2, d3, d4, d5}))
+			t.Fatalf("EnqueueDelivery set ids %v: not distinct and non-zero", deliveryIDs(all))
 		}
 		ids[d.ID] = true
 	}
 
 	MustView(t, s, func(tx warden.ReadTx) error {
-		for inc, want := range map[string]int64{"": 5, incA: 3, incB: 2, incidentID(3): 0} {
+		for inc, want := range map[string]int64{"": 6, incA: 3, incB: 3, incidentID(3): 0} {
 			if n, err := tx.CountDeliveries(inc); err != nil || n != want {
 				t.Errorf("CountDeliveries(%q) = %d, %v; want %d", inc, n, err, want)
 			}
@@ -1404,21 +1436,24 @@ func testDeliveries(t *testing.T, h Harness) {
 
 	type listing struct {
 		name string
-		get  func(tx warden.ReadTx) ([]*warden.Delivery, error)
-		want []*warden.Delivery
+		get  func(tx warden.ReadTx) (any, error)
+		want any
 	}
-	deliveries := func(inc string, limit int) func(tx warden.ReadTx) ([]*warden.Delivery, error) {
-		return func(tx warden.ReadTx) ([]*warden.Delivery, error) {
+	deliveries := func(inc string, limit int) func(tx warden.ReadTx) (any, error) {
+		return func(tx warden.ReadTx) (any, error) {
 			return tx.Deliveries(warden.DeliveryFilter{IncidentID: inc, Limit: limit})
 		}
 	}
-	before := func(inc string, before uint64, limit int) func(tx warden.ReadTx) ([]*warden.Delivery, error) {
-		return func(tx warden.ReadTx) ([]*warden.Delivery, error) {
+	before := func(inc string, before uint64, limit int) func(tx warden.ReadTx) (any, error) {
+		return func(tx warden.ReadTx) (any, error) {
 			return tx.Deliveries(warden.DeliveryFilter{IncidentID: inc, Before: before, Limit: limit})
 		}
 	}
-	due := func(now, limit int) func(tx warden.ReadTx) ([]*warden.Delivery, error) {
-		return func(tx warden.ReadTx) ([]*warden.Delivery, error) { return tx.DueDeliveries(at(now), limit) }
+	due := func(now int, dest string, limit int) func(tx warden.ReadTx) (any, error) {
+		return func(tx warden.ReadTx) (any, error) { return tx.DueDeliveries(at(now), dest, limit) }
+	}
+	dests := func(now, limit int) func(tx warden.ReadTx) (any, error) {
+		return func(tx warden.ReadTx) (any, error) { return tx.DueDestinations(at(now), limit) }
 	}
 	check := func(when string, ls []listing) {
 		t.Helper()
@@ -1435,36 +1470,48 @@ func testDeliveries(t *testing.T, h Harness) {
 			return nil
 		})
 	}
-	none := []*warden.Delivery{}
+	none, noDest := []*warden.Delivery{}, []string{}
 	check("after enqueueing", []listing{
 		{"Deliveries(A)", deliveries(incA, 10), []*warden.Delivery{d4, d3, d1}},
 		{"Deliveries(A), limit 2", deliveries(incA, 2), []*warden.Delivery{d4, d3}},
-		{"Deliveries(B)", deliveries(incB, 10), []*warden.Delivery{d5, d2}},
-		{"Deliveries(all)", deliveries("", 10), []*warden.Delivery{d5, d4, d3, d2, d1}},
-		{"Deliveries(all), limit 3", deliveries("", 3), []*warden.Delivery{d5, d4, d3}},
+		{"Deliveries(B)", deliveries(incB, 10), []*warden.Delivery{d7, d5, d2}},
+		{"Deliveries(all)", deliveries("", 10), []*warden.Delivery{d7, d5, d4, d3, d2, d1}},
+		{"Deliveries(all), limit 3", deliveries("", 3), []*warden.Delivery{d7, d5, d4}},
 		{"Deliveries(unknown)", deliveries(incidentID(3), 10), none},
 		{"Deliveries(all) before d4", before("", d4.ID, 10), []*warden.Delivery{d3, d2, d1}},
 		{"Deliveries(all) before d4, limit 2", before("", d4.ID, 2), []*warden.Delivery{d3, d2}},
 		{"Deliveries(A) before d4", before(incA, d4.ID, 10), []*warden.Delivery{d3, d1}},
+		{"Deliveries(B) before d7", before(incB, d7.ID, 10), []*warden.Delivery{d5, d2}},
 		{"Deliveries(B) before d5", before(incB, d5.ID, 10), []*warden.Delivery{d2}},
 		{"Deliveries(all) before d1", before("", d1.ID, 10), none},
-		{"Deliveries(all) before far beyond", before("", 1<<63, 10), []*warden.Delivery{d5, d4, d3, d2, d1}},
-		{"Deliveries(all) before the maximum", before("", 1<<64-1, 10), []*warden.Delivery{d5, d4, d3, d2, d1}},
-		{"DueDeliveries before the first", due(99, 10), none},
-		{"DueDeliveries exactly at the first", due(100, 10), []*warden.Delivery{d1}},
-		{"DueDeliveries at 350", due(350, 10), []*warden.Delivery{d1, d2, d3}},
-		{"DueDeliveries at 1000", due(1000, 10), []*warden.Delivery{d1, d2, d3, d4, d5}},
-		{"DueDeliveries at 1000, limit 2", due(1000, 2), []*warden.Delivery{d1, d2}},
+		{"Deliveries(all) before far beyond", before("", 1<<63, 10), []*warden.Delivery{d7, d5, d4, d3, d2, d1}},
+		{"Deliveries(all) before the maximum", before("", 1<<64-1, 10), []*warden.Delivery{d7, d5, d4, d3, d2, d1}},
+		{"DueDestinations before the first", dests(99, 10), noDest},
+		{"DueDestinations exactly at the first", dests(100, 10), []string{hooks}},
+		{"DueDestinations at 350", dests(350, 10), []string{hooks, other}},
+		{"DueDestinations at 1000", dests(1000, 10), []string{hooks, other, aaa}},
+		{"DueDestinations at 1000, limit 2", dests(1000, 2), []string{hooks, other}},
+		{"DueDeliveries(hooks) before the first", due(99, hooks, 10), none},
+		{"DueDeliveries(hooks) exactly at the first", due(100, hooks, 10), []*warden.Delivery{d1}},
+		{"DueDeliveries(hooks) at 350", due(350, hooks, 10), []*warden.Delivery{d1, d2}},
+		{"DueDeliveries(hooks) at 1000", due(1000, hooks, 10), []*warden.Delivery{d1, d2, d4}},
+		{"DueDeliveries(hooks) at 1000, limit 2", due(1000, hooks, 2), []*warden.Delivery{d1, d2}},
+		{"DueDeliveries(other) at 350", due(350, other, 10), []*warden.Delivery{d3}},
+		{"DueDeliveries(other) at 1000", due(1000, other, 10), []*warden.Delivery{d3, d5}},
+		{"DueDeliveries(aaa) at 1000", due(1000, aaa, 10), []*warden.Delivery{d7}},
+		{"DueDeliveries(a URL, not its destination)", due(1000, url1, 10), none},
+		{"DueDeliveries(unknown destination)", due(1000, "https://nowhere.example", 10), none},
 	})
 
 	// Recording outcomes: d1 failed and is retried at 600; d2 delivered; d3
-	// gave up.
-	d1r, d2r, d3r := *d1, *d2, *d3
+	// gave up; d7 delivered, leaving aaa nothing pending.
+	d1r, d2r, d3r, d7r := *d1, *d2, *d3, *d7
 	d1r.Attempts, d1r.LastError, d1r.LastStatus, d1r.NextAttemptAt = 1, "HTTP 503", 503, at(600)
 	d2r.Attempts, d2r.LastStatus, d2r.Status, d2r.DeliveredAt = 1, 200, warden.DeliveryDelivered, at(250)
 	d3r.Attempts, d3r.LastError, d3r.Status = 8, "connection refused", warden.DeliveryFailed
+	d7r.Attempts, d7r.LastStatus, d7r.Status, d7r.DeliveredAt = 1, 204, warden.DeliveryDelivered, at(700)
 	MustUpdate(t, s, func(tx warden.Tx) error {
-		for _, d := range []*warden.Delivery{&d1r, &d2r, &d3r} {
+		for _, d := range []*warden.Delivery{&d1r, &d2r, &d3r, &d7r} {
 			if err := tx.UpdateDelivery(d); err != nil {
 				return err
 			}
@@ -1472,23 +1519,17 @@ func testDeliveries(t *testing.T, h Harness) {
 		return nil
 	})
 	check("after recording outcomes", []listing{
-		{"Deliveries(all)", deliveries("", 10), []*warden.Delivery{d5, d4, &d3r, &d2r, &d1r}},
+		{"Deliveries(all)", deliveries("", 10), []*warden.Delivery{&d7r, d5, d4, &d3r, &d2r, &d1r}},
 		{"Deliveries(A)", deliveries(incA, 10), []*warden.Delivery{d4, &d3r, &d1r}},
-		{"DueDeliveries at 350", due(350, 10), none},
-		{"DueDeliveries at 599", due(599, 10), []*warden.Delivery{d4, d5}},
-	})
-	// Which of a retried delivery and a newer one comes first is not
-	// pinned; that all due ones come back is.
-	MustView(t, s, func(tx warden.ReadTx) error {
-		got, err := tx.DueDeliveries(at(600), 10)
-		if err != nil {
-			return err
-		}
-		slices.SortFunc(got, func(a, b *warden.Delivery) int { return int(a.ID) - int(b.ID) })
-		if diff := cmp.Diff([]*warden.Delivery{&d1r, d4, d5}, got); diff != "" {
-			t.Errorf("DueDeliveries at 600, by id (-want +got):\n%s", diff)
-		}
-		return nil
+		{"DueDestinations at 350", dests(350, 10), noDest},
+		{"DueDestinations at 450", dests(450, 10), []string{hooks}},
+		{"DueDestinations at 599", dests(599, 10), []string{hooks, other}},
+		{"DueDestinations at 1000", dests(1000, 10), []string{hooks, other}},
+		{"DueDeliveries(hooks) at 350", due(350, hooks, 10), none},
+		{"DueDeliveries(hooks) at 599", due(599, hooks, 10), []*warden.Delivery{d4}},
+		{"DueDeliveries(hooks) at 600", due(600, hooks, 10), []*warden.Delivery{d4, &d1r}},
+		{"DueDeliveries(other) at 1000", due(1000, other, 10), []*warden.Delivery{d5}},
+		{"DueDeliveries(aaa) at 1000", due(1000, aaa, 10), none},
 	})
 
 	for _, tt := range []struct {
@@ -1517,7 +1558,7 @@ func testDeliveries(t *testing.T, h Harness) {
 	wantCode(t, s.Update(t.Context(), func(tx warden.Tx) error { return tx.EnqueueDelivery(nil) }), warden.EINVALID)
 	wantCode(t, s.Update(t.Context(), func(tx warden.Tx) error { return tx.UpdateDelivery(nil) }), warden.EINVALID)
 	unknown := *d4
-	unknown.ID = d5.ID + 1000
+	unknown.ID = d7.ID + 1000
 	wantCode(t, s.Update(t.Context(), func(tx warden.Tx) error { return tx.UpdateDelivery(&unknown) }), warden.ENOTFOUND)
 
 	// An Update reads its own outbox.
@@ -1533,7 +1574,14 @@ func testDeliveries(t *testing.T, h Harness) {
 		if diff := cmp.Diff([]*warden.Delivery{d6}, got); diff != "" {
 			t.Errorf("Deliveries inside the Update (-want +got):\n%s", diff)
 		}
-		got, err = tx.DueDeliveries(at(50), 10)
+		gotDests, err := tx.DueDestinations(at(50), 10)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]string{hooks}, gotDests); diff != "" {
+			t.Errorf("DueDestinations inside the Update (-want +got):\n%s", diff)
+		}
+		got, err = tx.DueDeliveries(at(50), hooks, 10)
 		if err != nil {
 			return err
 		}
@@ -1544,8 +1592,19 @@ func testDeliveries(t *testing.T, h Harness) {
 	})
 	// The refused writes changed nothing.
 	check("at the end", []listing{
-		{"Deliveries(all)", deliveries("", 10), []*warden.Delivery{d6, d5, d4, &d3r, &d2r, &d1r}},
-		{"DueDeliveries at 599", due(599, 10), []*warden.Delivery{d6, d4, d5}},
+		{"Deliveries(all)", deliveries("", 10), []*warden.Delivery{d6, &d7r, d5, d4, &d3r, &d2r, &d1r}},
+		{"DueDestinations at 599", dests(599, 10), []string{hooks, other}},
+		{"DueDeliveries(hooks) at 599", due(599, hooks, 10), []*warden.Delivery{d6, d4}},
+	})
+
+	// A delivery whose URL an outcome changes moves to the new destination.
+	d5m := *d5
+	d5m.URL = url3
+	MustUpdate(t, s, func(tx warden.Tx) error { return tx.UpdateDelivery(&d5m) })
+	check("after a delivery moved", []listing{
+		{"DueDestinations at 599", dests(599, 10), []string{hooks, aaa}},
+		{"DueDeliveries(other) at 1000", due(1000, other, 10), none},
+		{"DueDeliveries(aaa) at 1000", due(1000, aaa, 10), []*warden.Delivery{&d5m}},
 	})
 }
 

@@ -140,9 +140,16 @@ func TestNoWebhookSentWhileItsOutcomeCannotBeRecorded(t *testing.T) {
 	env.MustReport(t, nil, recorder.ReportRequest{Class: warden.ClassForbiddenAirlockRequest, Source: "airlock", Description: "egress"})
 	due := func() int {
 		t.Helper()
-		d, err := env.Recorder.DueDeliveries(ctx, env.Clock.Now(), 10)
+		dests, err := env.Recorder.DueDestinations(ctx, env.Clock.Now(), 10)
 		if err != nil {
 			t.Fatal(err)
+		}
+		d, err := env.Recorder.DueDeliveries(ctx, env.Clock.Now(), warden.Destination(hook.URL), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dests) != min(len(d), 1) {
+			t.Fatalf("due destinations %v with %d deliveries due to %s", dests, len(d), hook.URL)
 		}
 		return len(d)
 	}

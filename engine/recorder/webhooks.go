@@ -87,21 +87,39 @@ func (rec *Recorder) Deliveries(ctx context.Context, f warden.DeliveryFilter) (*
 	return page, nil
 }
 
-// DueDeliveries returns up to limit webhook deliveries due at now, oldest
-// first (warden.WebhookOutbox).
-func (rec *Recorder) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*warden.Delivery, error) {
-	if len(rec.core.Degraded()) > 0 {
-		// An outcome that cannot be recorded (storage full, writes
-		// refused) would leave the delivery due and send it again on
-		// every poll: nothing is due until writes work.
+// DueDestinations returns up to limit destinations with webhook
+// deliveries due at now, the longest waiting first (warden.WebhookOutbox).
+func (rec *Recorder) DueDestinations(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	if rec.outcomesRefused() {
+		return []string{}, nil
+	}
+	var dests []string
+	err := rec.core.View(ctx, "recorder.DueDestinations", func(tx warden.ReadTx) (err error) {
+		dests, err = tx.DueDestinations(now, limit)
+		return err
+	})
+	return dests, err
+}
+
+// DueDeliveries returns up to limit webhook deliveries to destination due
+// at now, oldest first (warden.WebhookOutbox).
+func (rec *Recorder) DueDeliveries(ctx context.Context, now time.Time, destination string, limit int) ([]*warden.Delivery, error) {
+	if rec.outcomesRefused() {
 		return []*warden.Delivery{}, nil
 	}
 	var due []*warden.Delivery
 	err := rec.core.View(ctx, "recorder.DueDeliveries", func(tx warden.ReadTx) (err error) {
-		due, err = tx.DueDeliveries(now, limit)
+		due, err = tx.DueDeliveries(now, destination, limit)
 		return err
 	})
 	return due, err
+}
+
+// outcomesRefused reports whether a delivery's outcome could not be
+// recorded now (storage full, writes refused). Nothing is due then: the
+// delivery would stay due and be sent again on every poll.
+func (rec *Recorder) outcomesRefused() bool {
+	return len(rec.core.Degraded()) > 0
 }
 
 // RecordDelivery records a webhook delivery attempt's outcome
