@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -55,10 +56,12 @@ type embeddedServer struct {
 
 // startEmbedded initialises a data directory with `warden init`, writes a
 // policy whose targets are target, and starts `warden serve` on it.
-func startEmbedded(ctx context.Context, target string, extra ...string) (*embeddedServer, error) {
-	bin, err := os.Executable()
-	if err != nil {
-		return nil, err
+func startEmbedded(ctx context.Context, bin, target string, extra ...string) (*embeddedServer, error) {
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := os.MkdirTemp("", "warden-bench-http-")
 	if err != nil {
@@ -127,6 +130,35 @@ func startEmbedded(ctx context.Context, target string, extra ...string) (*embedd
 			return nil, fmt.Errorf("bench http: warden serve did not start within a minute")
 		}
 	}
+}
+
+// cpuSeconds returns the CPU time (user and system) the server process has
+// used so far, from /proc (Linux); ok is false where it cannot be read.
+func (s *embeddedServer) cpuSeconds() (float64, bool) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the parenthesised command name: state is field 3,
+	// utime and stime fields 14 and 15, in clock ticks (USER_HZ, 100 on
+	// Linux).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return (ut + st) / 100, true
 }
 
 // Close stops the server (as SIGTERM would) and removes its data.

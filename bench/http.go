@@ -42,6 +42,10 @@ type HTTPOptions struct {
 	// to point its policy at instead of the always-200 service the
 	// benchmark starts (e.g. a real agent runtime's endpoint on loopback).
 	Target string
+	// ServerBin, with an embedded server, is the warden binary to run it
+	// with instead of this one: two builds compared in the same way on the
+	// same machine.
+	ServerBin string
 	// ServerArgs are added to the embedded server's command line (e.g.
 	// --cpuprofile FILE to profile the path measured).
 	ServerArgs []string
@@ -56,6 +60,11 @@ type RunResult struct {
 	P50Ms      float64 `json:"p50_ms"`
 	P99Ms      float64 `json:"p99_ms"`
 	StoredFrom int64   `json:"stored_incidents_before"`
+	// ServerCPUMs is the embedded server's CPU time (user and system, all
+	// cores) per request during the run: what a request costs the
+	// server, less sensitive than the rates to what else loads a shared
+	// machine. 0 with --url or where /proc is not there.
+	ServerCPUMs float64 `json:"server_cpu_ms_per_request,omitempty"`
 }
 
 // HTTPResult holds every run.
@@ -121,6 +130,8 @@ type loadClient struct {
 	seq    atomic.Int64
 	report []byte
 	failed atomic.Int64 // reports answered containment_failed
+
+	cpu func() (float64, bool) // the embedded server's CPU seconds so far
 
 	idMu sync.Mutex
 	ids  []string // every idEvery-th reported incident's id, for Reads
@@ -252,6 +263,11 @@ func (c *loadClient) run(ctx context.Context, clients int, d time.Duration, tota
 // drive runs once from clients goroutines for d (or total calls).
 func (c *loadClient) drive(ctx context.Context, clients int, d time.Duration, total int64, once func(context.Context) (time.Duration, error)) (RunResult, error) {
 	res := RunResult{Clients: clients}
+	var cpu0 float64
+	cpuOK := false
+	if c.cpu != nil {
+		cpu0, cpuOK = c.cpu()
+	}
 	deadline := time.Now().Add(d)
 	var count, errs atomic.Int64
 	lats := make([][]time.Duration, clients)
@@ -293,6 +309,9 @@ func (c *loadClient) drive(ctx context.Context, clients int, d time.Duration, to
 		all = append(all, l...)
 	}
 	res.Requests, res.Errors = int64(len(all)), errs.Load()
+	if cpu1, ok := c.cpu(); cpuOK && ok && len(all) > 0 {
+		res.ServerCPUMs = (cpu1 - cpu0) * 1000 / float64(len(all))
+	}
 	res.PerSec = float64(len(all)) / el.Seconds()
 	res.P50Ms, res.P99Ms = pct(all, 50), pct(all, 99)
 	if err, _ := first.Load().(error); err != nil && len(all) == 0 {
@@ -365,6 +384,7 @@ func (c *loadClient) stage(ctx context.Context, w io.Writer, o HTTPOptions, heal
 // HTTP runs the load generator and prints progress to w.
 func HTTP(ctx context.Context, o HTTPOptions, w io.Writer) (*HTTPResult, error) {
 	res := &HTTPResult{}
+	var serverCPU func() (float64, bool)
 	if o.URL == "" {
 		targetURL := o.Target
 		if targetURL == "" {
@@ -379,15 +399,16 @@ func HTTP(ctx context.Context, o HTTPOptions, w io.Writer) (*HTTPResult, error) 
 		} else {
 			fmt.Fprintf(w, "starting warden serve with every containment target at %s ...\n", targetURL)
 		}
-		srv, err := startEmbedded(ctx, targetURL, o.ServerArgs...)
+		srv, err := startEmbedded(ctx, o.ServerBin, targetURL, o.ServerArgs...)
 		if err != nil {
 			return nil, err
 		}
 		defer srv.Close()
 		o.URL, o.Token = srv.URL, srv.Token
 		res.Embedded, res.Target = true, targetURL
-	} else if o.Target != "" {
-		return nil, fmt.Errorf("bench http: --target applies to the server the benchmark starts; with --url, the server's own policy names its targets")
+		serverCPU = srv.cpuSeconds
+	} else if o.Target != "" || o.ServerBin != "" {
+		return nil, fmt.Errorf("bench http: --target and --server-bin apply to the server the benchmark starts; with --url, the server is yours")
 	}
 	o.URL = strings.TrimRight(o.URL, "/")
 	if o.Clients <= 0 {
@@ -403,7 +424,7 @@ func HTTP(ctx context.Context, o HTTPOptions, w io.Writer) (*HTTPResult, error) 
 	c := &loadClient{o: o, http: &http.Client{
 		Timeout:   60 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256},
-	}}
+	}, cpu: serverCPU}
 	var err error
 
 	fmt.Fprintf(w, "GET /health, %d clients for %s ...\n", o.Clients, o.Duration)

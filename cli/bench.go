@@ -77,7 +77,7 @@ report rate as a ratio of it (target: at least 0.25 for a containing class).`,
 				} else {
 					fmt.Fprintf(w, "class:           %s (server at --url; %d containment_failed)\n", res.Class, res.ContainmentFailed)
 				}
-				fmt.Fprintf(w, "/health:         %.0f/s with %d clients\n", res.Health.PerSec, res.Health.Clients)
+				fmt.Fprintf(w, "/health:         %.0f/s with %d clients%s\n", res.Health.PerSec, res.Health.Clients, cpuNote(res.Health))
 				stages := []struct {
 					name string
 					st   bench.Stage
@@ -89,16 +89,16 @@ report rate as a ratio of it (target: at least 0.25 for a containing class).`,
 					}{"after preload", *res.AfterPreload})
 				}
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintf(tw, "\tstored\t1 client p99\t%d clients\t× /health\tlist 100 p99\tstats p99\tone incident p99\n", res.Concurrent.Clients)
+				fmt.Fprintf(tw, "\tstored\t1 client p99\t%d clients\tserver CPU/report\t× /health\tlist 100 p99\tstats p99\tone incident p99\n", res.Concurrent.Clients)
 				for _, s := range stages {
 					one := "-" // no incident reported yet to read
 					if s.st.Reads.SampledIDs > 0 {
 						one = fmt.Sprintf("%.2f ms", s.st.Reads.OneByID.P99Ms)
 					}
-					fmt.Fprintf(tw, "%s\t%d\t%.2f ms\t%.0f/s\t%.2f\t%.2f ms\t%.2f ms\t%s\n", s.name, s.st.Reads.Stored, s.st.Single.P99Ms,
-						s.st.Concurrent.PerSec, s.st.HealthRatio, s.st.Reads.List100.P99Ms, s.st.Reads.Stats.P99Ms, one)
+					fmt.Fprintf(tw, "%s\t%d\t%.2f ms\t%.0f/s\t%.3f ms\t%.2f\t%.2f ms\t%.2f ms\t%s\n", s.name, s.st.Reads.Stored, s.st.Single.P99Ms,
+						s.st.Concurrent.PerSec, s.st.Concurrent.ServerCPUMs, s.st.HealthRatio, s.st.Reads.List100.P99Ms, s.st.Reads.Stats.P99Ms, one)
 				}
-				fmt.Fprintf(tw, "target\t\t<= 5 ms\tflat\t>= 0.25\t<= 5 ms\t<= 5 ms\t<= 5 ms\n")
+				fmt.Fprintf(tw, "target\t\t<= 5 ms\tflat\t\t>= 0.25\t<= 5 ms\t<= 5 ms\t<= 5 ms\n")
 				tw.Flush()
 				if res.ExportBytes > 0 {
 					fmt.Fprintf(w, "forensic export: %.1f MB in %.1f s, server RSS peak %.0f MB (target < 150 MB)\n", float64(res.ExportBytes)/(1<<20), res.ExportSeconds, res.ExportMaxRSSMB)
@@ -113,6 +113,7 @@ report rate as a ratio of it (target: at least 0.25 for a containing class).`,
 	hf.IntVar(&h.Preload, "preload", 0, "report this many incidents, then measure again")
 	hf.BoolVar(&h.Export, "export", false, "finish with a forensic export, sampling the server's RSS")
 	hf.StringVar(&h.Target, "target", "", "point the embedded server's containment targets at this URL instead of an always-200 service the benchmark starts")
+	hf.StringVar(&h.ServerBin, "server-bin", "", "run the embedded server with this warden binary instead of this one (to compare two builds the same way)")
 	hf.StringArrayVar(&h.ServerArgs, "server-arg", nil, "add this argument to the embedded server's command line (e.g. --server-arg=--cpuprofile=FILE)")
 	var so bench.StartupOptions
 	startupCmd := &cobra.Command{
@@ -166,4 +167,12 @@ func scratchDir(dir string) error {
 		return usageError{fmt.Errorf("--dir %s: not a directory", dir)}
 	}
 	return nil
+}
+
+// cpuNote is ", server CPU X ms each" when the run measured it.
+func cpuNote(r bench.RunResult) string {
+	if r.ServerCPUMs == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", server CPU %.3f ms each", r.ServerCPUMs)
 }
