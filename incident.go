@@ -127,6 +127,9 @@ type ContainmentResult struct {
 }
 
 // Incident is a recorded security event, in the reference recorder's shape.
+// Stores keep it as its JSON encoding, and listings send those records as
+// they are (IncidentRecord): a field added after the first release MUST be
+// omitempty (or every stored record migrated), else old records lack it.
 type Incident struct {
 	ID                 string              `json:"id"`
 	CreatedAt          string              `json:"created_at"`
@@ -247,6 +250,14 @@ type IncidentFilter struct {
 type IncidentCursor struct {
 	Rank   int
 	Number uint64
+}
+
+// IncidentRecord is an incident as stored, undecoded: what a listing sends
+// as it is (see Incident: every field added after the first release is
+// omitempty, so an old record reads as a current one).
+type IncidentRecord struct {
+	Cursor IncidentCursor // its position in the listing order
+	JSON   json.RawMessage
 }
 
 // RequirementCursor is a position in the order of Requirements: after the

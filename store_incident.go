@@ -10,6 +10,10 @@ type IncidentReader interface {
 	// (critical first) then newest first (number descending), streaming in
 	// bounded memory. It stops at fn's first error and returns it.
 	Incidents(f IncidentFilter, fn func(*Incident) error) error
+	// IncidentRecords is Incidents without decoding: each incident's
+	// record as stored (the JSON encoding of Incident that wrote it) with
+	// its position in the listing. The JSON is fn's to keep.
+	IncidentRecords(f IncidentFilter, fn func(IncidentRecord) error) error
 	// CountIncidents counts the incidents matching f's Class, State and
 	// Severity (f.Limit and f.After do not count). Its cost grows with the
 	// number of incidents it counts (one index range), so callers use the

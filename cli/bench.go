@@ -63,7 +63,15 @@ warns when reports come back containment_failed. --class
 forbidden_airlock_request measures a report that calls no target.
 
 Each run first measures GET /health with the same clients, and prints the
-report rate as a ratio of it (target: at least 0.25 for a containing class).`,
+report rate as a ratio of it (target: at least 0.25 for a containing class).
+Then, at the store's size: the operator's reads (the first page of 100
+incidents, the stats, one incident by id: p99 of 500 each), reports from one
+client, and reports from --clients. --preload N then stores N more incidents
+(of a class that calls no target, so a million take minutes) and measures
+again: the rates and the reads should not move. With its own server it also
+prints the server's CPU time per request (user and system, from /proc),
+which a busy neighbour disturbs less than the rates; --server-bin runs that
+server with another build, to compare two builds the same way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h.URL, h.Token = e.url, e.bearer()

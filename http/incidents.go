@@ -2,7 +2,6 @@ package http
 
 import (
 	"bufio"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -115,15 +114,14 @@ func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request, _ *ward
 	// The runbook pipes this into `jq '.[]'`: a bare array, [] when empty.
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
+	// Each item is the incident's stored record, sent as it is.
 	bw := bufio.NewWriterSize(w, 32<<10)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
 	bw.WriteString("[")
-	for n, i := range page.Items {
+	for n, rec := range page.Items {
 		if n > 0 {
-			bw.WriteString(",")
+			bw.WriteString(",\n")
 		}
-		if err := enc.Encode(i); err != nil {
+		if _, err := bw.Write(rec); err != nil {
 			return nil // the client went away; nothing more to say
 		}
 	}

@@ -138,6 +138,24 @@ func (r *reader) Incident(id string) (*warden.Incident, error) {
 
 // Incidents streams incidents page by page in listing order.
 func (r *reader) Incidents(f warden.IncidentFilter, fn func(*warden.Incident) error) error {
+	return r.incidentRows("Incidents", f, func(rec warden.IncidentRecord) error {
+		i, err := decodeIncident(string(rec.JSON))
+		if err != nil {
+			return fmt.Errorf("sqlite.Incidents: %w", err)
+		}
+		return fn(i)
+	})
+}
+
+// IncidentRecords streams the stored records in listing order, undecoded.
+func (r *reader) IncidentRecords(f warden.IncidentFilter, fn func(warden.IncidentRecord) error) error {
+	return r.incidentRows("IncidentRecords", f, fn)
+}
+
+// incidentRows reads the incidents matching f in listing order, a page of
+// rows at a time (no rows are held open while fn runs), and calls fn for
+// each.
+func (r *reader) incidentRows(op string, f warden.IncidentFilter, fn func(warden.IncidentRecord) error) error {
 	where, args := incidentWhere(f)
 	cursor := f.After
 	seen := 0
@@ -168,33 +186,26 @@ func (r *reader) Incidents(f warden.IncidentFilter, fn func(*warden.Incident) er
 		}
 		rows, err := r.q.query(q, a...)
 		if err != nil {
-			return fmt.Errorf("sqlite.Incidents: %w", err)
+			return fmt.Errorf("sqlite.%s: %w", op, err)
 		}
-		var batch []*warden.Incident
-		var last warden.IncidentCursor
+		var batch []warden.IncidentRecord
 		for rows.Next() {
 			var rank int
 			var num int64
-			var rec string
+			var rec []byte
 			if err := rows.Scan(&rank, &num, &rec); err != nil {
 				rows.Close()
-				return fmt.Errorf("sqlite.Incidents: %w", err)
+				return fmt.Errorf("sqlite.%s: %w", op, err)
 			}
-			i, err := decodeIncident(rec)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlite.Incidents: %w", err)
-			}
-			batch = append(batch, i)
-			last = warden.IncidentCursor{Rank: rank, Number: uint64(num)}
+			batch = append(batch, warden.IncidentRecord{Cursor: warden.IncidentCursor{Rank: rank, Number: uint64(num)}, JSON: rec})
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return fmt.Errorf("sqlite.Incidents: %w", err)
+			return fmt.Errorf("sqlite.%s: %w", op, err)
 		}
-		for _, i := range batch {
-			if err := fn(i); err != nil {
+		for _, rec := range batch {
+			if err := fn(rec); err != nil {
 				return err
 			}
 		}
@@ -202,7 +213,7 @@ func (r *reader) Incidents(f warden.IncidentFilter, fn func(*warden.Incident) er
 		if len(batch) < page || (f.Limit > 0 && seen >= f.Limit) {
 			return nil
 		}
-		cursor = &last
+		cursor = &batch[len(batch)-1].Cursor
 	}
 }
 

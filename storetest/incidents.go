@@ -92,12 +92,40 @@ func updateIncidents(tb testing.TB, s warden.Store, is ...*warden.Incident) {
 }
 
 // collectIncidents returns what Incidents(f) streams.
+// Every listing is read both ways, decoded (Incidents) and as stored
+// (IncidentRecords), and the two must agree: the same incidents in the same
+// order, each record decoding to its incident, each cursor its position.
 func collectIncidents(tx warden.ReadTx, f warden.IncidentFilter) ([]*warden.Incident, error) {
 	out := []*warden.Incident{}
 	err := tx.Incidents(f, func(i *warden.Incident) error {
 		out = append(out, i)
 		return nil
 	})
+	if err != nil {
+		return out, err
+	}
+	n := 0
+	err = tx.IncidentRecords(f, func(r warden.IncidentRecord) error {
+		if n >= len(out) {
+			return fmt.Errorf("IncidentRecords(%+v) gives more than the %d incidents Incidents gives", f, len(out))
+		}
+		var got warden.Incident
+		if err := json.Unmarshal(r.JSON, &got); err != nil {
+			return fmt.Errorf("IncidentRecords(%+v): record %d is not an incident: %v", f, n, err)
+		}
+		want := out[n]
+		if diff := cmp.Diff(want, &got); diff != "" {
+			return fmt.Errorf("IncidentRecords(%+v): record %d differs from Incidents' (-Incidents +record):\n%s", f, n, diff)
+		}
+		if c := (warden.IncidentCursor{Rank: want.Severity.Rank(), Number: want.Number}); r.Cursor != c {
+			return fmt.Errorf("IncidentRecords(%+v): record %d has cursor %+v, want %+v", f, n, r.Cursor, c)
+		}
+		n++
+		return nil
+	})
+	if err == nil && n != len(out) {
+		err = fmt.Errorf("IncidentRecords(%+v) gives %d records, Incidents %d incidents", f, n, len(out))
+	}
 	return out, err
 }
 

@@ -2,6 +2,7 @@ package recorder_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	warden "github.com/warden-sh/warden"
@@ -55,4 +56,38 @@ func BenchmarkReportContaining(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
+}
+
+// BenchmarkListIncidents100 measures the first page of the incident
+// listing (100 incidents, with its total) over 50,000 stored.
+func BenchmarkListIncidents100(b *testing.B) {
+	env := wardentest.MustEnv(b)
+	ctx := context.Background()
+	const stored = 50_000
+	for n := 0; n < stored; n += 1000 {
+		err := env.Store.Update(ctx, func(tx warden.Tx) error {
+			for k := n + 1; k <= n+1000; k++ {
+				sev := []warden.Severity{warden.SeverityLow, warden.SeverityMedium, warden.SeverityHigh, warden.SeverityCritical}[k%4]
+				if err := tx.CreateIncident(&warden.Incident{
+					ID: fmt.Sprintf("INC-20260314-120000-%06d", k), Number: uint64(k), CreatedAt: warden.FormatTime(env.Clock.Now()),
+					Class: warden.ClassForbiddenAirlockRequest, Severity: sev, State: warden.StateOpen, Source: "bench",
+					Description: "blocked egress to an unknown destination", Evidence: map[string]string{"destination": "203.0.113.7:443"},
+					ContainmentActions: []string{warden.ActionLogAlert}, ContainmentResults: []warden.ContainmentResult{}, ReportedBy: "bench",
+				}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		page, err := env.Recorder.ListIncidents(ctx, warden.IncidentFilter{}, 100)
+		if err != nil || len(page.Items) != 100 {
+			b.Fatalf("page of %d: %v", len(page.Items), err)
+		}
+	}
 }

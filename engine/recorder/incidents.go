@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"encoding/json"
 
 	warden "github.com/warden-sh/warden"
 )
@@ -33,8 +34,9 @@ func (rec *Recorder) Incidents(ctx context.Context, f warden.IncidentFilter, fn 
 	return rec.core.Stream(ctx, "recorder.Incidents", func(tx warden.ReadTx) error { return tx.Incidents(f, fn) })
 }
 
-// IncidentPage is a page of the incident listing.
-type IncidentPage = warden.Page[*warden.Incident, warden.IncidentCursor]
+// IncidentPage is a page of the incident listing: each item an incident's
+// record as stored (warden.IncidentRecord), sent without decoding.
+type IncidentPage = warden.Page[json.RawMessage, warden.IncidentCursor]
 
 // ListIncidents returns a page of the incidents matching f (critical
 // first, newest first): at most limit (1 to warden.MaxPageSize; f.Limit is
@@ -53,7 +55,8 @@ func (rec *Recorder) ListIncidents(ctx context.Context, f warden.IncidentFilter,
 		return nil, err
 	}
 	f.Limit = limit + 1 // one more says whether a next page exists
-	page := &IncidentPage{Items: make([]*warden.Incident, 0, min(limit, 128))}
+	page := &IncidentPage{Items: make([]json.RawMessage, 0, min(limit, 128))}
+	var last warden.IncidentCursor
 	// A stream: listing reads use the store's stream connections, never
 	// the ones authentication and writes need; the snapshot ends before
 	// the answer is written.
@@ -63,18 +66,18 @@ func (rec *Recorder) ListIncidents(ctx context.Context, f warden.IncidentFilter,
 			return err
 		}
 		page.Total = &total
-		return tx.Incidents(f, func(i *warden.Incident) error {
-			page.Items = append(page.Items, i)
+		return tx.IncidentRecords(f, func(r warden.IncidentRecord) error {
+			if len(page.Items) == limit {
+				page.Next = &last // there is one more: the next page starts after the last
+				return nil
+			}
+			page.Items = append(page.Items, r.JSON)
+			last = r.Cursor
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
-	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		last := page.Items[limit-1]
-		page.Next = &warden.IncidentCursor{Rank: last.Severity.Rank(), Number: last.Number}
 	}
 	return page, nil
 }
