@@ -113,7 +113,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	case errors.As(err, &vf):
 		fmt.Fprintln(stderr, "warden: FAILED: tampered:", vf.Error())
 		if e.json && !vf.printed {
-			out := map[string]any{"ok": false, "tampered": true, "error": vf.Error()}
+			out := map[string]any{"ok": false, "tampered": true, "error": vf.Error(), "code": "tampered"}
 			var ve *ledger.VerifyError
 			var se *engine.StateError
 			var re *engine.ReceiptError
@@ -129,12 +129,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		}
 		return ExitVerify
 	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, "warden:", ue.Error())
+		fmt.Fprintln(stderr, "warden:", plainError(ue.error))
 		if cmd != nil && cmd != root {
 			fmt.Fprintf(stderr, "usage: %s (see warden %s --help)\n", cmd.UseLine(), strings.TrimPrefix(cmd.CommandPath(), "warden "))
 		}
 		if e.json {
-			_ = json.NewEncoder(stdout).Encode(map[string]string{"error": ue.Error(), "code": warden.EINVALID})
+			_ = json.NewEncoder(stdout).Encode(map[string]string{"error": plainError(ue.error), "code": warden.EINVALID})
 		}
 		return ExitUsage
 	}
@@ -462,4 +462,15 @@ func (e *env) versionCmd() *cobra.Command {
 			return e.print(map[string]string{"version": Version}, func(w io.Writer) { fmt.Fprintln(w, "warden", Version) })
 		},
 	}
+}
+
+// plainError is err's text with a wrapped *warden.Error as its sentence
+// ("containment policy p.yaml: Cannot read …"), not its debugging form
+// ("warden error: code=… message=…").
+func plainError(err error) string {
+	var we *warden.Error
+	if errors.As(err, &we) {
+		return strings.Replace(err.Error(), we.Error(), we.Message, 1)
+	}
+	return err.Error()
 }

@@ -141,7 +141,10 @@ func verifyResult(sum *ledger.Summary, err error) (*ledger.Summary, error) {
 	var ve *ledger.VerifyError
 	var se *engine.StateError
 	var re *engine.ReceiptError
+	var le *engine.ExportLineError
 	switch {
+	case errors.As(err, &le):
+		return nil, verifyFailure{error: le}
 	case asVerifyError(err, &ve):
 		return nil, verifyFailure{error: ve}
 	case errors.As(err, &se):

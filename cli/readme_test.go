@@ -180,3 +180,21 @@ func TestServeBusyPortBurnsNoToken(t *testing.T) {
 		t.Fatalf("--compat-ports with :8505 busy left the data directory (%v)", err)
 	}
 }
+
+// TestServeFailedFirstStartBurnsNoAdmin: a first start that fails after
+// creating the data directory (here a policy file that does not exist)
+// leaves no store without an admin: the next start mints it. The failure
+// reads as a sentence, not a debugging form.
+func TestServeFailedFirstStartBurnsNoAdmin(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	code, _, errs := run(t, "serve", "--data", data, "--addr", "127.0.0.1:0", "--compat-ports=false",
+		"--policy", filepath.Join(t.TempDir(), "missing.yaml"))
+	if code != 2 || !strings.Contains(errs, "missing.yaml") || strings.Contains(errs, "code=") {
+		t.Fatalf("serve with a missing policy: exit %d, stderr %q", code, errs)
+	}
+	startServer(t, data).stop(t)
+	code, out, errs := run(t, "credential", "list", "--data", data, "--json")
+	if code != 0 || !strings.Contains(out, `"admin"`) {
+		t.Fatalf("after the second start: credential list exit %d, %s %s", code, out, errs)
+	}
+}

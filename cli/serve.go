@@ -303,13 +303,22 @@ func (e *env) serve(f serveFlags) error {
 	}
 	writable := !core.Ledger().Refuses()
 
-	if fresh {
-		cred, err := core.Bootstrap(e.ctx, AdminName)
+	// A store without any credential was never given its admin: a new
+	// directory, or one whose first start failed after creating it (a bad
+	// --policy, a crash). Its admin is minted now, whichever it was.
+	if fresh || writable {
+		n, err := core.CountCredentials(e.ctx)
 		if err != nil {
 			return err
 		}
-		if err := e.printInit(dir, cred); err != nil {
-			return err
+		if n == 0 {
+			cred, err := core.Bootstrap(e.ctx, AdminName)
+			if err != nil {
+				return err
+			}
+			if err := e.printInit(dir, cred); err != nil {
+				return err
+			}
 		}
 	}
 

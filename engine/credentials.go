@@ -221,6 +221,16 @@ func (e *Core) ListCredentials(ctx context.Context, actor *warden.Principal, aft
 	return page, nil
 }
 
+// CountCredentials counts the store's credentials, revoked ones too: 0
+// means no admin was ever minted (see Bootstrap).
+func (e *Core) CountCredentials(ctx context.Context) (n int64, err error) {
+	err = e.View(ctx, "engine.CountCredentials", func(tx warden.ReadTx) error {
+		n, err = tx.CountCredentials()
+		return err
+	})
+	return n, err
+}
+
 // Bootstrap creates the first admin credential, named name, if the store
 // has no credential yet; the returned token is the only copy. ECONFLICT if
 // any credential exists, so a second init can never mint a hidden admin.

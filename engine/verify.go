@@ -367,17 +367,17 @@ func VerifyExport(r io.Reader, v *ledger.Verifier) (*ledger.Summary, *ExportHead
 			break
 		} else if err != nil {
 			p.Close()
-			return nil, &hdr, fmt.Errorf("export line %d: %w", line, err)
+			return nil, &hdr, &ExportLineError{Line: line, Err: err}
 		}
 		if isCheckpointLine(raw) {
 			var cp ExportLine
 			if err := jsonx.Decode(raw, &cp); err != nil {
 				p.Close()
-				return nil, &hdr, fmt.Errorf("export line %d: %w", line, err)
+				return nil, &hdr, &ExportLineError{Line: line, What: "checkpoint", Err: err}
 			}
 			if seenReceipt {
 				p.Close()
-				return nil, &hdr, fmt.Errorf("export line %d: checkpoint after the first receipt; checkpoints come first", line)
+				return nil, &hdr, &ExportLineError{Line: line, Err: errors.New("a checkpoint after the first receipt; checkpoints come first")}
 			}
 			if err := v.AddCheckpoint([]byte(cp.Checkpoint)); err != nil {
 				p.Close()
@@ -389,7 +389,7 @@ func VerifyExport(r io.Reader, v *ledger.Verifier) (*ledger.Summary, *ExportHead
 		rec := new(warden.Receipt)
 		if err := jsonx.Decode(raw, rec); err != nil {
 			p.Close()
-			return nil, &hdr, fmt.Errorf("export line %d is not a receipt: %w", line, err)
+			return nil, &hdr, &ExportLineError{Line: line, What: "receipt", Err: err}
 		}
 		if err := p.Push(rec); err != nil {
 			break
@@ -400,6 +400,25 @@ func VerifyExport(r io.Reader, v *ledger.Verifier) (*ledger.Summary, *ExportHead
 	}
 	s, err := v.Finish()
 	return s, &hdr, err
+}
+
+// ExportLineError is an export line that is not a well-formed checkpoint
+// or receipt line (a repeated key, a stray value, a checkpoint among the
+// receipts): the file is not an export warden wrote, so it fails
+// verification as a tampered one does. It names the line a person finds
+// the value on.
+type ExportLineError struct {
+	Line int
+	What string // "receipt", "checkpoint", or "" when the line is not JSON
+	Err  error
+}
+
+func (e *ExportLineError) Error() string {
+	msg := warden.ErrorMessage(e.Err)
+	if e.What != "" {
+		return fmt.Sprintf("export line %d is not a valid %s: %s", e.Line, e.What, msg)
+	}
+	return fmt.Sprintf("export line %d: %s", e.Line, msg)
 }
 
 // isCheckpointLine reports whether an export value is a checkpoint line:
