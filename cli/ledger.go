@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -208,7 +209,24 @@ func (e *env) receiptsCmd() *cobra.Command {
 				a := uint64(after)
 				f.After = &a
 			}
-			var list []*warden.Receipt
+			// Every page, like incident list: --limit N stops after N.
+			limit := f.Limit
+			if limit < 0 {
+				return usageError{fmt.Errorf("--limit must be positive")}
+			}
+			f.Limit = pageSize
+			if limit > 0 && limit < pageSize {
+				f.Limit = limit
+			}
+			list := []*warden.Receipt{}
+			take := func(page []*warden.Receipt) bool {
+				list = append(list, page...)
+				if limit > 0 && len(list) >= limit {
+					list = list[:limit]
+					return false
+				}
+				return len(page) > 0
+			}
 			if e.url != "" {
 				q := url.Values{}
 				for k, v := range map[string]string{"scroll": f.Scroll, "type": f.Type, "tag": f.Tag} {
@@ -219,26 +237,36 @@ func (e *env) receiptsCmd() *cobra.Command {
 				if f.After != nil {
 					q.Set("after", strconv.FormatUint(*f.After, 10))
 				}
-				if f.Limit > 0 {
-					q.Set("limit", strconv.Itoa(f.Limit))
-				}
+				q.Set("limit", strconv.Itoa(f.Limit))
 				if f.Descending {
 					q.Set("order", "desc")
 				}
-				var out struct {
-					Receipts []*warden.Receipt `json:"receipts"`
-				}
-				if err := e.client().do("GET", "/api/v1/receipts?"+q.Encode(), nil, &out); err != nil {
-					return err
-				}
-				list = out.Receipts
-			} else {
-				if err := e.withLocal(func(l *local) (err error) {
-					list, err = l.core.Receipts(e.ctx, f)
-					return err
+				if err := e.api().pages("/api/v1/receipts?"+q.Encode(), func(body []byte) (bool, error) {
+					var out struct {
+						Receipts []*warden.Receipt `json:"receipts"`
+					}
+					if err := json.Unmarshal(body, &out); err != nil {
+						return false, fmt.Errorf("GET /api/v1/receipts: decoding answer: %w", err)
+					}
+					return take(out.Receipts), nil
 				}); err != nil {
 					return err
 				}
+			} else if err := e.withLocal(func(l *local) error {
+				for {
+					page, err := l.core.Receipts(e.ctx, f)
+					if err != nil || !take(page) || len(page) < f.Limit {
+						return err
+					}
+					last := page[len(page)-1].Seq
+					if f.Descending {
+						f.Before = &last
+					} else {
+						f.After = &last
+					}
+				}
+			}); err != nil {
+				return err
 			}
 			return e.print(list, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
@@ -254,7 +282,7 @@ func (e *env) receiptsCmd() *cobra.Command {
 	list.Flags().StringVar(&f.Type, "type", "", "only this receipt type")
 	list.Flags().StringVar(&f.Tag, "tag", "", "only receipts with this tag")
 	list.Flags().Int64Var(&after, "after", -1, "only receipts after this sequence number")
-	list.Flags().IntVar(&f.Limit, "limit", 0, "page size (default 100, max 1000)")
+	list.Flags().IntVar(&f.Limit, "limit", 0, "list at most this many (default: every page)")
 	list.Flags().BoolVar(&f.Descending, "desc", false, "newest first")
 
 	show := &cobra.Command{

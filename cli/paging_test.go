@@ -3,8 +3,12 @@ package cli_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -17,7 +21,8 @@ import (
 // until the listing ends (or --limit), so the user gets every item as
 // before, in the same format, however small the pages.
 func TestListCommandsPage(t *testing.T) {
-	s := startServer(t, filepath.Join(t.TempDir(), "data"), "--dev", "--drill")
+	data := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, data, "--dev", "--drill")
 	classes := []string{warden.ClassToolCallBurst, warden.ClassUnauthorizedAccess, warden.ClassPromptInjection}
 	for i := range 11 {
 		if st := httpJSON(t, "POST", s.URL+"/api/v1/incidents/report", "", map[string]any{
@@ -97,5 +102,66 @@ func TestListCommandsPage(t *testing.T) {
 	httpJSON(t, "GET", s.URL+"/api/v1/credentials?limit=1000", "", nil, &allCreds)
 	if err := json.Unmarshal([]byte(out), &creds); code != 0 || err != nil || allCreds.Count < 4 || len(creds) != allCreds.Count {
 		t.Fatalf("credential list: exit %d %v, %d credentials: %s %s", code, err, len(creds), out, errs)
+	}
+
+	// receipts list: every page, --limit N the first N, newest first too;
+	// through the server and on the data directory alike.
+	seqs := func(out string) []uint64 {
+		t.Helper()
+		var list []*warden.Receipt
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		var seqs []uint64
+		for _, r := range list {
+			seqs = append(seqs, r.Seq)
+		}
+		return seqs
+	}
+	code, out, errs = run(t, "receipts", "list", "--json", "--url", s.URL)
+	every := seqs(out)
+	if code != 0 || len(every) < 20 {
+		t.Fatalf("receipts list: exit %d, %d receipts: %s", code, len(every), errs)
+	}
+	size := uint64(len(every))
+	for k, seq := range every {
+		if seq != uint64(k) {
+			t.Fatalf("receipts list gives seq %d at %d: not every page in order", seq, k)
+		}
+	}
+	for _, where := range [][]string{{"--url", s.URL}, {"--data", data}} {
+		code, out, errs = run(t, append([]string{"receipts", "list", "--json", "--limit", "7", "--desc"}, where...)...)
+		if got := seqs(out); code != 0 || len(got) != 7 || got[0] < size-1 || got[6] != got[0]-6 {
+			t.Fatalf("receipts list --limit 7 --desc %v: exit %d, %v %s", where, code, got, errs)
+		}
+		code, out, errs = run(t, append([]string{"receipts", "list", "--json", "--limit", "9"}, where...)...)
+		if got := seqs(out); code != 0 || len(got) != 9 || got[8] != 8 {
+			t.Fatalf("receipts list --limit 9 %v: exit %d, %v %s", where, code, got, errs)
+		}
+	}
+	code, out, errs = run(t, "receipts", "list", "--json", "--data", data)
+	if got := seqs(out); code != 0 || uint64(len(got)) < size {
+		t.Fatalf("receipts list --data: exit %d, %d receipts (the server had %d): %s", code, len(got), size, errs)
+	}
+}
+
+// TestPagesStayOnTheServer: a next page on another host is refused, not
+// followed, so the bearer token goes nowhere but the server it was given for.
+func TestPagesStayOnTheServer(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		io.WriteString(w, "[]")
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "<"+other.URL+"/api/v1/incidents?cursor=x>; rel=\"next\"")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "[]")
+	}))
+	defer srv.Close()
+	code, _, errs := run(t, "incident", "list", "--url", srv.URL, "--token", "wdn_secret")
+	if code == 0 || !strings.Contains(errs, "not following it") || elsewhere.Load() != 0 {
+		t.Fatalf("exit %d, %d requests elsewhere, stderr %q", code, elsewhere.Load(), errs)
 	}
 }
