@@ -76,7 +76,7 @@ func TestServeMetrics(t *testing.T) {
 		wardentest.Series("warden_containment_actions_total", "action", warden.ActionDisableAirlock, "outcome", "success"):   1,
 		wardentest.Series("warden_containment_actions_total", "action", warden.ActionForceVaultRelock, "outcome", "failure"): 1,
 		wardentest.Series("warden_escalations_active", "profile", "operator"):                                                1,
-		wardentest.Series("warden_budget_remaining", "budget", "ops", "currency", "EUR"):                                     500,
+		wardentest.Series("warden_budget_remaining", "currency", "EUR"):                                                      500,
 		"warden_webhook_deliveries_pending": 1,
 	}
 	var last map[string]float64

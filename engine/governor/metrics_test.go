@@ -1,6 +1,8 @@
 package governor_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -19,8 +21,11 @@ func TestGovernorMetrics(t *testing.T) {
 	esc := func(p warden.Profile) string {
 		return wardentest.Series("warden_escalations_active", "profile", string(p))
 	}
-	budget := func(id, cur string) string {
-		return wardentest.Series("warden_budget_remaining", "budget", id, "currency", cur)
+	budget := func(cur string) string {
+		return wardentest.Series("warden_budget_remaining", "currency", cur)
+	}
+	budgets := func(cur string) string {
+		return wardentest.Series("warden_budgets", "currency", cur)
 	}
 	check := func(when string, want map[string]float64) {
 		t.Helper()
@@ -47,6 +52,7 @@ func TestGovernorMetrics(t *testing.T) {
 	for _, c := range []governor.CreateBudgetRequest{
 		{BudgetID: "b1", Name: "one", Allocated: 1000, Currency: "UNITS"},
 		{BudgetID: "b2", Name: "two", Allocated: 50, Currency: "EUR"},
+		{BudgetID: "b3", Name: "three", Allocated: 10, Currency: "EUR"},
 	} {
 		if _, err := env.Governor.CreateBudget(ctx, a, c); err != nil {
 			t.Fatal(err)
@@ -57,7 +63,7 @@ func TestGovernorMetrics(t *testing.T) {
 	}
 	check("escalated and spent", map[string]float64{
 		esc(warden.ProfileOperator): 2, esc(warden.ProfileGuardian): 1, esc(warden.ProfilePhoenix): 0,
-		budget("b1", "UNITS"): 700, budget("b2", "EUR"): 50,
+		budget("UNITS"): 700, budget("EUR"): 60, budgets("UNITS"): 1, budgets("EUR"): 2,
 	})
 
 	if _, err := env.Governor.Deescalate(ctx, wardentest.AdminPrincipal, governor.DeescalateRequest{EscalationID: top.EscalationID, DeescalationType: string(warden.DeescalationOperatorRelease)}); err != nil {
@@ -68,6 +74,37 @@ func TestGovernorMetrics(t *testing.T) {
 	}
 	check("de-escalated and credited", map[string]float64{
 		esc(warden.ProfileOperator): 2, esc(warden.ProfileGuardian): 0,
-		budget("b1", "UNITS"): 700, budget("b2", "EUR"): 75,
+		budget("UNITS"): 700, budget("EUR"): 85,
 	})
+
+	// Budgets in many currencies (any agent may make them) show as the
+	// MaxBudgetCurrencies with the most budgets and "other"; no budget is
+	// named.
+	for i := range governor.MaxBudgetCurrencies + 5 {
+		if _, err := env.Governor.CreateBudget(ctx, a, governor.CreateBudgetRequest{BudgetID: fmt.Sprint("x", i), Name: "x", Allocated: 1, Currency: fmt.Sprintf("C%02d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := env.Governor.RefreshMetrics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := wardentest.MustGather(t, reg)
+	series, other := 0, 0.0
+	for k, v := range got {
+		if strings.HasPrefix(k, "warden_budgets{") {
+			series++
+		}
+		if k == budgets("other") {
+			other = v
+		}
+		if strings.Contains(k, "budget=") {
+			t.Errorf("a budget is named on /metrics: %s", k)
+		}
+	}
+	// 23 currencies: EUR (2 budgets) first, then the 1-budget ones by
+	// name, C00…C14; C15…C20 and UNITS are summed as "other".
+	if series != governor.MaxBudgetCurrencies+1 || other != 7 || got[budgets("EUR")] != 2 || got[budget("UNITS")] != 0 {
+		t.Errorf("%d currency series, %v budgets in \"other\", EUR %v, UNITS %v; want %d, 7, 2, none",
+			series, other, got[budgets("EUR")], got[budget("UNITS")], governor.MaxBudgetCurrencies+1)
+	}
 }
