@@ -147,7 +147,23 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 // markRuns wraps every command's RunE to note that it started.
 func (e *env) markRuns(c *cobra.Command) {
-	if run := c.RunE; run != nil {
+	if c.RunE == nil && c.Run == nil && c.HasSubCommands() && c.HasParent() {
+		// A group alone ("warden budget") is a usage error, so that
+		// --json still prints one document and scripts see exit 2.
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			var names []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("%s has no subcommand %q: %s", cmd.CommandPath(), args[0], strings.Join(names, ", "))}
+			}
+			return usageError{fmt.Errorf("%s needs a subcommand: %s", cmd.CommandPath(), strings.Join(names, ", "))}
+		}
+	} else if run := c.RunE; run != nil {
 		c.RunE = func(cmd *cobra.Command, args []string) error {
 			e.ran = true
 			return run(cmd, args)

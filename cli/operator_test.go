@@ -154,6 +154,8 @@ func TestJSONIsOneDocument(t *testing.T) {
 		{[]string{"tool", "guardian_status", "not json"}, cli.ExitUsage},
 		{[]string{"approve"}, cli.ExitUsage},
 		{[]string{"no-such-command"}, cli.ExitUsage},
+		{[]string{"budget"}, cli.ExitUsage},
+		{[]string{"budget", "no-such-subcommand"}, cli.ExitUsage},
 		{[]string{"escalations", "--no-such-flag"}, cli.ExitUsage},
 		{[]string{"incident", "report", "--class", "tool_call_burst", "--source", "cli", "--description", "d"}, 0},
 		{[]string{"incident", "report", "--class", "bogus", "--source", "cli", "--description", "d"}, cli.ExitFailure},
