@@ -212,7 +212,7 @@ func (e *env) serve(f serveFlags) error {
 	}
 	defer ln.Close() // Serve owns it once started; closing twice is harmless
 	addr := ln.Addr().String()
-	// A dev trial follows the runbook verbatim, step 10 included, unless
+	// A dev trial answers the reference recorder's attestation and integrity ports too, unless
 	// told otherwise; asked for explicitly, the ports are required.
 	var compatLns []net.Listener
 	if f.compatPorts || (f.dev && !f.compatSet) {
@@ -457,7 +457,7 @@ func requireLoopback(addr string) error {
 	return nil
 }
 
-// compatPaths are the runbook's step 10 ports (same host as --addr) and
+// compatPaths are the reference recorder's attestation and integrity ports (same host as --addr) and
 // what GET /api/v1/state answers on each: the attestation state on :8505,
 // the integrity state on :8510.
 var compatPaths = []struct{ port, path string }{{"8505", "/api/v1/attestation/state"}, {"8510", "/api/v1/integrity/state"}}
@@ -482,7 +482,7 @@ func listenCompat(addr string) ([]net.Listener, error) {
 	return out, nil
 }
 
-// serveCompat answers the runbook's step 10 on the listeners listenCompat
+// serveCompat answers those ports on the listeners listenCompat
 // bound.
 func serveCompat(lns []net.Listener, api *wardenhttp.Server, tlsCfg *tls.Config, logger *slog.Logger) []*http.Server {
 	var out []*http.Server

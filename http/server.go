@@ -1,4 +1,4 @@
-// Package http is warden's HTTP JSON API: the seed 001 incident recorder
+// Package http is warden's HTTP JSON API: the reference incident recorder's
 // paths verbatim, the ledger API and the governance API. Handlers decode
 // strictly, authenticate, check the route's roles, call the engine and map
 // its errors through one table. Every refused request is receipted by the
