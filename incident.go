@@ -474,16 +474,19 @@ const (
 	DeliveryFailed    = "failed"
 )
 
-// Destination names the receiver a delivery to rawURL goes to: the URL's
-// scheme and host, lowercased (a dead host is one receiver whatever its
-// paths), or rawURL itself if it has no host. Deliveries to one destination
-// share a lane in the sender and back off together when it fails.
+// Destination names the receiver a delivery to rawURL goes to: the URL
+// without its credentials, query or fragment, scheme and host lowercased;
+// rawURL itself if it has no host. Deliveries to one destination share a
+// lane in the sender and back off together when it fails. It is the path,
+// not only the host: receivers on one host (a chat service's webhooks)
+// fail, and rate-limit, one URL at a time, so one URL's failures must not
+// hold back another's.
 func Destination(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" {
 		return rawURL
 	}
-	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + u.EscapedPath()
 }
 
 // WindowFor returns the severity window of class, or nil.

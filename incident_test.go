@@ -20,8 +20,9 @@ var firstRecordFields = map[string]bool{
 }
 
 // TestIncidentFieldsAddedLaterAreOmitempty guards forensic verification
-// across versions: a member added to Incident without omitempty would make
-// every record differ from its older receipted snapshot.
+// across versions, and listings, which send stored records as they are: a
+// member added to Incident without omitempty would make every record
+// differ from its older receipted snapshot, and old records lack it.
 func TestIncidentFieldsAddedLaterAreOmitempty(t *testing.T) {
 	typ := reflect.TypeFor[warden.Incident]()
 	for i := range typ.NumField() {
@@ -56,14 +57,17 @@ func TestOldSnapshotRoundTrips(t *testing.T) {
 
 func TestDestination(t *testing.T) {
 	for _, tt := range []struct{ url, want string }{
-		{"https://hooks.example/a", "https://hooks.example"},
-		{"https://hooks.example/b?x=1", "https://hooks.example"},
-		{"HTTPS://Hooks.Example/A", "https://hooks.example"},
-		{"http://hooks.example/a", "http://hooks.example"},
-		{"http://127.0.0.1:8080/hook", "http://127.0.0.1:8080"},
-		{"http://127.0.0.1:8081/hook", "http://127.0.0.1:8081"},
-		{"http://user:pw@hooks.example/a", "http://hooks.example"},
-		{"http://[::1]:9/x", "http://[::1]:9"},
+		{"https://hooks.example/a", "https://hooks.example/a"},
+		{"https://hooks.example/b?x=1", "https://hooks.example/b"},
+		{"https://hooks.example/b#frag", "https://hooks.example/b"},
+		{"HTTPS://Hooks.Example/A", "https://hooks.example/A"},
+		{"http://hooks.example/a", "http://hooks.example/a"},
+		{"https://hooks.example", "https://hooks.example"},
+		{"http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"},
+		{"http://127.0.0.1:8081/hook", "http://127.0.0.1:8081/hook"},
+		{"http://user:pw@hooks.example/a", "http://hooks.example/a"},
+		{"http://[::1]:9/x", "http://[::1]:9/x"},
+		{"https://hooks.example/a%2Fb", "https://hooks.example/a%2Fb"},
 		{"not a url", "not a url"},
 		{"/relative/path", "/relative/path"},
 		{"http://bad host/%zz", "http://bad host/%zz"},

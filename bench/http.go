@@ -242,17 +242,7 @@ func (c *loadClient) reads(ctx context.Context, w io.Writer) (Reads, error) {
 }
 
 func (c *loadClient) healthOnce(ctx context.Context) (time.Duration, error) {
-	t0 := time.Now()
-	resp, err := c.do(ctx, "GET", "/health", nil)
-	if err != nil {
-		return 0, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("health: HTTP %d", resp.StatusCode)
-	}
-	return time.Since(t0), nil
+	return c.getOnce(ctx, "/health")
 }
 
 // run drives clients for d (or until total reports when total > 0).
@@ -309,8 +299,10 @@ func (c *loadClient) drive(ctx context.Context, clients int, d time.Duration, to
 		all = append(all, l...)
 	}
 	res.Requests, res.Errors = int64(len(all)), errs.Load()
-	if cpu1, ok := c.cpu(); cpuOK && ok && len(all) > 0 {
-		res.ServerCPUMs = (cpu1 - cpu0) * 1000 / float64(len(all))
+	if cpuOK && len(all) > 0 {
+		if cpu1, ok := c.cpu(); ok {
+			res.ServerCPUMs = (cpu1 - cpu0) * 1000 / float64(len(all))
+		}
 	}
 	res.PerSec = float64(len(all)) / el.Seconds()
 	res.P50Ms, res.P99Ms = pct(all, 50), pct(all, 99)

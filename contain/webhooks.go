@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,8 +64,9 @@ const (
 // goroutine (Run) and never blocks a request path; Wake makes it send a
 // newly committed delivery at once instead of at the next poll.
 //
-// Run gives each destination (warden.Destination: URL scheme and host) its
-// own lane: at most webhookLaneParallel sends and webhookLaneDepth held
+// Run gives each destination (warden.Destination: the URL without
+// credentials, query or fragment) its own lane: at most
+// webhookLaneParallel sends and webhookLaneDepth held
 // deliveries, within webhookParallel sends overall. A scan asks the outbox
 // which destinations have deliveries due and reads only those of lanes
 // with room, at most a lane's depth each: a full lane costs no reads, and
@@ -81,8 +81,9 @@ const (
 // with a network error (timeouts included), a 5xx or a 429, its lane takes
 // no deliveries for 1 s (on Clock) and lets go of those waiting; then it
 // sends one delivery as a probe, and waits twice as long after each probe
-// that fails, up to a minute. Any other answer (a 2xx, or a 4xx, which is
-// the delivery's own problem) puts the lane back to full parallelism. So a
+// that fails, up to a minute. Any other answer (a 2xx; a 3xx or a 4xx,
+// the delivery's own problem: it fails and is retried on its own backoff)
+// puts the lane back to full parallelism. So a
 // dead receiver costs a probe now and then, not an attempt and a recorded
 // outcome per delivery: the deliveries behind it stay pending in the
 // store, their Attempts untouched, and go out when it answers again. The
@@ -320,10 +321,14 @@ func (s *WebhookSender) take(ctx context.Context, wg *sync.WaitGroup, dest strin
 // sends (at most webhookLaneParallel) before its breaker opens again.
 // s.mu is taken.
 func (s *WebhookSender) forgetIdle(due []string, now time.Time) {
+	isDue := make(map[string]bool, len(due))
+	for _, d := range due {
+		isDue[d] = true
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for key, l := range s.lanes {
-		if l.workers == 0 && !now.Before(l.retryAt) && !slices.Contains(due, key) {
+		if l.workers == 0 && !now.Before(l.retryAt) && !isDue[key] {
 			delete(s.lanes, key)
 		}
 	}

@@ -2,8 +2,10 @@ package contain_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,11 +67,19 @@ func (c *countingOutbox) rowsRead() int {
 	return n
 }
 
-// recorded returns how many outcomes were recorded for url's destination.
+// recorded returns how many outcomes were recorded for url's destination
+// and the destinations beneath it (a receiver's base URL counts all its
+// paths).
 func (c *countingOutbox) recorded(url string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.records[warden.Destination(url)]
+	base, n := warden.Destination(url), 0
+	for dest, k := range c.records {
+		if dest == base || strings.HasPrefix(dest, strings.TrimSuffix(base, "/")+"/") {
+			n += k
+		}
+	}
+	return n
 }
 
 func (c *countingOutbox) scanCount() int {
@@ -334,4 +344,28 @@ func TestRunBreakerOpensOnDestinationFailuresOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// One URL's failures do not hold back another URL on the same host (a
+// chat service's webhooks fail and rate-limit one URL at a time): a
+// destination is the URL, not the host.
+func TestRunBreakerIsPerURL(t *testing.T) {
+	db := mustStore(t)
+	tg := newTarget(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bad" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, `{"ok":true}`)
+	})
+	clock := newClock()
+	s := newSender(clock)
+	s.Outbox = mustOutbox(t, db, clock)
+	s.PollInterval = 10 * time.Millisecond
+	mustEnqueueN(t, db, clock, tg.URL+"/bad", 40)
+	good := mustEnqueueN(t, db, clock, tg.URL+"/good", 5)
+	startRun(t, s)
+	waitFor(t, 10*time.Second, "the good URL's deliveries are held by the bad URL's breaker", func() bool {
+		return allDelivered(t, db, good)
+	})
 }

@@ -210,7 +210,7 @@ func TestMigrationBackfillsDestinations(t *testing.T) {
 		}
 		return rows.Err()
 	})
-	stuckDest, liveDest := warden.Destination(stuck.URL), warden.Destination(live.URL)
+	stuckDest, liveDest := warden.Destination(stuckDs[0].URL), warden.Destination(liveD.URL)
 	for _, d := range stuckDs {
 		if dests[d.ID] != stuckDest {
 			t.Fatalf("pending delivery %d to %s has destination %q after the migration", d.ID, d.URL, dests[d.ID])

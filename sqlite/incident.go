@@ -197,6 +197,13 @@ func (r *reader) incidentRows(op string, f warden.IncidentFilter, fn func(warden
 				rows.Close()
 				return fmt.Errorf("sqlite.%s: %w", op, err)
 			}
+			// Sent as it is, a record must be one JSON object: a
+			// damaged or tampered row fails the read instead of adding
+			// values to a listing.
+			if len(rec) == 0 || rec[0] != '{' || !json.Valid(rec) {
+				rows.Close()
+				return warden.Errorf(warden.EINTERNAL, "Incident number %d's stored record is not a JSON object; the store is damaged (warden verify --data checks it).", num)
+			}
 			batch = append(batch, warden.IncidentRecord{Cursor: warden.IncidentCursor{Rank: rank, Number: uint64(num)}, JSON: rec})
 		}
 		err = rows.Err()

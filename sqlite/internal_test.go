@@ -221,3 +221,31 @@ func TestTotalsReadNoTable(t *testing.T) {
 		}
 	}
 }
+
+// TestIncidentRecordsRefuseWhatIsNotAnObject: listings send records as
+// they are, so a row whose record is not one JSON object (damaged, or
+// edited to smuggle entries into a listing) fails the read.
+func TestIncidentRecordsRefuseWhatIsNotAnObject(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.MustUpdate(t, db, func(tx warden.Tx) error {
+		return tx.CreateIncident(&warden.Incident{
+			ID: "INC-1", Number: 1, CreatedAt: warden.FormatTime(time.Unix(1, 0)),
+			Class: warden.ClassToolCallBurst, Severity: warden.SeverityHigh, State: warden.StateOpen,
+			Source: "test", Description: "d", Evidence: map[string]string{},
+			ContainmentActions: []string{}, ContainmentResults: []warden.ContainmentResult{}, ReportedBy: "test",
+		})
+	})
+	if _, err := db.w.conn.ExecContext(t.Context(), `UPDATE incidents SET record = '[{"id":"INC-1"},{"id":"INC-forged"}]'`); err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(t.Context(), func(tx warden.ReadTx) error {
+		return tx.IncidentRecords(warden.IncidentFilter{}, func(warden.IncidentRecord) error { return nil })
+	})
+	if warden.ErrorCode(err) != warden.EINTERNAL {
+		t.Fatalf("IncidentRecords over a record that is an array: %v, want an internal error", err)
+	}
+}

@@ -64,7 +64,8 @@ type Options struct {
 	OnCommit func(ops int, d time.Duration)
 	// TotalsMaxAge bounds how long Totals answers from memory while this
 	// store commits nothing (warden.TotalsMaxAge when 0; negative: every
-	// call reads).
+	// call reads, but for calls that find another's read under way, which
+	// answer from memory).
 	TotalsMaxAge time.Duration
 }
 

@@ -52,6 +52,8 @@ func (c *totals) committed(loaded, size uint64, d counterDelta, fresh *warden.To
 		c.t.Receipts = size
 		c.t.TotalIncidents += d.total
 		c.t.OpenIncidents += d.open
+	case c.known && c.t.Receipts == size:
+		// A read between COMMIT and here already saw this commit.
 	default:
 		c.known = false // the next Totals reads them
 		return
@@ -59,19 +61,17 @@ func (c *totals) committed(loaded, size uint64, d counterDelta, fresh *warden.To
 	c.checked = now
 }
 
-// observed records counters read in a snapshot, unless the copy is already
-// as new (a snapshot never sees more than the writer has committed, so an
-// equal size means equal counters).
+// observed records counters read in a snapshot, unless the copy is newer
+// (a snapshot that started before a commit the copy has). At an equal log
+// size the read wins: it is at least as new, and it corrects a copy that
+// anything outside the rules changed without a receipt.
 func (c *totals) observed(t warden.Totals, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.known && c.t.Receipts > t.Receipts {
 		return
 	}
-	if !c.known || c.t.Receipts < t.Receipts {
-		c.t, c.known = t, true
-	}
-	c.checked = now
+	c.t, c.known, c.checked = t, true, now
 }
 
 // get returns the copy and whether it is fresh enough to answer with.

@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"database/sql"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -29,9 +27,8 @@ func (t *writeTx) counter(name string) (*batchCounter, error) {
 	if c, ok := t.st.counters[name]; ok {
 		return c, nil
 	}
-	var v uint64
-	err := t.q.queryRow("SELECT value FROM counters WHERE name = ?", name).Scan(&v)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	v, err := t.reader.Counter(name)
+	if err != nil {
 		return nil, err
 	}
 	c := &batchCounter{value: v}

@@ -117,6 +117,22 @@ func collectIncidents(tx warden.ReadTx, f warden.IncidentFilter) ([]*warden.Inci
 		if diff := cmp.Diff(want, &got); diff != "" {
 			return fmt.Errorf("IncidentRecords(%+v): record %d differs from Incidents' (-Incidents +record):\n%s", f, n, diff)
 		}
+		// As JSON values too: a listing sends the record itself, so it
+		// must hold every member today's encoding has.
+		var raw, enc any
+		b, err := json.Marshal(want)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(r.JSON, &raw); err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &enc); err != nil {
+			return err
+		}
+		if diff := cmp.Diff(enc, raw); diff != "" {
+			return fmt.Errorf("IncidentRecords(%+v): record %d is not the incident's encoding (-encoding +record):\n%s", f, n, diff)
+		}
 		if c := (warden.IncidentCursor{Rank: want.Severity.Rank(), Number: want.Number}); r.Cursor != c {
 			return fmt.Errorf("IncidentRecords(%+v): record %d has cursor %+v, want %+v", f, n, r.Cursor, c)
 		}
@@ -1406,10 +1422,11 @@ func testIntegrityBaseline(t *testing.T, h Harness) {
 // DueDeliveries of one destination).
 func testDeliveries(t *testing.T, h Harness) {
 	s := h.New(t)
-	// url1 and url1b are one destination (scheme and host, whatever the
-	// case and path); url2 and url3 are two more. url3's host sorts
-	// first, so an order by name would differ from the longest waiting.
-	const url1, url1b, url2, url3 = "https://hooks.example/a", "HTTPS://Hooks.Example/c", "https://other.example/b", "https://aaa.example/x"
+	// url1 and url1b are one destination (the URL without credentials,
+	// query or fragment, scheme and host in lower case); url2 and url3 are
+	// two more. url3's host sorts first, so an order by name would differ
+	// from the longest waiting.
+	const url1, url1b, url2, url3 = "https://hooks.example/a", "HTTPS://u:p@Hooks.Example/a?token=1", "https://other.example/b", "https://aaa.example/x"
 	hooks, other, aaa := warden.Destination(url1), warden.Destination(url2), warden.Destination(url3)
 	incA, incB := incidentID(1), incidentID(2)
 	MustView(t, s, func(tx warden.ReadTx) error {
@@ -1527,7 +1544,7 @@ func testDeliveries(t *testing.T, h Harness) {
 		{"DueDeliveries(other) at 350", due(350, other, 10), []*warden.Delivery{d3}},
 		{"DueDeliveries(other) at 1000", due(1000, other, 10), []*warden.Delivery{d3, d5}},
 		{"DueDeliveries(aaa) at 1000", due(1000, aaa, 10), []*warden.Delivery{d7}},
-		{"DueDeliveries(a URL, not its destination)", due(1000, url1, 10), none},
+		{"DueDeliveries(a URL, not its destination)", due(1000, url1b, 10), none},
 		{"DueDeliveries(unknown destination)", due(1000, "https://nowhere.example", 10), none},
 	})
 
@@ -2065,4 +2082,53 @@ func testCountersConcurrent(t *testing.T, h Harness) {
 	if c := counterValue(t, s, "incident"); c != uint64(len(got)) {
 		t.Errorf("Counter(incident) = %d after %d successful increments", c, len(got))
 	}
+}
+
+// testIncidentStatsConcurrent: an Update reads the counters as its own
+// changes and every committed Update before it left them, even when they
+// share a commit: concurrent Updates that each create an incident, a third
+// of them failing afterwards, see the committed ones' totals 1..N.
+func testIncidentStatsConcurrent(t *testing.T, h Harness) {
+	s := h.New(t)
+	const goroutines, each = 16, 15
+	var mu sync.Mutex
+	var seen []int64
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				n := 1 + g*each + i
+				var total int64
+				err := s.Update(t.Context(), func(tx warden.Tx) error {
+					if err := tx.CreateIncident(incident(n, warden.ClassToolCallBurst, warden.SeverityHigh, warden.StateOpen)); err != nil {
+						return err
+					}
+					st, err := tx.IncidentStats()
+					if err != nil {
+						return err
+					}
+					total = st.TotalIncidents
+					if n%3 == 0 {
+						return errBoom
+					}
+					return nil
+				})
+				if err == nil {
+					mu.Lock()
+					seen = append(seen, total)
+					mu.Unlock()
+				} else if !errors.Is(err, errBoom) {
+					t.Errorf("Update: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(seen)
+	for k, n := range seen {
+		if n != int64(k+1) {
+			t.Fatalf("the committed Updates saw totals %v, want 1..%d each once", seen, len(seen))
+		}
+	}
+	checkStats(t, s, "after concurrent creates", nil)
 }

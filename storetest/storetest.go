@@ -81,6 +81,7 @@ func Run(t *testing.T, h Harness) {
 		{"CountIncidentsIn", testCountIncidentsIn},
 		{"OperatorCounts", testOperatorCounts},
 		{"IncidentStats", testIncidentStats},
+		{"IncidentStatsConcurrent", testIncidentStatsConcurrent},
 		{"Totals", testTotals},
 		{"Requirements", testRequirements},
 		{"PendingContainment", testPendingContainment},

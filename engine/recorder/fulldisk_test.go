@@ -144,7 +144,7 @@ func TestNoWebhookSentWhileItsOutcomeCannotBeRecorded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := env.Recorder.DueDeliveries(ctx, env.Clock.Now(), warden.Destination(hook.URL), 10)
+		d, err := env.Recorder.DueDeliveries(ctx, env.Clock.Now(), warden.Destination(hook.URL+"/hook"), 10)
 		if err != nil {
 			t.Fatal(err)
 		}

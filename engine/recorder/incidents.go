@@ -167,8 +167,8 @@ func (rec *Recorder) PendingRecoveries(ctx context.Context, after *warden.Requir
 }
 
 // Health reports whether the store answers, with incident and receipt
-// counts from the store's memory (Core.Totals: no table read per call,
-// so a load balancer's probes cost nothing); Status is "degraded", with the causes, while the core is
+// counts from the store's memory (Core.Totals: no table read per call; an
+// idle store refreshes them with one read per warden.TotalsMaxAge); Status is "degraded", with the causes, while the core is
 // (Core.Degraded: writes failing for lack of storage, or a failed startup
 // check; then the counts may be unreadable, and the causes say why).
 func (rec *Recorder) Health(ctx context.Context) (*warden.Health, error) {

@@ -1,5 +1,5 @@
--- A webhook delivery's destination (warden.Destination of its URL: scheme
--- and host), so the sender reads due deliveries per receiver and a dead
+-- A webhook delivery's destination (warden.Destination of its URL: the URL
+-- without credentials, query or fragment), so the sender reads due deliveries per receiver and a dead
 -- receiver's backlog is never read to find another's (issue 11). Pending
 -- rows written before this get theirs from a Go step in the same
 -- transaction (backfillDestinations in migrate.go).
