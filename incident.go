@@ -178,7 +178,9 @@ func (i *Incident) CreatedTime() time.Time {
 // StatsDelta returns how the incident counters change when an incident goes
 // from old (nil: newly created) to new. Stores apply it in the transaction
 // that writes the incident, so /health and /stats never scan.
-// Keys: "total", "open", "contained", "resolved", "class:<c>", "open_severity:<s>".
+// Keys: "total", "open", "contained", "resolved", "class:<c>",
+// "open_severity:<s>", and OpenClassKey's (open by class and severity, for
+// the metrics: counted, never scanned).
 func StatsDelta(old, new *Incident) map[string]int64 {
 	d := map[string]int64{}
 	add := func(i *Incident, sign int64) {
@@ -190,6 +192,7 @@ func StatsDelta(old, new *Incident) map[string]int64 {
 		if i.State.IsOpen() {
 			d["open"] += sign
 			d["open_severity:"+string(i.Severity)] += sign
+			d[OpenClassKey(i.Class, i.Severity)] += sign
 		}
 		if i.State == StateResolved {
 			d["resolved"] += sign
@@ -206,6 +209,29 @@ func StatsDelta(old, new *Incident) map[string]int64 {
 		}
 	}
 	return d
+}
+
+// OpenClassKeyPrefix begins the StatsDelta keys that count open incidents
+// by class and severity.
+const OpenClassKeyPrefix = "open_class:"
+
+// OpenClassKey is the StatsDelta key counting the open incidents of class
+// at severity: "open_class:<class>:<severity>" (a class has no ':').
+func OpenClassKey(class string, sev Severity) string {
+	return OpenClassKeyPrefix + class + ":" + string(sev)
+}
+
+// ParseOpenClassKey splits an OpenClassKey; ok is false for another key.
+func ParseOpenClassKey(k string) (class string, sev Severity, ok bool) {
+	rest, ok := strings.CutPrefix(k, OpenClassKeyPrefix)
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, ':')
+	if i < 0 {
+		return "", "", false
+	}
+	return rest[:i], Severity(rest[i+1:]), true
 }
 
 // StatsFromCounters builds IncidentStats from StatsDelta counters.

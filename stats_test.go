@@ -21,11 +21,11 @@ func TestStatsDelta(t *testing.T) {
 		want     map[string]int64
 	}{
 		{"created open, auto-contained", nil, inc(pi, "high", "open", true),
-			map[string]int64{"total": 1, "class:prompt_injection": 1, "open": 1, "open_severity:high": 1, "contained": 1}},
+			map[string]int64{"total": 1, "class:prompt_injection": 1, "open": 1, "open_severity:high": 1, "open_class:prompt_injection:high": 1, "contained": 1}},
 		{"created contained", nil, inc(pi, "high", "contained", false),
-			map[string]int64{"total": 1, "class:prompt_injection": 1, "open": 1, "open_severity:high": 1}},
+			map[string]int64{"total": 1, "class:prompt_injection": 1, "open": 1, "open_severity:high": 1, "open_class:prompt_injection:high": 1}},
 		{"created containment_failed", nil, inc(pi, "low", "containment_failed", false),
-			map[string]int64{"total": 1, "class:prompt_injection": 1, "open": 1, "open_severity:low": 1}},
+			map[string]int64{"total": 1, "class:prompt_injection": 1, "open": 1, "open_severity:low": 1, "open_class:prompt_injection:low": 1}},
 		{"created acknowledged", nil, inc(pi, "low", "acknowledged", false),
 			map[string]int64{"total": 1, "class:prompt_injection": 1}},
 		{"created resolved", nil, inc(pi, "low", "resolved", false),
@@ -34,13 +34,13 @@ func TestStatsDelta(t *testing.T) {
 			map[string]int64{}},
 		{"unchanged", inc(pi, "high", "open", true), inc(pi, "high", "open", true), map[string]int64{}},
 		{"contained to resolved", inc(pi, "high", "contained", true), inc(pi, "high", "resolved", true),
-			map[string]int64{"open": -1, "open_severity:high": -1, "resolved": 1}},
+			map[string]int64{"open": -1, "open_severity:high": -1, "open_class:prompt_injection:high": -1, "resolved": 1}},
 		{"contained to acknowledged", inc(pi, "critical", "contained", false), inc(pi, "critical", "acknowledged", false),
-			map[string]int64{"open": -1, "open_severity:critical": -1}},
+			map[string]int64{"open": -1, "open_severity:critical": -1, "open_class:prompt_injection:critical": -1}},
 		{"acknowledged to resolved", inc(pi, "critical", "acknowledged", false), inc(pi, "critical", "resolved", false),
 			map[string]int64{"resolved": 1}},
 		{"escalated while open", inc(pi, "high", "open", false), inc(pi, "critical", "open", false),
-			map[string]int64{"open_severity:high": -1, "open_severity:critical": 1}},
+			map[string]int64{"open_severity:high": -1, "open_severity:critical": 1, "open_class:prompt_injection:high": -1, "open_class:prompt_injection:critical": 1}},
 		{"escalated while acknowledged", inc(pi, "high", "acknowledged", false), inc(pi, "critical", "acknowledged", false),
 			map[string]int64{}},
 		{"auto-contained later", inc(pi, "high", "open", false), inc(pi, "high", "contained", true),
@@ -49,6 +49,8 @@ func TestStatsDelta(t *testing.T) {
 			map[string]int64{"class:prompt_injection": -1, "class:tool_call_burst": 1}},
 		{"unknown state is neither open nor resolved", nil, inc(pi, "high", "paused", false),
 			map[string]int64{"total": 1, "class:prompt_injection": 1}},
+		{"class changed while open", inc(pi, "high", "open", false), inc("tool_call_burst", "high", "open", false),
+			map[string]int64{"class:prompt_injection": -1, "class:tool_call_burst": 1, "open_class:prompt_injection:high": -1, "open_class:tool_call_burst:high": 1}},
 		{"nothing to nothing", nil, nil, map[string]int64{}},
 	}
 	for _, tt := range tests {
@@ -145,4 +147,20 @@ func TestStatsDeltaSumsToRecount(t *testing.T) {
 			rt.Fatalf("counters differ from a recount (-recount +counters):\n%s", diff)
 		}
 	})
+}
+
+func TestOpenClassKey(t *testing.T) {
+	k := warden.OpenClassKey("prompt_injection", warden.SeverityHigh)
+	if k != "open_class:prompt_injection:high" {
+		t.Fatalf("OpenClassKey = %q", k)
+	}
+	class, sev, ok := warden.ParseOpenClassKey(k)
+	if !ok || class != "prompt_injection" || sev != warden.SeverityHigh {
+		t.Fatalf("ParseOpenClassKey(%q) = %q, %q, %v", k, class, sev, ok)
+	}
+	for _, other := range []string{"open", "open_severity:high", "class:x", "open_class:", "open_class:nocolon"} {
+		if _, _, ok := warden.ParseOpenClassKey(other); ok {
+			t.Errorf("ParseOpenClassKey(%q) accepted it", other)
+		}
+	}
 }

@@ -70,8 +70,10 @@ type IncidentReader interface {
 	// by class and severity, each count with how many of them are latched:
 	// their recovery requirement is incomplete. Classes and severities
 	// without an open incident are absent. Servers read it periodically
-	// for their metrics, so its cost MUST NOT grow with the incidents no
-	// longer open, nor read whole records.
+	// for their metrics, so its cost MUST NOT grow with the incidents, open
+	// or not (contained alerts nobody resolves accumulate by the million):
+	// the open ones are counted (warden.OpenClassKey), the latched ones
+	// found through the incomplete requirements.
 	CountOpenIncidents() ([]OpenIncidentCount, error)
 	// CountPendingDeliveries counts the webhook deliveries still pending
 	// (the outbox's backlog, due or waiting for a retry). Its cost MUST NOT

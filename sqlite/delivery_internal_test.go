@@ -264,3 +264,48 @@ func TestMigrationBackfillsDestinations(t *testing.T) {
 		t.Fatalf("the live receiver's old delivery was not sent (the hanging receiver got %d requests)", hung.Load())
 	}
 }
+
+// Incidents stored before migration 8 are counted into its open-by-class
+// counters when it is applied: the metrics and the replay then agree with
+// the incidents.
+func TestMigrationCountsOpenIncidentsByClass(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	raw := mustSchemaAt(t, path, 7)
+	incs := []*warden.Incident{
+		{ID: "INC-1", Number: 1, Class: warden.ClassToolCallBurst, Severity: warden.SeverityHigh, State: warden.StateOpen},
+		{ID: "INC-2", Number: 2, Class: warden.ClassToolCallBurst, Severity: warden.SeverityHigh, State: warden.StateContained},
+		{ID: "INC-3", Number: 3, Class: warden.ClassToolCallBurst, Severity: warden.SeverityLow, State: warden.StateContainmentFailed},
+		{ID: "INC-4", Number: 4, Class: warden.ClassPromptInjection, Severity: warden.SeverityCritical, State: warden.StateResolved},
+		{ID: "INC-5", Number: 5, Class: warden.ClassPromptInjection, Severity: warden.SeverityCritical, State: warden.StateAcknowledged},
+	}
+	for _, i := range incs {
+		i.CreatedAt, i.Source, i.Description, i.ReportedBy = warden.FormatTime(time.Unix(int64(i.Number), 0)), "s", "d", "r"
+		i.Evidence, i.ContainmentActions, i.ContainmentResults = map[string]string{}, []string{}, []warden.ContainmentResult{}
+		rec, err := json.Marshal(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(`INSERT INTO incidents (id, number, class, severity_rank, state, created_ns, containment_pending, record) VALUES (?, ?, ?, ?, ?, ?, 0, ?)`,
+			i.ID, i.Number, i.Class, i.Severity.Rank(), string(i.State), int64(i.Number)*1e9, string(rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var got []warden.OpenIncidentCount
+	storetest.MustView(t, db, func(tx warden.ReadTx) (err error) {
+		got, err = tx.CountOpenIncidents()
+		return err
+	})
+	want := []warden.OpenIncidentCount{
+		{Class: warden.ClassToolCallBurst, Severity: warden.SeverityLow, Open: 1},
+		{Class: warden.ClassToolCallBurst, Severity: warden.SeverityHigh, Open: 2},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("CountOpenIncidents after the migration (-want +got):\n%s", diff)
+	}
+}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -654,40 +655,70 @@ func (r *reader) EachReportKey(fn func(*warden.ReportKey) error) error {
 	}
 }
 
-// sqlOpenIncidentCounts walks incidents_state_order for the three open
-// states (one row lookup each for the class) and probes each one's
-// requirement by its key: the cost grows with the open incidents only.
-const sqlOpenIncidentCounts = `SELECT i.class, i.severity_rank, COUNT(*), COUNT(r.incident_id)
-	FROM incidents AS i
-	LEFT JOIN recovery_requirements AS r ON r.incident_id = i.id AND r.complete = 0
-	WHERE i.state IN ('open', 'contained', 'containment_failed')
-	GROUP BY i.class, i.severity_rank
-	ORDER BY i.class, i.severity_rank`
+// sqlLatchedCounts counts the open incidents whose requirement is
+// incomplete, by class and severity: it walks recovery_pending's
+// incomplete entries (one incident lookup each), so its cost grows with
+// the requirements pending, never with the incidents.
+const sqlLatchedCounts = `SELECT i.class, i.severity_rank, COUNT(*)
+	FROM recovery_requirements AS r
+	JOIN incidents AS i ON i.id = r.incident_id
+	WHERE r.complete = 0 AND i.state IN ('open', 'contained', 'containment_failed')
+	GROUP BY i.class, i.severity_rank`
 
-// CountOpenIncidents counts the open incidents by class and severity, and
-// the latched ones among them.
+// CountOpenIncidents counts the open incidents by class and severity (from
+// the counters, warden.OpenClassKey) and the latched ones among them.
 func (r *reader) CountOpenIncidents() ([]warden.OpenIncidentCount, error) {
-	rows, err := r.q.query(sqlOpenIncidentCounts)
+	c, err := r.statCounters()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.CountOpenIncidents: %w", err)
+	}
+	return r.countOpenIncidents(c)
+}
+
+// countOpenIncidents is CountOpenIncidents over the counters c.
+func (r *reader) countOpenIncidents(c map[string]int64) ([]warden.OpenIncidentCount, error) {
+	type key struct {
+		class string
+		sev   warden.Severity
+	}
+	by := map[key]*warden.OpenIncidentCount{}
+	for k, n := range c {
+		class, sev, ok := warden.ParseOpenClassKey(k)
+		if ok && n != 0 {
+			by[key{class, sev}] = &warden.OpenIncidentCount{Class: class, Severity: sev, Open: n}
+		}
+	}
+	rows, err := r.q.query(sqlLatchedCounts)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite.CountOpenIncidents: %w", err)
 	}
 	defer rows.Close()
-	var out []warden.OpenIncidentCount
 	for rows.Next() {
-		var c warden.OpenIncidentCount
+		var class string
 		var rank int
-		if err := rows.Scan(&c.Class, &rank, &c.Open, &c.Latched); err != nil {
+		var n int64
+		if err := rows.Scan(&class, &rank, &n); err != nil {
 			return nil, fmt.Errorf("sqlite.CountOpenIncidents: %w", err)
 		}
 		if rank < 1 || rank > len(warden.Severities) {
 			return nil, fmt.Errorf("sqlite.CountOpenIncidents: severity rank %d out of range", rank)
 		}
-		c.Severity = warden.Severities[rank-1]
-		out = append(out, c)
+		k := key{class, warden.Severities[rank-1]}
+		if by[k] == nil {
+			by[k] = &warden.OpenIncidentCount{Class: k.class, Severity: k.sev}
+		}
+		by[k].Latched = n
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite.CountOpenIncidents: %w", err)
 	}
+	out := make([]warden.OpenIncidentCount, 0, len(by))
+	for _, c := range by {
+		out = append(out, *c)
+	}
+	slices.SortFunc(out, func(a, b warden.OpenIncidentCount) int {
+		return cmp.Or(strings.Compare(a.Class, b.Class), cmp.Compare(a.Severity.Rank(), b.Severity.Rank()))
+	})
 	return out, nil
 }
 

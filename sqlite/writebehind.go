@@ -91,6 +91,16 @@ func (t *writeTx) IncidentStats() (*warden.IncidentStats, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
+	c, err := t.counters()
+	if err != nil {
+		return nil, err
+	}
+	return warden.StatsFromCounters(c), nil
+}
+
+// counters are the incident counters as this transaction sees them: the
+// stored ones plus the batch's and this op's changes.
+func (t *writeTx) counters() (map[string]int64, error) {
 	c, err := t.statCounters()
 	if err != nil {
 		return nil, err
@@ -100,7 +110,20 @@ func (t *writeTx) IncidentStats() (*warden.IncidentStats, error) {
 			c[k] += n
 		}
 	}
-	return warden.StatsFromCounters(c), nil
+	return c, nil
+}
+
+// CountOpenIncidents counts the open incidents as this transaction sees
+// the counters (the stored ones plus the batch's and this op's changes).
+func (t *writeTx) CountOpenIncidents() ([]warden.OpenIncidentCount, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	c, err := t.counters()
+	if err != nil {
+		return nil, err
+	}
+	return t.countOpenIncidents(c)
 }
 
 // commitOp folds a finished op's changes into the batch's (the op's

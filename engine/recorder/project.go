@@ -237,6 +237,26 @@ func (p *incidentProjection) Compare(tx warden.ReadTx, report func(engine.Mismat
 	if why := engine.DiffRecords(warden.StatsFromCounters(p.stats), stats); why != "" {
 		report(engine.Mismatch{Table: "incident_stats", Key: "counters", Reason: why})
 	}
+	// The open incidents by class and severity (counters of their own).
+	open, err := tx.CountOpenIncidents()
+	if err != nil {
+		return err
+	}
+	want := map[string]int64{}
+	for k, n := range p.stats {
+		if _, _, ok := warden.ParseOpenClassKey(k); ok && n != 0 {
+			want[k] = n
+		}
+	}
+	got := map[string]int64{}
+	for _, c := range open {
+		if c.Open != 0 {
+			got[warden.OpenClassKey(c.Class, c.Severity)] = c.Open
+		}
+	}
+	if why := engine.DiffRecords(want, got); why != "" {
+		report(engine.Mismatch{Table: "incident_stats", Key: "open by class and severity", Reason: why})
+	}
 	n, err := tx.Counter("incident")
 	if err != nil {
 		return err
